@@ -1,0 +1,1 @@
+//! fuzzing: chunk (in progress)

@@ -1,0 +1,1 @@
+//! fuzzing: handshake (in progress)

@@ -1,0 +1,1 @@
+//! fuzzing: session (in progress)
