@@ -1,1 +1,628 @@
-//! placeholder
+//! The hub: one publisher and many subscribers per channel, in process.
+//!
+//! | concern | how |
+//! | --- | --- |
+//! | fan-out | one ring of `Arc<Entry>` per channel; subscribers keep a cursor into it, nothing is copied per subscriber |
+//! | first frame at once | a new subscriber starts with metadata, sequence headers and the frames since the last keyframe (GOP cache) |
+//! | slow subscribers | a subscriber further than [`HubConfig::max_lag`] behind the live edge skips to the newest keyframe; after [`HubConfig::max_skips`] skips in a row it is dropped with [`RecvError::TooSlow`] |
+//! | encode once | each [`Entry`] has one slot per [`Encoding`]; the first subscriber that needs a format fills it and the rest share those bytes |
+//! | republish | timestamps are rebased so every track stays monotonic for the subscribers that waited through the gap |
+//!
+//! [`Publisher::push`] never awaits and never waits on a subscriber: it appends to the ring and
+//! wakes whoever is waiting. A subscriber takes *everything* that is ready at each wake-up, so a
+//! busy server naturally writes bigger batches instead of holding data back for a fixed delay.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use bytes::Bytes;
+//! use onair_hub::{Delivery, Hub, HubConfig, Protocol, PublishOptions};
+//! use onair_media::{Frame, MediaKind, Timestamp};
+//!
+//! let hub = Hub::new(HubConfig::default());
+//! let publisher = hub.publish("demo", PublishOptions::default()).unwrap();
+//! publisher.push(Frame::new(MediaKind::Video, Timestamp::ZERO, Bytes::from_static(&[0x17, 1])).with_keyframe(true));
+//!
+//! let mut subscriber = hub.subscribe("demo", Protocol::HttpFlv);
+//! let mut batch = Vec::new();
+//! assert!(matches!(subscriber.recv(&mut batch).await, Ok(Delivery::Frames)));
+//! assert!(batch[0].frame().keyframe);
+//! # });
+//! ```
+#![deny(missing_docs)]
+
+mod channel;
+mod entry;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+pub use channel::{Delivery, Publisher, RecvError, Subscriber};
+pub use entry::{Encoding, Entry};
+pub use stats::{ChannelSnapshot, Protocol};
+
+use channel::Channel;
+
+/// Hub settings. Every bound on memory a channel may hold lives here.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Keep the frames since the last keyframe so a new subscriber starts at once.
+    pub gop_cache: bool,
+    /// How far (in media time) a subscriber may fall behind the live edge before it is moved
+    /// forward to the newest keyframe.
+    pub max_lag: Duration,
+    /// How many bytes of media a subscriber may fall behind before it is moved forward.
+    pub max_lag_bytes: usize,
+    /// Skips within [`HubConfig::skip_window`] (of media time) after which a subscriber is
+    /// given up on ([`RecvError::TooSlow`]).
+    pub max_skips: u32,
+    /// The media-time window in which skips are counted.
+    pub skip_window: Duration,
+    /// Hard cap on the bytes one channel keeps in its ring (GOP cache plus lag window). A GOP
+    /// larger than this is not cached: new subscribers wait for the next keyframe instead.
+    pub max_channel_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            gop_cache: true,
+            max_lag: Duration::from_secs(3),
+            max_lag_bytes: 16 << 20,
+            max_skips: 3,
+            skip_window: Duration::from_secs(30),
+            max_channel_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Options of one publish.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublishOptions {
+    /// If the channel is already live, kick the current publisher and take over instead of
+    /// being refused.
+    pub takeover: bool,
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The channel already has a live publisher.
+    #[error("channel {channel:?} is already live")]
+    AlreadyLive {
+        /// The channel.
+        channel: String,
+    },
+}
+
+/// All channels of this process.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+}
+
+impl Hub {
+    /// A hub with no channels.
+    pub fn new(config: HubConfig) -> Arc<Hub> {
+        Arc::new(Hub {
+            config,
+            channels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The settings this hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Starts publishing to `channel`. Dropping the [`Publisher`] ends the publish.
+    pub fn publish(
+        self: &Arc<Self>,
+        channel: &str,
+        options: PublishOptions,
+    ) -> Result<Publisher, PublishError> {
+        let mut channels = self.channels.lock();
+        let ch = channels
+            .entry(channel.to_owned())
+            .or_insert_with(|| Channel::new(channel, self.config.clone()));
+        Channel::start_publish(ch, self.clone(), options)
+    }
+
+    /// Subscribes to `channel`, live or not: a subscriber of an idle channel waits until a
+    /// publisher arrives.
+    pub fn subscribe(self: &Arc<Self>, channel: &str, protocol: Protocol) -> Subscriber {
+        let mut channels = self.channels.lock();
+        let ch = channels
+            .entry(channel.to_owned())
+            .or_insert_with(|| Channel::new(channel, self.config.clone()));
+        Channel::subscribe(ch, self.clone(), protocol)
+    }
+
+    /// Whether `channel` has a publisher now.
+    pub fn is_live(&self, channel: &str) -> bool {
+        self.channels
+            .lock()
+            .get(channel)
+            .is_some_and(|c| c.is_live())
+    }
+
+    /// Ends the current publish of `channel`, if any: the publisher's [`Publisher::kicked`]
+    /// completes. Returns whether there was one.
+    pub fn kick(&self, channel: &str) -> bool {
+        let ch = self.channels.lock().get(channel).cloned();
+        ch.is_some_and(|c| c.kick())
+    }
+
+    /// A snapshot of every live channel.
+    pub fn live_channels(&self) -> Vec<ChannelSnapshot> {
+        let channels: Vec<_> = self.channels.lock().values().cloned().collect();
+        let mut out: Vec<_> = channels.iter().filter_map(|c| c.snapshot()).collect();
+        out.sort_by(|a, b| a.channel.cmp(&b.channel));
+        out
+    }
+
+    /// A snapshot of one channel, if it is live.
+    pub fn channel_snapshot(&self, channel: &str) -> Option<ChannelSnapshot> {
+        let ch = self.channels.lock().get(channel).cloned();
+        ch.and_then(|c| c.snapshot())
+    }
+
+    /// Forgets a channel that has neither a publisher nor subscribers, so names of channels
+    /// nobody uses any more hold no memory.
+    fn release(&self, name: &str) {
+        let mut channels = self.channels.lock();
+        if let Some(ch) = channels.get(name)
+            && ch.is_unused()
+        {
+            channels.remove(name);
+        }
+    }
+
+    /// How many channel entries the hub holds (live or with waiting subscribers).
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use onair_media::{Frame, MediaKind, Timestamp};
+    use proptest::prelude::*;
+
+    fn video(ts: u32, key: bool) -> Frame {
+        Frame::new(
+            MediaKind::Video,
+            Timestamp::from_millis(ts),
+            Bytes::from(vec![if key { 0x17 } else { 0x27 }; 100]),
+        )
+        .with_keyframe(key)
+    }
+    fn audio(ts: u32) -> Frame {
+        Frame::new(
+            MediaKind::Audio,
+            Timestamp::from_millis(ts),
+            Bytes::from_static(&[0xaf, 1, 0, 0]),
+        )
+    }
+    fn video_header() -> Frame {
+        Frame::new(
+            MediaKind::Video,
+            Timestamp::ZERO,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0]),
+        )
+        .with_sequence_header(true)
+    }
+    fn audio_header() -> Frame {
+        Frame::new(
+            MediaKind::Audio,
+            Timestamp::ZERO,
+            Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        )
+        .with_sequence_header(true)
+    }
+    fn metadata() -> Frame {
+        Frame::new(
+            MediaKind::Script,
+            Timestamp::ZERO,
+            Bytes::from_static(b"\x02\x00\x0aonMetaData"),
+        )
+    }
+
+    fn now<T>(fut: impl std::future::Future<Output = T>) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), fut)
+                .await
+                .expect("hub test timed out")
+        })
+    }
+
+    fn frames(sub: &mut Subscriber) -> Vec<Frame> {
+        let mut out = Vec::new();
+        match sub.try_recv(&mut out) {
+            Ok(Some(Delivery::Frames)) => out.iter().map(|e| e.frame().clone()).collect(),
+            Ok(None) => Vec::new(),
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn new_subscriber_starts_at_the_last_keyframe_after_metadata_and_headers() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        for f in [
+            metadata(),
+            video_header(),
+            audio_header(),
+            video(0, true),
+            audio(10),
+            video(40, false),
+        ] {
+            p.push(f);
+        }
+        p.push(video(80, true));
+        p.push(audio(90));
+        p.push(video(120, false));
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let got = frames(&mut sub);
+        let kinds: Vec<_> = got
+            .iter()
+            .map(|f| (f.kind, f.timestamp.as_millis(), f.keyframe))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (MediaKind::Script, 0, false),
+                (MediaKind::Video, 0, false),
+                (MediaKind::Audio, 0, false),
+                (MediaKind::Video, 80, true),
+                (MediaKind::Audio, 90, false),
+                (MediaKind::Video, 120, false),
+            ]
+        );
+        assert!(got[1].sequence_header && got[2].sequence_header);
+        assert!(frames(&mut sub).is_empty(), "nothing new yet");
+        p.push(audio(130));
+        assert_eq!(frames(&mut sub).len(), 1);
+    }
+
+    #[test]
+    fn subscribers_share_one_allocation_per_frame() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut a = hub.subscribe("c", Protocol::Rtmp);
+        let mut b = hub.subscribe("c", Protocol::HttpFlv);
+        p.push(video(0, true));
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        a.try_recv(&mut x).unwrap();
+        b.try_recv(&mut y).unwrap();
+        assert!(Arc::ptr_eq(&x[0], &y[0]));
+    }
+
+    #[test]
+    fn a_viewer_waiting_before_the_publisher_gets_the_stream_from_its_first_frame() {
+        now(async {
+            let hub = Hub::new(HubConfig::default());
+            let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+            let waiter = tokio::spawn(async move {
+                let mut out = Vec::new();
+                let d = sub.recv(&mut out).await.unwrap();
+                (d, out.iter().map(|e| e.frame().clone()).collect::<Vec<_>>())
+            });
+            tokio::task::yield_now().await;
+            let p = hub.publish("c", PublishOptions::default()).unwrap();
+            p.push(video_header());
+            p.push(video(0, true));
+            let (d, got) = waiter.await.unwrap();
+            assert_eq!(d, Delivery::Frames);
+            assert!(got[0].sequence_header);
+        });
+    }
+
+    #[test]
+    fn a_second_publisher_is_refused_unless_it_takes_over() {
+        now(async {
+            let hub = Hub::new(HubConfig::default());
+            let first = hub.publish("c", PublishOptions::default()).unwrap();
+            assert_eq!(
+                hub.publish("c", PublishOptions::default()).unwrap_err(),
+                PublishError::AlreadyLive {
+                    channel: "c".into()
+                }
+            );
+            let second = hub.publish("c", PublishOptions { takeover: true }).unwrap();
+            first.kicked().await;
+            assert!(
+                !first.push(video(0, true)),
+                "a taken-over publisher's frames are dropped"
+            );
+            assert!(second.push(video(0, true)));
+            drop(first);
+            assert!(
+                hub.is_live("c"),
+                "the old publisher leaving does not end the new publish"
+            );
+        });
+    }
+
+    #[test]
+    fn kick_ends_the_publish_and_wakes_the_publisher() {
+        now(async {
+            let hub = Hub::new(HubConfig::default());
+            let p = hub.publish("c", PublishOptions::default()).unwrap();
+            assert!(hub.kick("c"));
+            p.kicked().await;
+            assert!(!hub.is_live("c"));
+            assert!(!hub.kick("c"));
+        });
+    }
+
+    #[test]
+    fn republish_keeps_each_track_monotonic_for_waiting_viewers() {
+        let hub = Hub::new(HubConfig::default());
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        p.push(video_header());
+        p.push(video(5000, true));
+        p.push(audio(5010));
+        let first = frames(&mut sub);
+        assert_eq!(first.last().unwrap().timestamp.as_millis(), 5010);
+        drop(p);
+        let mut out = Vec::new();
+        assert_eq!(
+            sub.try_recv(&mut out).unwrap(),
+            Some(Delivery::PublisherLeft)
+        );
+        assert_eq!(sub.try_recv(&mut out).unwrap(), None);
+
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        assert_eq!(
+            sub.try_recv(&mut out).unwrap(),
+            Some(Delivery::PublisherBack)
+        );
+        p.push(video_header());
+        p.push(video(0, true));
+        p.push(audio(0));
+        let second = frames(&mut sub);
+        assert_eq!(
+            second.len(),
+            3,
+            "the new publish is delivered from its first frame: {second:?}"
+        );
+        assert!(
+            second.iter().all(|f| f.timestamp.as_millis() >= 5010),
+            "{second:?}"
+        );
+        assert_eq!(second[1].timestamp.as_millis(), 5010 + 40);
+    }
+
+    #[test]
+    fn a_new_publish_does_not_serve_the_old_gop() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        p.push(video_header());
+        p.push(video(0, true));
+        drop(p);
+        let _p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        assert!(frames(&mut sub).is_empty());
+    }
+
+    #[test]
+    fn a_slow_subscriber_skips_to_the_newest_keyframe_then_is_dropped() {
+        let config = HubConfig {
+            max_lag: Duration::from_millis(500),
+            max_skips: 1,
+            ..HubConfig::default()
+        };
+        let hub = Hub::new(config);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut slow = hub.subscribe("c", Protocol::HttpFlv);
+        let mut ts = 0;
+        let mut push_secs = |p: &Publisher, secs: u32| {
+            for _ in 0..secs * 25 {
+                p.push(video(ts, ts % 1000 == 0));
+                ts += 40;
+            }
+        };
+        push_secs(&p, 2);
+        let got = frames(&mut slow);
+        assert_eq!(
+            got[0].timestamp.as_millis(),
+            1000,
+            "a new reader starts at the newest keyframe"
+        );
+        push_secs(&p, 2);
+        let got = frames(&mut slow);
+        assert!(got[0].keyframe, "skipped forward to a keyframe");
+        assert_eq!(got[0].timestamp.as_millis(), 3000, "the newest keyframe");
+        push_secs(&p, 2);
+        let mut out = Vec::new();
+        assert_eq!(
+            slow.try_recv(&mut out),
+            Err(RecvError::TooSlow { skips: 2 })
+        );
+        assert_eq!(p.snapshot().unwrap().dropped_slow, 1);
+    }
+
+    #[test]
+    fn a_subscriber_that_keeps_up_is_never_skipped() {
+        let hub = Hub::new(HubConfig {
+            max_lag: Duration::from_millis(500),
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        let mut count = 0;
+        for i in 0..1000u32 {
+            p.push(video(i * 40, i % 50 == 0));
+            count += frames(&mut sub).len();
+        }
+        assert_eq!(count, 1000);
+    }
+
+    #[test]
+    fn the_ring_is_bounded_even_when_a_gop_never_ends() {
+        let config = HubConfig {
+            max_channel_bytes: 10_000,
+            ..HubConfig::default()
+        };
+        let hub = Hub::new(config);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        p.push(video(0, true));
+        for i in 1..10_000u32 {
+            p.push(video(i * 40, false));
+        }
+        let ch = hub.channels.lock().get("c").cloned().unwrap();
+        let (bytes, cached_gop) = ch.ring_usage();
+        assert!(bytes <= 10_000 + 100, "ring holds {bytes} bytes");
+        assert!(!cached_gop, "a GOP that outgrew the budget is not served");
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        assert!(
+            frames(&mut sub).is_empty(),
+            "a new viewer waits for the next keyframe"
+        );
+        p.push(video(500_000, false));
+        assert!(frames(&mut sub).is_empty());
+        p.push(video(500_040, true));
+        assert!(frames(&mut sub)[0].keyframe);
+    }
+
+    #[test]
+    fn without_gop_cache_a_viewer_waits_for_the_next_keyframe_but_gets_headers() {
+        let hub = Hub::new(HubConfig {
+            gop_cache: false,
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        p.push(video_header());
+        p.push(audio_header());
+        p.push(video(0, true));
+        p.push(audio(10));
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let got = frames(&mut sub);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|f| f.sequence_header));
+        p.push(audio(20));
+        p.push(video(40, false));
+        assert!(
+            frames(&mut sub).is_empty(),
+            "audio and inter frames before the keyframe are held back"
+        );
+        p.push(video(80, true));
+        assert!(frames(&mut sub)[0].keyframe);
+    }
+
+    #[test]
+    fn audio_only_channels_play_at_once() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        p.push(audio_header());
+        p.push(audio(0));
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        assert_eq!(frames(&mut sub).len(), 1, "the header");
+        p.push(audio(23));
+        assert_eq!(frames(&mut sub).len(), 1);
+    }
+
+    #[test]
+    fn channels_nobody_uses_are_released() {
+        let hub = Hub::new(HubConfig::default());
+        let sub = hub.subscribe("a", Protocol::Rtmp);
+        let p = hub.publish("b", PublishOptions::default()).unwrap();
+        assert_eq!(hub.channel_count(), 2);
+        drop(sub);
+        drop(p);
+        assert_eq!(hub.channel_count(), 0);
+    }
+
+    #[test]
+    fn snapshot_counts_viewers_by_protocol_and_rates() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let _a = hub.subscribe("c", Protocol::Rtmp);
+        let _b = hub.subscribe("c", Protocol::HttpFlv);
+        let _c = hub.subscribe("c", Protocol::HttpFlv);
+        for i in 0..=25u32 {
+            p.push(video(i * 40, i == 0));
+        }
+        let s = hub.channel_snapshot("c").unwrap();
+        assert_eq!(s.total_viewers(), 3);
+        assert!(s.viewers.contains(&(Protocol::HttpFlv, 2)));
+        assert_eq!(s.video_frames, 26);
+        assert!((s.recent_fps - 25.0).abs() < 0.5, "fps {}", s.recent_fps);
+        assert_eq!(s.recent_bitrate, 26 * 100 * 8);
+        assert_eq!(hub.live_channels().len(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push { kind: u8, step: u16, key: bool },
+        Read(usize),
+        Republish,
+        Join,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u8..3, 0u16..200, any::<bool>()).prop_map(|(kind, step, key)| Op::Push { kind, step, key }),
+            3 => (0usize..4).prop_map(Op::Read),
+            1 => Just(Op::Republish),
+            1 => Just(Op::Join),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the publisher does, each subscriber sees every track's timestamps move
+        /// forward, and its first video frame (after headers) is a keyframe.
+        #[test]
+        fn every_subscriber_sees_monotonic_tracks_starting_on_a_keyframe(ops in proptest::collection::vec(op(), 1..300)) {
+            let hub = Hub::new(HubConfig { max_lag: Duration::from_millis(800), max_skips: 1000, ..HubConfig::default() });
+            let mut publisher = Some(hub.publish("c", PublishOptions::default()).unwrap());
+            let mut subs: Vec<(Subscriber, Option<Timestamp>, Option<Timestamp>, bool)> = Vec::new();
+            let mut ts = 0u32;
+            for op in ops {
+                match op {
+                    Op::Push { kind, step, key } => {
+                        ts = ts.wrapping_add(u32::from(step));
+                        let f = match kind { 0 => audio(ts), 1 => video(ts, key), _ => video_header() };
+                        if let Some(p) = &publisher { p.push(f); }
+                    }
+                    Op::Republish => {
+                        drop(publisher.take());
+                        ts = u32::from(ts as u16) / 7;
+                        publisher = Some(hub.publish("c", PublishOptions::default()).unwrap());
+                    }
+                    Op::Join => subs.push((hub.subscribe("c", Protocol::Rtmp), None, None, false)),
+                    Op::Read(i) => {
+                        if let Some((sub, last_a, last_v, seen_key)) = subs.get_mut(i) {
+                            let mut out = Vec::new();
+                            if let Ok(Some(Delivery::Frames)) = sub.try_recv(&mut out) {
+                                for e in &out {
+                                    let f = e.frame();
+                                    let last = match f.kind { MediaKind::Audio => &mut *last_a, MediaKind::Video => &mut *last_v, MediaKind::Script => continue };
+                                    if let Some(l) = *last { prop_assert!(f.timestamp.since(l) >= 0, "{:?} after {:?}", f.timestamp, l); }
+                                    *last = Some(f.timestamp);
+                                    if f.kind == MediaKind::Video && !f.sequence_header {
+                                        prop_assert!(*seen_key || f.keyframe, "first video frame is not a keyframe");
+                                        *seen_key = true;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

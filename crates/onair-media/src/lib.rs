@@ -111,7 +111,13 @@ pub struct Frame {
 impl Frame {
     /// A frame that is neither a keyframe nor a sequence header.
     pub fn new(kind: MediaKind, timestamp: Timestamp, data: Bytes) -> Self {
-        Frame { kind, timestamp, keyframe: false, sequence_header: false, data }
+        Frame {
+            kind,
+            timestamp,
+            keyframe: false,
+            sequence_header: false,
+            data,
+        }
     }
 
     /// Marks the frame as a keyframe.
@@ -128,7 +134,10 @@ impl Frame {
 
     /// The same frame at another timestamp; the payload is shared, not copied.
     pub fn at(&self, timestamp: Timestamp) -> Self {
-        Frame { timestamp, ..self.clone() }
+        Frame {
+            timestamp,
+            ..self.clone()
+        }
     }
 }
 

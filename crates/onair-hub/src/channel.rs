@@ -1,0 +1,601 @@
+//! One channel: its ring of frames, its publisher and its subscribers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use onair_media::{Frame, MediaKind, Timestamp};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::entry::Entry;
+use crate::stats::{ChannelSnapshot, Protocol, ViewerCounts};
+use crate::{Hub, HubConfig, PublishError, PublishOptions};
+
+/// The gap put between the last frame of a publish and the first frame of the next one on the
+/// channel's timeline, so subscribers that waited see time move forward, never back (Red5 #50).
+const REPUBLISH_GAP_MS: u32 = 40;
+
+#[derive(Debug)]
+pub(crate) struct Channel {
+    name: String,
+    config: HubConfig,
+    state: Mutex<State>,
+    /// Wakes subscribers: new frames, a publisher arriving or leaving.
+    wake: Notify,
+    /// Wakes publishers that are being kicked.
+    kick: Notify,
+    viewers: ViewerCounts,
+    subscribers: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ring: VecDeque<Arc<Entry>>,
+    /// Sequence number of `ring[0]`; sequence numbers never restart, so a cursor stays valid
+    /// across a republish.
+    first_seq: u64,
+    ring_bytes: usize,
+    total_bytes: u64,
+    /// The newest video keyframe in the ring: where a new subscriber starts.
+    keyframe_seq: Option<u64>,
+    metadata: Option<(u64, Arc<Entry>)>,
+    video_header: Option<(u64, Arc<Entry>)>,
+    audio_header: Option<(u64, Arc<Entry>)>,
+    has_video: bool,
+
+    /// The publish now in progress, by id; `None` when the channel is idle.
+    live: Option<u64>,
+    next_publish_id: u64,
+    started: Option<Instant>,
+
+    /// Added to every incoming timestamp (wrapping) to put it on the channel's timeline.
+    offset: u32,
+    rebase_pending: bool,
+    last_out: Option<Timestamp>,
+    last_audio: Option<Timestamp>,
+    last_video: Option<Timestamp>,
+
+    bytes_in: u64,
+    video_frames: u64,
+    audio_frames: u64,
+    dropped_slow: u64,
+}
+
+impl State {
+    fn next_seq(&self) -> u64 {
+        self.first_seq + self.ring.len() as u64
+    }
+
+    fn get(&self, seq: u64) -> Option<&Arc<Entry>> {
+        let index = seq.checked_sub(self.first_seq)?;
+        self.ring.get(usize::try_from(index).ok()?)
+    }
+
+    fn head_timestamp(&self) -> Option<Timestamp> {
+        self.ring.back().map(|e| e.frame().timestamp)
+    }
+
+    /// Starts a fresh timeline segment: the old publish's frames are no use to anyone joining
+    /// now, and subscribers waiting at the old head continue at the new first frame.
+    fn reset_for_publish(&mut self) {
+        self.first_seq = self.next_seq();
+        self.ring.clear();
+        self.ring_bytes = 0;
+        self.keyframe_seq = None;
+        self.metadata = None;
+        self.video_header = None;
+        self.audio_header = None;
+        self.has_video = false;
+        self.rebase_pending = true;
+        self.bytes_in = 0;
+        self.video_frames = 0;
+        self.audio_frames = 0;
+    }
+
+    fn rebase(&mut self, frame: &Frame) -> Timestamp {
+        if self.rebase_pending {
+            self.rebase_pending = false;
+            self.offset = match self.last_out {
+                Some(last) => last
+                    .wrapping_add(REPUBLISH_GAP_MS)
+                    .as_millis()
+                    .wrapping_sub(frame.timestamp.as_millis()),
+                None => 0,
+            };
+        }
+        let mut out = frame.timestamp.wrapping_add(self.offset);
+        // Players reject a track whose decode time goes back (flv.js #671: per track, not
+        // across tracks), so hold a stepping-back timestamp at the track's last one.
+        let last_track = match frame.kind {
+            MediaKind::Audio => &mut self.last_audio,
+            MediaKind::Video => &mut self.last_video,
+            MediaKind::Script => &mut self.last_out,
+        };
+        if let Some(last) = *last_track
+            && out.since(last) < 0
+        {
+            out = last;
+        }
+        if frame.kind != MediaKind::Script {
+            *last_track = Some(out);
+        }
+        if self.last_out.is_none_or(|last| out.since(last) > 0) {
+            self.last_out = Some(out);
+        }
+        out
+    }
+
+    fn trim(&mut self, config: &HubConfig) {
+        let max_lag = lag_millis(config);
+        let Some(head) = self.head_timestamp() else {
+            return;
+        };
+        while let Some(front) = self.ring.front() {
+            let seq = self.first_seq;
+            let in_gop = config.gop_cache && self.keyframe_seq.is_some_and(|k| seq >= k);
+            let in_lag_window = i64::from(head.since(front.frame().timestamp)) <= max_lag;
+            let over_budget = self.ring_bytes > config.max_channel_bytes;
+            if (in_gop || in_lag_window) && !over_budget {
+                break;
+            }
+            self.ring_bytes -= front.size();
+            self.ring.pop_front();
+            self.first_seq += 1;
+            if self.keyframe_seq.is_some_and(|k| k < self.first_seq) {
+                // The GOP outgrew the channel's budget; new subscribers wait for a keyframe.
+                self.keyframe_seq = None;
+            }
+        }
+    }
+}
+
+fn lag_millis(config: &HubConfig) -> i64 {
+    i64::try_from(config.max_lag.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Channel {
+    pub(crate) fn new(name: &str, config: HubConfig) -> Arc<Channel> {
+        Arc::new(Channel {
+            name: name.to_owned(),
+            config,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            kick: Notify::new(),
+            viewers: ViewerCounts::default(),
+            subscribers: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        self.state.lock().live.is_some()
+    }
+
+    /// Bytes in the ring, and whether a GOP is cached.
+    #[cfg(test)]
+    pub(crate) fn ring_usage(&self) -> (usize, bool) {
+        let st = self.state.lock();
+        (st.ring_bytes, st.keyframe_seq.is_some())
+    }
+
+    pub(crate) fn is_unused(&self) -> bool {
+        self.subscribers.load(Ordering::Acquire) == 0 && self.state.lock().live.is_none()
+    }
+
+    /// Called with the hub's channel map locked, so the channel cannot be released between
+    /// being found and being claimed.
+    pub(crate) fn start_publish(
+        this: &Arc<Channel>,
+        hub: Arc<Hub>,
+        options: PublishOptions,
+    ) -> Result<Publisher, PublishError> {
+        let id = {
+            let mut st = this.state.lock();
+            if st.live.is_some() && !options.takeover {
+                return Err(PublishError::AlreadyLive {
+                    channel: this.name.clone(),
+                });
+            }
+            st.next_publish_id += 1;
+            let id = st.next_publish_id;
+            st.live = Some(id);
+            st.started = Some(Instant::now());
+            st.reset_for_publish();
+            id
+        };
+        // A taken-over publisher learns it is no longer live from its `kicked` future.
+        this.kick.notify_waiters();
+        this.wake.notify_waiters();
+        Ok(Publisher {
+            channel: this.clone(),
+            hub,
+            id,
+        })
+    }
+
+    /// Called with the hub's channel map locked (see [`Channel::start_publish`]).
+    pub(crate) fn subscribe(this: &Arc<Channel>, hub: Arc<Hub>, protocol: Protocol) -> Subscriber {
+        this.subscribers.fetch_add(1, Ordering::AcqRel);
+        this.viewers.add(protocol);
+        let st = this.state.lock();
+        // Waiting for a publisher: hold a place at the head so the next publish is delivered
+        // from its first frame.
+        let waiting_at = st.live.is_none().then(|| st.next_seq());
+        drop(st);
+        Subscriber {
+            channel: this.clone(),
+            hub,
+            protocol,
+            phase: Phase::Waiting { returning: false },
+            cursor: waiting_at.unwrap_or(0),
+            waited: waiting_at.is_some(),
+            prefix: Vec::new(),
+            waiting_keyframe: false,
+            skips: 0,
+            last_skip: None,
+        }
+    }
+
+    pub(crate) fn kick(&self) -> bool {
+        let was_live = self.state.lock().live.take().is_some();
+        if was_live {
+            self.kick.notify_waiters();
+            self.wake.notify_waiters();
+        }
+        was_live
+    }
+
+    fn end_publish(&self, id: u64) {
+        let ended = {
+            let mut st = self.state.lock();
+            if st.live == Some(id) {
+                st.live = None;
+                st.started = None;
+                true
+            } else {
+                false
+            }
+        };
+        if ended {
+            self.wake.notify_waiters();
+        }
+    }
+
+    fn push(&self, id: u64, frame: Frame) -> bool {
+        {
+            let mut st = self.state.lock();
+            if st.live != Some(id) {
+                return false;
+            }
+            let timestamp = st.rebase(&frame);
+            let seq = st.next_seq();
+            let frame = Frame { timestamp, ..frame };
+            st.bytes_in += frame.data.len() as u64;
+            match frame.kind {
+                MediaKind::Video if !frame.sequence_header => st.video_frames += 1,
+                MediaKind::Audio if !frame.sequence_header => st.audio_frames += 1,
+                _ => {}
+            }
+            let entry = Arc::new(Entry::new(frame, st.total_bytes));
+            let f = entry.frame();
+            match (f.kind, f.sequence_header, f.keyframe) {
+                (MediaKind::Script, _, _) => st.metadata = Some((seq, entry.clone())),
+                (MediaKind::Video, true, _) => {
+                    st.has_video = true;
+                    st.video_header = Some((seq, entry.clone()));
+                }
+                (MediaKind::Audio, true, _) => st.audio_header = Some((seq, entry.clone())),
+                (MediaKind::Video, false, true) => {
+                    st.has_video = true;
+                    st.keyframe_seq = Some(seq);
+                }
+                (MediaKind::Video, false, false) => st.has_video = true,
+                (MediaKind::Audio, false, _) => {}
+            }
+            st.ring_bytes += entry.size();
+            st.total_bytes += entry.size() as u64;
+            st.ring.push_back(entry);
+            st.trim(&self.config);
+        }
+        self.wake.notify_waiters();
+        true
+    }
+
+    pub(crate) fn snapshot(&self) -> Option<ChannelSnapshot> {
+        let st = self.state.lock();
+        st.live?;
+        let (mut bytes, mut video) = (0u64, 0u64);
+        for e in &st.ring {
+            bytes += e.size() as u64;
+            if e.frame().kind == MediaKind::Video && !e.frame().sequence_header {
+                video += 1;
+            }
+        }
+        let span = match (st.ring.front(), st.ring.back()) {
+            (Some(a), Some(b)) => b.frame().timestamp.since(a.frame().timestamp).max(0) as u64,
+            _ => 0,
+        };
+        let recent_bitrate = (bytes * 8 * 1000).checked_div(span).unwrap_or(0);
+        let recent_fps = if span > 0 {
+            video.saturating_sub(1) as f64 * 1000.0 / span as f64
+        } else {
+            0.0
+        };
+        Some(ChannelSnapshot {
+            channel: self.name.clone(),
+            uptime: st.started.map(|s| s.elapsed()).unwrap_or_default(),
+            bytes_in: st.bytes_in,
+            video_frames: st.video_frames,
+            audio_frames: st.audio_frames,
+            recent_bitrate,
+            recent_fps,
+            viewers: Protocol::ALL
+                .iter()
+                .map(|&p| (p, self.viewers.get(p)))
+                .collect(),
+            dropped_slow: st.dropped_slow,
+        })
+    }
+}
+
+/// The one publisher of a channel. Dropping it ends the publish; subscribers stay and wait
+/// for the next one.
+#[derive(Debug)]
+pub struct Publisher {
+    channel: Arc<Channel>,
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl Publisher {
+    /// Appends a frame and wakes the subscribers. Never waits on anyone. Returns `false` once
+    /// this publish has been kicked or taken over, and the frame is dropped.
+    pub fn push(&self, frame: Frame) -> bool {
+        self.channel.push(self.id, frame)
+    }
+
+    /// Completes when this publish has been kicked ([`Hub::kick`]) or taken over.
+    pub async fn kicked(&self) {
+        loop {
+            let notified = self.channel.kick.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.channel.state.lock().live != Some(self.id) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The channel's name.
+    pub fn channel(&self) -> &str {
+        &self.channel.name
+    }
+
+    /// The channel as it is now.
+    pub fn snapshot(&self) -> Option<ChannelSnapshot> {
+        self.channel.snapshot()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.channel.end_publish(self.id);
+        self.hub.release(&self.channel.name);
+    }
+}
+
+/// What [`Subscriber::recv`] delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Frames were put in the caller's buffer, in order.
+    Frames,
+    /// The publisher went away; the subscriber keeps waiting for the next one.
+    PublisherLeft,
+    /// A publisher is back after [`Delivery::PublisherLeft`]; frames follow.
+    PublisherBack,
+}
+
+/// Why a subscriber gets nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The subscriber fell behind too often; the caller should disconnect it.
+    #[error("subscriber fell behind the live edge {skips} times in a row")]
+    TooSlow {
+        /// Skips counted.
+        skips: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No publisher (yet, or any more).
+    Waiting { returning: bool },
+    /// Following the publish with this id.
+    Live(u64),
+}
+
+/// One reader of a channel. It holds only a cursor; frames are shared with every other
+/// subscriber.
+#[derive(Debug)]
+pub struct Subscriber {
+    channel: Arc<Channel>,
+    hub: Arc<Hub>,
+    protocol: Protocol,
+    phase: Phase,
+    cursor: u64,
+    /// The cursor was placed before the current publish began (it waited for it).
+    waited: bool,
+    /// Cached metadata and sequence headers to deliver before the ring frames at a join.
+    prefix: Vec<Arc<Entry>>,
+    waiting_keyframe: bool,
+    skips: u32,
+    last_skip: Option<Timestamp>,
+}
+
+impl Subscriber {
+    /// Waits for frames and puts *all* that are ready into `out` (cleared first), or reports
+    /// a change of publisher.
+    pub async fn recv(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Delivery, RecvError> {
+        out.clear();
+        let channel = self.channel.clone();
+        loop {
+            let notified = channel.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(delivery) = self.poll(out)? {
+                return Ok(delivery);
+            }
+            notified.await;
+        }
+    }
+
+    /// Like [`Subscriber::recv`] but never waits: `Ok(None)` when nothing is ready.
+    pub fn try_recv(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Option<Delivery>, RecvError> {
+        out.clear();
+        self.poll(out)
+    }
+
+    fn poll(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Option<Delivery>, RecvError> {
+        let channel = self.channel.clone();
+        let config = &channel.config;
+        let mut st = channel.state.lock();
+        match self.phase {
+            Phase::Waiting { returning } => {
+                let Some(id) = st.live else { return Ok(None) };
+                self.phase = Phase::Live(id);
+                self.join(&st);
+                if returning {
+                    return Ok(Some(Delivery::PublisherBack));
+                }
+            }
+            Phase::Live(id) if st.live != Some(id) => {
+                self.phase = Phase::Waiting { returning: true };
+                self.prefix.clear();
+                // Whatever comes next belongs to a new publish, which starts a new ring
+                // segment at the current head.
+                self.cursor = st.next_seq();
+                self.waited = true;
+                return Ok(Some(Delivery::PublisherLeft));
+            }
+            Phase::Live(_) => {}
+        }
+
+        out.append(&mut self.prefix);
+        if let Some(head) = st.head_timestamp() {
+            let behind_time = st
+                .get(self.cursor)
+                .map(|e| i64::from(head.since(e.frame().timestamp)));
+            let behind_bytes = st.get(self.cursor).map(|e| st.total_bytes - e.offset());
+            let fell_off = self.cursor < st.first_seq;
+            // At or past the newest keyframe a reader cannot do better, however long the GOP.
+            let can_catch_up = self.cursor < st.keyframe_seq.unwrap_or(st.next_seq());
+            let lagging = can_catch_up
+                && (behind_time.is_some_and(|t| t > lag_millis(config))
+                    || behind_bytes.is_some_and(|b| b > config.max_lag_bytes as u64));
+            if fell_off || lagging {
+                self.skip(&mut st, head)?;
+            }
+        }
+        let next = st.next_seq();
+        while self.cursor < next {
+            // The loop bound keeps `cursor` inside the ring, which `skip` ensured starts at
+            // or before it.
+            let Some(entry) = st.get(self.cursor).cloned() else {
+                break;
+            };
+            self.cursor += 1;
+            if self.wanted(&st, &entry) {
+                out.push(entry);
+            }
+        }
+        drop(st);
+        Ok((!out.is_empty()).then_some(Delivery::Frames))
+    }
+
+    /// Decides whether an entry is delivered; while waiting for a keyframe, only headers,
+    /// metadata and (for audio-only channels) audio go through.
+    fn wanted(&mut self, st: &State, entry: &Entry) -> bool {
+        let f = entry.frame();
+        if !self.waiting_keyframe || f.sequence_header || f.kind == MediaKind::Script {
+            return true;
+        }
+        match f.kind {
+            MediaKind::Video if f.keyframe => {
+                self.waiting_keyframe = false;
+                true
+            }
+            MediaKind::Audio => !st.has_video,
+            _ => false,
+        }
+    }
+
+    fn join(&mut self, st: &State) {
+        let start = match st.keyframe_seq {
+            Some(k) if self.channel.config.gop_cache => k,
+            _ => st.next_seq(),
+        };
+        // A subscriber that waited for this publish is already at its start and gets all of it;
+        // either way video starts on a keyframe (`wanted` lets the keyframe through first).
+        if !(self.waited && self.cursor == st.first_seq) {
+            self.cursor = start;
+        }
+        self.waiting_keyframe = true;
+        self.waited = false;
+        self.prefix.clear();
+        for (seq, entry) in [&st.metadata, &st.video_header, &st.audio_header]
+            .into_iter()
+            .flatten()
+        {
+            if *seq < self.cursor {
+                self.prefix.push(entry.clone());
+            }
+        }
+    }
+
+    fn skip(&mut self, st: &mut State, head: Timestamp) -> Result<(), RecvError> {
+        let window = i64::try_from(self.channel.config.skip_window.as_millis()).unwrap_or(i64::MAX);
+        self.skips = match self.last_skip {
+            Some(prev) if i64::from(head.since(prev)) <= window => self.skips + 1,
+            _ => 1,
+        };
+        self.last_skip = Some(head);
+        if self.skips > self.channel.config.max_skips {
+            st.dropped_slow += 1;
+            return Err(RecvError::TooSlow { skips: self.skips });
+        }
+        match st.keyframe_seq {
+            Some(k) if k > self.cursor || self.cursor < st.first_seq => self.cursor = k,
+            _ => {
+                self.cursor = st.next_seq();
+                self.waiting_keyframe = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// How this subscriber watches.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The channel's name.
+    pub fn channel(&self) -> &str {
+        &self.channel.name
+    }
+
+    /// Whether the channel has a publisher now.
+    pub fn is_live(&self) -> bool {
+        self.channel.is_live()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.channel.viewers.remove(self.protocol);
+        self.channel.subscribers.fetch_sub(1, Ordering::AcqRel);
+        self.hub.release(&self.channel.name);
+    }
+}
