@@ -1,1 +1,74 @@
-fn main() {}
+//! The `onair` command: the server (`onair serve`, the default) and its tools.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use onair::auth::DevAuth;
+use onair::config::{Config, LogFormat};
+use onair::server::RunningServer;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// OnAir: a self-hosted live-streaming server.
+///
+/// Publish with OBS or ffmpeg to rtmp://HOST:1935/live/STREAM_KEY; watch at
+/// rtmp://HOST:1935/live/CHANNEL, http://HOST:8080/live/CHANNEL.flv or
+/// ws://HOST:8080/live/CHANNEL.flv.
+#[derive(Debug, Parser)]
+#[command(name = "onair", version, after_long_help = onair::config::reference())]
+struct Cli {
+    /// Configuration file (TOML). Every key can also be set as ONAIR_<SECTION>_<KEY>.
+    #[arg(long, short, global = true, env = "ONAIR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref(), std::env::vars()).context("loading the configuration")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_logging(&config);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(serve(config))
+        }
+        Command::Config => {
+            print!("{}", config.redacted_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    info!(config = %config.redacted_json(), "effective configuration");
+    if config.dev.open {
+        tracing::warn!("dev.open is on: anyone can publish to any channel name");
+    }
+    if !config.dev.open && config.dev.keys.is_empty() {
+        tracing::warn!("no stream keys configured ([[dev.keys]]) and dev.open is off: every publish will be refused");
+    }
+    let auth = DevAuth::new(config.dev.clone());
+    let server = RunningServer::start(config, auth).await?;
+    server.run_until_signal().await;
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("ONAIR_LOG").unwrap_or_else(|_| config.log.level.clone());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

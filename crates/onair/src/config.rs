@@ -1,0 +1,550 @@
+//! Configuration: a TOML file, then `ONAIR_*` environment overrides, parsed at start-up into
+//! typed values. Every option has a working default, so `onair` runs with no file at all.
+//!
+//! An environment variable `ONAIR_<SECTION>_<KEY>` sets `<key>` in `[<section>]`
+//! (`ONAIR_RTMP_CHUNK_SIZE=8192`, `ONAIR_HUB_GOP_CACHE=false`); `ONAIR_<KEY>` sets a
+//! top-level key (`ONAIR_SHUTDOWN_GRACE=10s`). Values are read as TOML where they parse
+//! (numbers, booleans, arrays) and as strings otherwise.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::secret::StreamKey;
+
+/// Sections of the file, for telling `ONAIR_<SECTION>_<KEY>` from `ONAIR_<KEY>`.
+const SECTIONS: [&str; 5] = ["rtmp", "http", "hub", "dev", "log"];
+
+/// Variables with the `ONAIR_` prefix that are not config keys.
+const NOT_CONFIG: [&str; 2] = ["ONAIR_CONFIG", "ONAIR_LOG"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// How long shutdown waits for connections to finish before it closes them.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+    /// RTMP ingest and playback.
+    pub rtmp: RtmpConfig,
+    /// HTTP: HTTP-FLV, WebSocket-FLV, health and metrics.
+    pub http: HttpConfig,
+    /// The in-process hub.
+    pub hub: HubSection,
+    /// Publishing without accounts (until stream keys come from the store).
+    pub dev: DevConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            shutdown_grace: Duration::from_secs(5),
+            rtmp: RtmpConfig::default(),
+            http: HttpConfig::default(),
+            hub: HubSection::default(),
+            dev: DevConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[rtmp]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Address the RTMP listener binds.
+    pub listen: SocketAddr,
+    /// The application name publishers and players use (`rtmp://host/{app}/…`).
+    pub app: String,
+    /// Chunk size we send with (RTMP §5.4.1); 4096 or more saves header bytes on video.
+    pub chunk_size: u32,
+    /// Window acknowledgement size we ask peers to use.
+    pub window_ack_size: u32,
+    /// Largest message a peer may send; the protocol allows 16 MiB − 1.
+    pub max_message_size: u32,
+    /// A handshake not finished within this is dropped.
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is dropped.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Interval of the ping heartbeat we send.
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: "0.0.0.0:1935".parse().expect("literal address"),
+            app: "live".into(),
+            chunk_size: 4096,
+            window_ack_size: 2_500_000,
+            max_message_size: 0xFF_FFFF,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP listener binds.
+    pub listen: SocketAddr,
+    /// Origins allowed to fetch streams from a page (`["*"]` for any).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: "0.0.0.0:8080".parse().expect("literal address"), cors_origins: vec!["*".into()] }
+    }
+}
+
+/// `[hub]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubSection {
+    /// Keep the frames since the last keyframe so new viewers start at once.
+    pub gop_cache: bool,
+    /// A viewer further behind the live edge than this skips to the newest keyframe.
+    #[serde(with = "duration")]
+    pub max_lag: Duration,
+    /// A viewer further behind than this many bytes skips to the newest keyframe.
+    pub max_lag_bytes: usize,
+    /// A viewer that must skip this many times within 30 s of media is disconnected.
+    pub max_skips: u32,
+    /// Most bytes one channel keeps for its GOP cache and lagging viewers.
+    pub max_channel_bytes: usize,
+    /// A second publisher to a live channel takes over (true) or is refused (false).
+    pub takeover: bool,
+    /// How long viewers stay connected after the publisher leaves, waiting for it to return.
+    #[serde(with = "duration")]
+    pub republish_grace: Duration,
+    /// How long an RTMP viewer of a channel that is not live waits for a publisher.
+    #[serde(with = "duration")]
+    pub wait_for_publisher: Duration,
+    /// A viewer whose connection accepts no data for this long is disconnected.
+    #[serde(with = "duration")]
+    pub write_timeout: Duration,
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        let hub = onair_hub::HubConfig::default();
+        HubSection {
+            gop_cache: hub.gop_cache,
+            max_lag: hub.max_lag,
+            max_lag_bytes: hub.max_lag_bytes,
+            max_skips: hub.max_skips,
+            max_channel_bytes: hub.max_channel_bytes,
+            takeover: false,
+            republish_grace: Duration::from_secs(10),
+            wait_for_publisher: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl HubSection {
+    /// The hub's own settings.
+    pub fn hub_config(&self) -> onair_hub::HubConfig {
+        onair_hub::HubConfig {
+            gop_cache: self.gop_cache,
+            max_lag: self.max_lag,
+            max_lag_bytes: self.max_lag_bytes,
+            max_skips: self.max_skips,
+            max_channel_bytes: self.max_channel_bytes,
+            ..onair_hub::HubConfig::default()
+        }
+    }
+}
+
+/// `[dev]`: publishing before accounts exist.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevConfig {
+    /// Accept any publish, using the publish name as the channel. Never use in production.
+    pub open: bool,
+    /// Static stream keys: `[[dev.keys]] channel = "demo", key = "…"`.
+    pub keys: Vec<DevKey>,
+}
+
+/// One static stream key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DevKey {
+    /// The channel the key publishes to.
+    pub channel: String,
+    /// The key; never logged.
+    pub key: StreamKey,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `onair=debug,onair_rtmp=trace`. `ONAIR_LOG` wins.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why the configuration could not be loaded. Each names the offending file, key or variable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a bad value.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong, with the key.
+        message: String,
+    },
+    /// An environment override has a bad value.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config key {key}: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies `ONAIR_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (text, name) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                (text, p.display().to_string())
+            }
+            None => (String::new(), "(defaults)".to_owned()),
+        };
+        let mut table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| ConfigError::File { path: name.clone(), message: e.to_string() })?;
+        let mut overridden = Vec::new();
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix("ONAIR_") else { continue };
+            if NOT_CONFIG.contains(&var.as_str()) || rest.starts_with("TEST_") {
+                continue;
+            }
+            let rest = rest.to_ascii_lowercase();
+            let (section, key) = match rest.split_once('_') {
+                Some((s, k)) if SECTIONS.contains(&s) => (Some(s.to_owned()), k.to_owned()),
+                _ => (None, rest.clone()),
+            };
+            let parsed = parse_env_value(&value);
+            let target = match &section {
+                Some(s) => table
+                    .entry(s.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("[{s}] is not a table") })?,
+                None => &mut table,
+            };
+            target.insert(key, parsed);
+            overridden.push(var);
+        }
+        let config: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let message = e.to_string();
+            match overridden.iter().find(|v| message.contains(&v["ONAIR_".len()..].to_ascii_lowercase())) {
+                Some(var) => ConfigError::Env { var: var.clone(), message },
+                None => ConfigError::File { path: name, message },
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(128..=0xFF_FFFF).contains(&self.rtmp.chunk_size) {
+            return Err(ConfigError::Invalid {
+                key: "rtmp.chunk_size",
+                message: format!("{} is outside 128..=16777215", self.rtmp.chunk_size),
+            });
+        }
+        if self.rtmp.max_message_size == 0 || self.rtmp.max_message_size > 0xFF_FFFF {
+            return Err(ConfigError::Invalid {
+                key: "rtmp.max_message_size",
+                message: format!("{} is outside 1..=16777215", self.rtmp.max_message_size),
+            });
+        }
+        if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
+            return Err(ConfigError::Invalid { key: "rtmp.app", message: "must be one non-empty path segment".into() });
+        }
+        for key in &self.dev.keys {
+            if !crate::channel::is_valid_name(&key.channel) {
+                return Err(ConfigError::Invalid {
+                    key: "dev.keys.channel",
+                    message: format!("{:?} is not a valid channel name", key.channel),
+                });
+            }
+            if key.key.expose().len() < 8 {
+                return Err(ConfigError::Invalid {
+                    key: "dev.keys.key",
+                    message: format!("the key for {:?} is shorter than 8 characters", key.channel),
+                });
+            }
+        }
+        for d in [
+            ("rtmp.handshake_timeout", self.rtmp.handshake_timeout),
+            ("rtmp.idle_timeout", self.rtmp.idle_timeout),
+            ("rtmp.ping_interval", self.rtmp.ping_interval),
+            ("hub.write_timeout", self.hub.write_timeout),
+        ] {
+            if d.1.is_zero() {
+                return Err(ConfigError::Invalid { key: d.0, message: "must be more than zero".into() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as one line of JSON, secrets redacted, for the start-up log line.
+    pub fn redacted_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("(unprintable config: {e})"))
+    }
+
+    /// The configuration as TOML, with every secret redacted, for `onair config`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("(unprintable config: {e})"))
+    }
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    let wrapped = format!("v = {value}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.to_owned())),
+        Err(_) => toml::Value::String(value.to_owned()),
+    }
+}
+
+/// Parses durations written as `250ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 10s or 250ms"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit {other:?} in {text:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 { format!("{}ms", d.as_millis()) } else { format!("{}s", d.as_secs()) }
+}
+
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Seconds(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+        }
+    }
+}
+
+/// The options reference printed by `onair --help`: key, default, meaning.
+pub fn reference() -> String {
+    let d = Config::default();
+    let rows: Vec<(&str, String, &str)> = vec![
+        ("shutdown_grace", format_duration(d.shutdown_grace), "how long shutdown waits for connections to finish"),
+        ("rtmp.listen", d.rtmp.listen.to_string(), "RTMP listen address"),
+        ("rtmp.app", d.rtmp.app.clone(), "application name in rtmp://host/{app}/{key or channel}"),
+        ("rtmp.chunk_size", d.rtmp.chunk_size.to_string(), "chunk size we send with (128..=16777215)"),
+        ("rtmp.window_ack_size", d.rtmp.window_ack_size.to_string(), "acknowledgement window we ask peers to use"),
+        ("rtmp.max_message_size", d.rtmp.max_message_size.to_string(), "largest message a peer may send"),
+        ("rtmp.handshake_timeout", format_duration(d.rtmp.handshake_timeout), "drop handshakes slower than this"),
+        ("rtmp.idle_timeout", format_duration(d.rtmp.idle_timeout), "drop connections silent for this long"),
+        ("rtmp.ping_interval", format_duration(d.rtmp.ping_interval), "ping heartbeat interval"),
+        ("http.listen", d.http.listen.to_string(), "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)"),
+        ("http.cors_origins", format!("{:?}", d.http.cors_origins), "origins allowed to play streams (\"*\" = any)"),
+        ("hub.gop_cache", d.hub.gop_cache.to_string(), "start new viewers at the last keyframe"),
+        ("hub.max_lag", format_duration(d.hub.max_lag), "viewers further behind skip to the newest keyframe"),
+        ("hub.max_lag_bytes", d.hub.max_lag_bytes.to_string(), "the same bound in bytes"),
+        ("hub.max_skips", d.hub.max_skips.to_string(), "skips within 30 s of media before a viewer is dropped"),
+        ("hub.max_channel_bytes", d.hub.max_channel_bytes.to_string(), "memory cap per channel (GOP cache + lag)"),
+        ("hub.takeover", d.hub.takeover.to_string(), "a second publisher takes over (true) or is refused (false)"),
+        ("hub.republish_grace", format_duration(d.hub.republish_grace), "viewers wait this long for a publisher to return"),
+        ("hub.wait_for_publisher", format_duration(d.hub.wait_for_publisher), "RTMP viewers wait this long for a channel to go live"),
+        ("hub.write_timeout", format_duration(d.hub.write_timeout), "drop viewers whose connection accepts nothing this long"),
+        ("dev.open", d.dev.open.to_string(), "accept any publish name as a channel (development only)"),
+        ("dev.keys", "[]".into(), "static keys: [[dev.keys]] channel = \"demo\", key = \"…\""),
+        ("log.level", d.log.level.clone(), "tracing filter (ONAIR_LOG overrides)"),
+        ("log.format", "text".into(), "text or json"),
+    ];
+    let mut out = String::from(
+        "CONFIGURATION (TOML file via --config or ONAIR_CONFIG; each key also as ONAIR_<SECTION>_<KEY>):\n",
+    );
+    for (key, default, meaning) in rows {
+        out.push_str(&format!("  {key:<24} {default:<16} {meaning}\n"));
+    }
+    out
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load_with_no_file_and_no_env() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.rtmp.listen.port(), 1935);
+        assert!(!c.dev.open, "open publishing is off by default");
+    }
+
+    #[test]
+    fn file_then_env_overrides() {
+        let dir = std::env::temp_dir().join(format!("onair-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("onair.toml");
+        std::fs::write(
+            &path,
+            "shutdown_grace = \"2s\"\n[rtmp]\nchunk_size = 8192\n[[dev.keys]]\nchannel = \"demo\"\nkey = \"secret-key-1\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("ONAIR_RTMP_CHUNK_SIZE", "60000"),
+                ("ONAIR_HUB_GOP_CACHE", "false"),
+                ("ONAIR_HUB_MAX_LAG", "1500ms"),
+                ("ONAIR_SHUTDOWN_GRACE", "7s"),
+                ("ONAIR_CONFIG", "ignored"),
+                ("ONAIR_TEST_POSTGRES", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.rtmp.chunk_size, 60000);
+        assert!(!c.hub.gop_cache);
+        assert_eq!(c.hub.max_lag, Duration::from_millis(1500));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(7));
+        assert_eq!(c.dev.keys[0].channel, "demo");
+        assert_eq!(c.dev.keys[0].key.expose(), "secret-key-1");
+    }
+
+    #[test]
+    fn errors_name_the_offending_key_or_variable() {
+        let err = Config::load(None, env(&[("ONAIR_RTMP_CHUNK_SIZE", "12")])).unwrap_err();
+        assert!(err.to_string().contains("rtmp.chunk_size"), "{err}");
+        let err = Config::load(None, env(&[("ONAIR_HUB_MAX_LAG", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("ONAIR_HUB_MAX_LAG"), "{err}");
+        let err = Config::load(None, env(&[("ONAIR_RTMP_NO_SUCH_KEY", "1")])).unwrap_err();
+        assert!(err.to_string().contains("no_such_key"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("3 fortnights").is_err());
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+    }
+
+    #[test]
+    fn the_logged_config_never_shows_a_key() {
+        let mut c = Config::default();
+        c.dev.keys.push(DevKey { channel: "demo".into(), key: StreamKey::new("super-secret-key".into()) });
+        let text = c.redacted_toml();
+        assert!(!text.contains("super-secret-key"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    #[test]
+    fn the_reference_lists_every_key() {
+        let text = reference();
+        let c = toml::to_string(&Config::default()).unwrap();
+        let table: toml::Table = c.parse().unwrap();
+        for (section, value) in &table {
+            match value.as_table() {
+                Some(t) => {
+                    for key in t.keys() {
+                        assert!(text.contains(&format!("{section}.{key}")), "{section}.{key} missing from --help");
+                    }
+                }
+                None => assert!(text.contains(section.as_str()), "{section} missing from --help"),
+            }
+        }
+    }
+}

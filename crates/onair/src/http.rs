@@ -1,0 +1,306 @@
+//! The HTTP side: HTTP-FLV and WebSocket-FLV playback, health and metrics.
+//!
+//! `GET /live/{channel}.flv` answers 404 at once when the channel is not live (a player
+//! retries; holding a request open with no headers confuses more players than it helps). Once
+//! playing, a viewer stays connected through a publisher's reconnect for
+//! `hub.republish_grace`.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use onair_flv::FlvHeader;
+use onair_hub::{Delivery, Encoding, Entry, Protocol, RecvError, Subscriber};
+use onair_media::MediaKind;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+use tracing::{debug, info, warn};
+
+use crate::channel::is_valid_name;
+use crate::server::{AppState, Metrics};
+
+/// How long the FLV header waits for a stream's second track to show itself when neither
+/// metadata nor both sequence headers say what the publisher sends.
+const TRACK_PROBE: Duration = Duration::from_millis(1000);
+
+/// Serves HTTP until shutdown.
+pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
+    let stall = state.config.hub.write_timeout;
+    let listener = listener.tap_io(move |tcp| crate::net::configure(tcp, stall));
+    let shutdown = state.shutdown.clone();
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
+        warn!(error = %e, "http server stopped");
+    }
+}
+
+/// The HTTP routes, without a listener (tests drive it with `oneshot`).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/live/{file}", get(live))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route("/metrics", get(metrics))
+        .layer(cors(&state.config.http.cors_origins))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    // flv.js/mpegts.js in a page on another origin fetch with Range preflights (flv.js
+    // docs/cors.md): allow GET and OPTIONS with a Range header.
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_headers([header::RANGE])
+        .expose_headers([header::CONTENT_LENGTH])
+}
+
+fn problem(status: StatusCode, title: &str, detail: String) -> Response {
+    let body = serde_json::json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
+    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+}
+
+async fn live(State(state): State<Arc<AppState>>, Path(file): Path<String>, request: axum::extract::Request) -> Response {
+    let Some(channel) = file.strip_suffix(".flv") else {
+        return problem(StatusCode::NOT_FOUND, "Not Found", format!("no such stream file {file:?}"));
+    };
+    if !is_valid_name(channel) {
+        return problem(StatusCode::BAD_REQUEST, "Bad Request", "invalid channel name".into());
+    }
+    if !state.hub.is_live(channel) {
+        return problem(StatusCode::NOT_FOUND, "Not Found", format!("channel {channel:?} is not live"));
+    }
+    let (mut parts, _) = request.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => {
+            let subscriber = state.hub.subscribe(channel, Protocol::WsFlv);
+            let channel = channel.to_owned();
+            ws.write_buffer_size(0).on_upgrade(move |socket| ws_flv(state, socket, subscriber, channel))
+        }
+        Err(_) => http_flv(state, channel),
+    }
+}
+
+fn http_flv(state: Arc<AppState>, channel: &str) -> Response {
+    let subscriber = state.hub.subscribe(channel, Protocol::HttpFlv);
+    let feed = FlvFeed::new(subscriber, state.clone());
+    info!(channel, "http-flv viewer joined");
+    let body = futures_util::stream::unfold(feed, |mut feed| async move {
+        match feed.next().await {
+            Ok(Some(bytes)) => Some((Ok::<_, std::io::Error>(bytes), feed)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), feed)),
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "video/x-flv")
+        .header(header::CACHE_CONTROL, "no-cache, no-store")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))
+}
+
+async fn ws_flv(state: Arc<AppState>, socket: WebSocket, subscriber: Subscriber, channel: String) {
+    info!(channel, "ws-flv viewer joined");
+    let limit = state.config.hub.write_timeout;
+    let mut feed = FlvFeed::new(subscriber, state);
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            next = feed.next() => match next {
+                Ok(Some(bytes)) => {
+                    // One WebSocket message per FLV piece: flv.js/mpegts.js concatenate them.
+                    match tokio::time::timeout(limit, sink.send(Message::Binary(bytes))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => { debug!(error = %e, "ws-flv viewer went away"); break }
+                        Err(_) => { warn!(channel, "ws-flv viewer accepted no data for {limit:?}; dropped"); break }
+                    }
+                }
+                Ok(None) => { let _ = sink.send(Message::Close(None)).await; break }
+                Err(e) => { warn!(channel, error = %e, "ws-flv viewer dropped"); break }
+            },
+            incoming = stream.next() => match incoming {
+                // Players send nothing but pings and the close; anything else is ignored.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    info!(channel, "ws-flv viewer left");
+}
+
+/// Turns a hub subscription into FLV bytes: the header (with track flags that match what
+/// the publisher really sends), then one shared tag per frame.
+struct FlvFeed {
+    subscriber: Subscriber,
+    state: Arc<AppState>,
+    batch: Vec<Arc<Entry>>,
+    pending: VecDeque<Bytes>,
+    header_sent: bool,
+    ended: bool,
+}
+
+impl FlvFeed {
+    fn new(subscriber: Subscriber, state: Arc<AppState>) -> Self {
+        FlvFeed { subscriber, state, batch: Vec::new(), pending: VecDeque::new(), header_sent: false, ended: false }
+    }
+
+    /// The next piece of the byte stream; `None` at the end.
+    async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Ok(Some(b));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        let grace = self.state.config.hub.republish_grace;
+        match self.subscriber.recv(&mut self.batch).await {
+            Ok(Delivery::Frames) if !self.header_sent => {
+                let mut held: Vec<Arc<Entry>> = std::mem::take(&mut self.batch);
+                let mut tracks = Tracks::seen_in(&held);
+                let deadline = tokio::time::Instant::now() + TRACK_PROBE;
+                while !tracks.certain {
+                    match tokio::time::timeout_at(deadline, self.subscriber.recv(&mut self.batch)).await {
+                        Ok(Ok(Delivery::Frames)) => {
+                            held.append(&mut self.batch);
+                            tracks = Tracks::seen_in(&held);
+                        }
+                        Ok(Ok(_)) | Err(_) => break,
+                        Ok(Err(e)) => return Err(self.too_slow(e)),
+                    }
+                }
+                self.pending.push_back(FlvHeader { has_audio: tracks.audio, has_video: tracks.video }.encode());
+                self.header_sent = true;
+                self.queue(&held);
+            }
+            Ok(Delivery::Frames) => {
+                let batch = std::mem::take(&mut self.batch);
+                self.queue(&batch);
+                self.batch = batch;
+            }
+            Ok(Delivery::PublisherLeft) => {
+                let channel = self.subscriber.channel().to_owned();
+                debug!(channel, "publisher left; viewer waits {grace:?}");
+                match tokio::time::timeout(grace, self.subscriber.recv(&mut self.batch)).await {
+                    Ok(Ok(Delivery::PublisherBack)) => debug!(channel, "publisher is back"),
+                    Ok(Ok(other)) => debug!(channel, ?other, "unexpected delivery while waiting"),
+                    Ok(Err(e)) => return Err(self.too_slow(e)),
+                    Err(_) => {
+                        info!(channel, "publisher did not return; ending the stream");
+                        self.ended = true;
+                    }
+                }
+            }
+            Ok(Delivery::PublisherBack) => {}
+            Err(e) => return Err(self.too_slow(e)),
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, entries: &[Arc<Entry>]) {
+        for e in entries {
+            self.pending.push_back(e.encoded(Encoding::FlvTag, onair_flv::encode_frame));
+        }
+    }
+
+    fn too_slow(&self, e: RecvError) -> std::io::Error {
+        Metrics::inc(&self.state.metrics.viewers_dropped_slow);
+        warn!(channel = self.subscriber.channel(), error = %e, "viewer too slow; dropped");
+        std::io::Error::other(e)
+    }
+}
+
+/// Which tracks a stream has, and whether we know for sure.
+#[derive(Debug, Default, PartialEq)]
+struct Tracks {
+    audio: bool,
+    video: bool,
+    certain: bool,
+}
+
+impl Tracks {
+    /// Reads the tracks off metadata (`hasAudio`/`audiocodecid`, …) and the sequence headers
+    /// and frames in `entries`. Metadata or both headers settle it; otherwise it is a guess.
+    fn seen_in(entries: &[Arc<Entry>]) -> Tracks {
+        let mut t = Tracks::default();
+        let (mut audio_header, mut video_header, mut from_metadata) = (false, false, false);
+        for e in entries {
+            let f = e.frame();
+            match f.kind {
+                MediaKind::Audio => {
+                    t.audio = true;
+                    audio_header |= f.sequence_header;
+                }
+                MediaKind::Video => {
+                    t.video = true;
+                    video_header |= f.sequence_header;
+                }
+                MediaKind::Script => {
+                    if let Ok(meta) = onair_flv::parse_metadata(&f.data) {
+                        from_metadata = true;
+                        let flag = |key: &str| meta.properties.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_bool());
+                        t.audio |= flag("hasAudio").unwrap_or(meta.audio_codec.is_some() || meta.audiosamplerate.is_some());
+                        t.video |= flag("hasVideo").unwrap_or(meta.video_codec.is_some() || meta.width.is_some());
+                    }
+                }
+            }
+        }
+        t.certain = from_metadata || (audio_header && video_header);
+        t
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let mut out = String::new();
+    let counters = [
+        ("onair_rtmp_connections_total", "RTMP connections accepted", m.rtmp_connections.load(Ordering::Relaxed)),
+        ("onair_rtmp_connections_open", "RTMP connections open now", m.rtmp_open.load(Ordering::Relaxed)),
+        ("onair_publishes_refused_total", "publishes refused", m.publishes_refused.load(Ordering::Relaxed)),
+        ("onair_peer_errors_total", "connections closed for a peer's misbehaviour", m.peer_errors.load(Ordering::Relaxed)),
+        ("onair_viewers_dropped_slow_total", "viewers dropped for being too slow", m.viewers_dropped_slow.load(Ordering::Relaxed)),
+        ("onair_bytes_in_total", "media bytes received from publishers", m.bytes_in.load(Ordering::Relaxed)),
+    ];
+    for (name, help, value) in counters {
+        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
+    let live = state.hub.live_channels();
+    let _ = writeln!(out, "# HELP onair_channels_live channels with a publisher\n# TYPE onair_channels_live gauge");
+    let _ = writeln!(out, "onair_channels_live {}", live.len());
+    let _ = writeln!(out, "# HELP onair_channel_viewers viewers by channel and protocol\n# TYPE onair_channel_viewers gauge");
+    for c in &live {
+        for (p, n) in &c.viewers {
+            let _ = writeln!(out, "onair_channel_viewers{{channel=\"{}\",protocol=\"{p}\"}} {n}", c.channel);
+        }
+    }
+    let _ = writeln!(out, "# HELP onair_channel_bitrate_bps recent media bitrate\n# TYPE onair_channel_bitrate_bps gauge");
+    for c in &live {
+        let _ = writeln!(out, "onair_channel_bitrate_bps{{channel=\"{}\"}} {}", c.channel, c.recent_bitrate);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,495 @@
+//! The RTMP driver: one task per connection runs a sans-IO [`ServerSession`] over a TCP
+//! socket, publishing into the hub or playing out of it.
+//!
+//! Each wake-up reads what the socket has, feeds the session, and writes everything that
+//! became ready (session output and hub frames) with one `writev`. Media for players is the
+//! hub entry's shared RTMP encoding, so a frame is chunked once for every RTMP viewer.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use onair_hub::{Delivery, Encoding, Entry, Protocol, PublishOptions, Publisher, RecvError, Subscriber};
+use onair_media::{Frame, MediaKind, Timestamp};
+use onair_rtmp::chunk::encode_standalone;
+use onair_rtmp::session::{
+    Reject, RequestId, ServerConfig, ServerEvent, ServerOutput, ServerSession, SessionError, media_raw_message,
+};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{Instrument, Span, debug, field, info, info_span, warn};
+
+use crate::auth::{PublishRequest, Refusal};
+use crate::channel::{is_valid_name, split_query};
+use crate::net::write_all_queued_within;
+use crate::secret::StreamKey;
+use crate::server::{AppState, Metrics};
+
+/// The message stream id players get from their first `createStream`; shared media chunks
+/// are encoded for it.
+const SHARED_STREAM_ID: u32 = 1;
+
+/// Accepts RTMP connections until shutdown.
+pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    loop {
+        let accepted = tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "rtmp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!("rtmp", %peer, conn = id, channel = field::Empty);
+        state.tasks.spawn(connection(state.clone(), socket, peer).instrument(span));
+    }
+}
+
+async fn connection(state: Arc<AppState>, socket: TcpStream, peer: SocketAddr) {
+    Metrics::inc(&state.metrics.rtmp_connections);
+    state.metrics.rtmp_open.fetch_add(1, Ordering::Relaxed);
+    crate::net::configure(&socket, state.config.hub.write_timeout);
+    let (reader, writer) = socket.into_split();
+    let mut conn = Connection::new(state.clone(), reader, writer, peer);
+    match conn.run().await {
+        Ok(()) => debug!("connection closed"),
+        Err(ConnError::Peer(reason)) => {
+            Metrics::inc(&state.metrics.peer_errors);
+            warn!(%reason, "connection closed");
+        }
+        Err(ConnError::Io(e)) => debug!(error = %e, "connection lost"),
+    }
+    conn.finish();
+    state.metrics.rtmp_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    /// The peer broke the protocol or a limit; logged as a warning with the reason.
+    #[error("{0}")]
+    Peer(String),
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<SessionError> for ConnError {
+    fn from(e: SessionError) -> Self {
+        ConnError::Peer(e.to_string())
+    }
+}
+
+enum Role {
+    /// Handshake, connect, createStream: not publishing or playing yet.
+    Idle,
+    Publishing(Publishing),
+    Playing(Playing),
+}
+
+struct Publishing {
+    publisher: Publisher,
+    stream: u32,
+    channel: String,
+    started: Instant,
+    bytes: u64,
+    video_frames: u64,
+    audio_frames: u64,
+}
+
+struct Playing {
+    subscriber: Subscriber,
+    stream: u32,
+    batch: Vec<Arc<Entry>>,
+    audio: bool,
+    video: bool,
+    /// When the viewer gives up waiting for a publisher: set while the channel is not live.
+    give_up_at: Option<tokio::time::Instant>,
+}
+
+/// What woke the connection besides its own socket.
+enum Wake {
+    Delivery(Result<Delivery, RecvError>),
+    Kicked,
+    GiveUp,
+}
+
+struct Connection {
+    state: Arc<AppState>,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    peer: SocketAddr,
+    session: ServerSession,
+    out: VecDeque<Bytes>,
+    role: Role,
+    closing: bool,
+}
+
+impl Connection {
+    fn new(state: Arc<AppState>, reader: OwnedReadHalf, writer: OwnedWriteHalf, peer: SocketAddr) -> Self {
+        let c = &state.config.rtmp;
+        let config = ServerConfig {
+            chunk_size: c.chunk_size,
+            window_ack_size: c.window_ack_size,
+            peer_bandwidth: c.window_ack_size,
+            limits: onair_rtmp::limits::RtmpLimits { max_message_len: c.max_message_size, ..Default::default() },
+            ping_interval: c.ping_interval,
+            idle_timeout: c.idle_timeout,
+            handshake_timeout: c.handshake_timeout,
+        };
+        let session = ServerSession::new(config, Instant::now(), rand::random());
+        Connection { state, reader, writer, peer, session, out: VecDeque::new(), role: Role::Idle, closing: false }
+    }
+
+    async fn run(&mut self) -> Result<(), ConnError> {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            self.drain().await?;
+            self.flush().await?;
+            if self.closing {
+                return Ok(());
+            }
+            let timeout = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.stop_for_shutdown();
+                    self.flush().await?;
+                    return Ok(());
+                }
+                read = self.reader.read_buf(&mut buf) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    self.session.handle_input(Instant::now(), &buf)?;
+                    buf.clear();
+                }
+                _ = sleep_until_opt(timeout) => self.session.handle_timeout(Instant::now())?,
+                wake = wait_role(&mut self.role) => self.on_wake(wake)?,
+            }
+        }
+    }
+
+    /// Writes whatever is queued; a peer that accepts nothing for `hub.write_timeout` is
+    /// dropped (the hub has already moved it forward in the meantime).
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let limit = self.state.config.hub.write_timeout;
+        write_all_queued_within(&mut self.writer, &mut self.out, limit).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut { ConnError::Peer(e.to_string()) } else { ConnError::Io(e) }
+        })
+    }
+
+    /// Takes every output of the session, handling events as they come (an event may queue
+    /// more output, which the loop picks up).
+    async fn drain(&mut self) -> Result<(), ConnError> {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                ServerOutput::Transmit(bytes) => self.out.push_back(bytes),
+                ServerOutput::Event(event) => self.on_event(event).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: ServerEvent) -> Result<(), ConnError> {
+        match event {
+            ServerEvent::PublishRequested { request, stream, app, key, .. } => {
+                self.on_publish(request, stream, app, key).await
+            }
+            ServerEvent::PlayRequested { request, stream, app, name, .. } => {
+                self.on_play(request, stream, &app, &name);
+                Ok(())
+            }
+            ServerEvent::Media { stream, kind, timestamp, payload } => {
+                self.on_media(stream, kind, timestamp, payload);
+                Ok(())
+            }
+            ServerEvent::Metadata { stream, timestamp, payload } => {
+                self.on_media(stream, MediaKind::Script, timestamp, payload);
+                Ok(())
+            }
+            ServerEvent::PublishStopped { stream } => {
+                if matches!(&self.role, Role::Publishing(p) if p.stream == stream) {
+                    self.end_publish("publisher stopped");
+                }
+                Ok(())
+            }
+            ServerEvent::PlayStopped { stream } => {
+                if matches!(&self.role, Role::Playing(p) if p.stream == stream) {
+                    debug!("player stopped");
+                    self.role = Role::Idle;
+                }
+                Ok(())
+            }
+            ServerEvent::ReceiveAudio { enabled, .. } => {
+                if let Role::Playing(p) = &mut self.role {
+                    p.audio = enabled;
+                }
+                Ok(())
+            }
+            ServerEvent::ReceiveVideo { enabled, .. } => {
+                if let Role::Playing(p) = &mut self.role {
+                    p.video = enabled;
+                }
+                Ok(())
+            }
+            ServerEvent::Seek { stream, .. } => {
+                // Live has one position, the live edge: restart from the newest keyframe.
+                if let Role::Playing(p) = &mut self.role
+                    && p.stream == stream
+                {
+                    let channel = p.subscriber.channel().to_owned();
+                    p.subscriber = self.state.hub.subscribe(&channel, Protocol::Rtmp);
+                }
+                Ok(())
+            }
+            other => {
+                debug!(event = ?other, "session event");
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_publish(&mut self, request: RequestId, stream: u32, app: String, name: String) -> Result<(), ConnError> {
+        if !matches!(self.role, Role::Idle) {
+            self.session.reject_publish(request, Reject::BadName("this connection is already publishing or playing".into()));
+            return Ok(());
+        }
+        let (key, _query) = split_query(&name);
+        if app != self.state.config.rtmp.app {
+            return Ok(self.refuse(request, Refusal::UnknownApp(app)));
+        }
+        let req = PublishRequest { app, key: StreamKey::new(key.to_owned()), peer: self.peer };
+        let authorized = match self.state.auth.authorize(&req).await {
+            Ok(a) => a,
+            Err(refusal) => return Ok(self.refuse(request, refusal)),
+        };
+        let channel = authorized.channel;
+        Span::current().record("channel", channel.as_str());
+        let options = PublishOptions { takeover: self.state.config.hub.takeover };
+        match self.state.hub.publish(&channel, options) {
+            Ok(publisher) => {
+                self.session.accept_publish(request);
+                info!(channel, "publish started");
+                self.role = Role::Publishing(Publishing {
+                    publisher,
+                    stream,
+                    channel,
+                    started: Instant::now(),
+                    bytes: 0,
+                    video_frames: 0,
+                    audio_frames: 0,
+                });
+            }
+            Err(e) => {
+                Metrics::inc(&self.state.metrics.publishes_refused);
+                warn!(channel, reason = %e, "publish refused");
+                self.session.reject_publish(request, Reject::BadName(format!("{e}; stop the other publisher first")));
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, request: RequestId, refusal: Refusal) {
+        Metrics::inc(&self.state.metrics.publishes_refused);
+        // The refusal never contains the key (see `Refusal`), so it is safe to log and send.
+        warn!(reason = %refusal, "publish refused");
+        let reject = match refusal {
+            Refusal::UnknownKey => Reject::Unauthorized(refusal.to_string()),
+            _ => Reject::BadName(refusal.to_string()),
+        };
+        self.session.reject_publish(request, reject);
+    }
+
+    fn on_play(&mut self, request: RequestId, stream: u32, app: &str, name: &str) {
+        let (channel, _query) = split_query(name);
+        if app != self.state.config.rtmp.app || !is_valid_name(channel) {
+            warn!(app, "play refused: unknown application or invalid channel name");
+            self.session.reject_play(request, Reject::NotFound("no such stream".into()));
+            return;
+        }
+        if !matches!(self.role, Role::Idle) {
+            self.session.reject_play(request, Reject::BadName("this connection is already publishing or playing".into()));
+            return;
+        }
+        Span::current().record("channel", channel);
+        let subscriber = self.state.hub.subscribe(channel, Protocol::Rtmp);
+        let give_up_at = (!subscriber.is_live())
+            .then(|| tokio::time::Instant::now() + self.state.config.hub.wait_for_publisher);
+        self.session.accept_play(request);
+        info!(channel, live = give_up_at.is_none(), "rtmp viewer joined");
+        self.role = Role::Playing(Playing { subscriber, stream, batch: Vec::new(), audio: true, video: true, give_up_at });
+    }
+
+    fn on_media(&mut self, stream: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
+        let Role::Publishing(p) = &mut self.role else {
+            debug!(?kind, "media from a connection that is not publishing; dropped");
+            return;
+        };
+        if p.stream != stream {
+            debug!(stream, "media on a stream that is not publishing; dropped");
+            return;
+        }
+        p.bytes += payload.len() as u64;
+        self.state.metrics.bytes_in.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let frame = onair_flv::frame_from_tag(kind, Timestamp::from_millis(timestamp), payload);
+        match (frame.kind, frame.sequence_header) {
+            (MediaKind::Video, false) => p.video_frames += 1,
+            (MediaKind::Audio, false) => p.audio_frames += 1,
+            _ => {}
+        }
+        p.publisher.push(frame);
+    }
+
+    fn on_wake(&mut self, wake: Wake) -> Result<(), ConnError> {
+        match wake {
+            Wake::Kicked => {
+                if let Role::Publishing(p) = &self.role {
+                    let stream = p.stream;
+                    self.session.stop_publish(stream, "the publish was ended by the server");
+                    self.end_publish("kicked");
+                    self.closing = true;
+                }
+                Ok(())
+            }
+            Wake::GiveUp => {
+                if let Role::Playing(p) = &self.role {
+                    info!(channel = p.subscriber.channel(), "no publisher came; closing the viewer");
+                    self.session.notify_unpublished(p.stream);
+                    self.closing = true;
+                }
+                Ok(())
+            }
+            Wake::Delivery(d) => self.on_delivery(d),
+        }
+    }
+
+    fn on_delivery(&mut self, delivery: Result<Delivery, RecvError>) -> Result<(), ConnError> {
+        let Role::Playing(p) = &mut self.role else { return Ok(()) };
+        match delivery {
+            Ok(Delivery::Frames) => {
+                p.give_up_at = None;
+                let chunk_size = self.session.chunk_size_out();
+                for entry in &p.batch {
+                    let f = entry.frame();
+                    let wanted = match f.kind {
+                        MediaKind::Audio => p.audio,
+                        MediaKind::Video => p.video,
+                        MediaKind::Script => true,
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    let bytes = if p.stream == SHARED_STREAM_ID && chunk_size == self.state.config.rtmp.chunk_size {
+                        entry.encoded(Encoding::RtmpChunks, |f| encode_shared(f, chunk_size))
+                    } else {
+                        self.session.encode_media(p.stream, f.kind, f.timestamp.as_millis(), f.data.clone())
+                    };
+                    self.out.push_back(bytes);
+                }
+                p.batch.clear();
+                Ok(())
+            }
+            Ok(Delivery::PublisherLeft) => {
+                debug!("publisher left; viewer waits");
+                p.give_up_at = Some(tokio::time::Instant::now() + self.state.config.hub.republish_grace);
+                Ok(())
+            }
+            Ok(Delivery::PublisherBack) => {
+                p.give_up_at = None;
+                self.session.notify_republished(p.stream);
+                Ok(())
+            }
+            Err(e) => {
+                Metrics::inc(&self.state.metrics.viewers_dropped_slow);
+                Err(ConnError::Peer(format!("viewer too slow: {e}")))
+            }
+        }
+    }
+
+    fn end_publish(&mut self, why: &str) {
+        if let Role::Publishing(p) = std::mem::replace(&mut self.role, Role::Idle) {
+            let secs = p.started.elapsed().as_secs_f64().max(0.001);
+            info!(
+                channel = p.channel,
+                why,
+                duration_s = format!("{secs:.1}"),
+                bytes = p.bytes,
+                kbps = format!("{:.0}", p.bytes as f64 * 8.0 / secs / 1000.0),
+                fps = format!("{:.1}", p.video_frames as f64 / secs),
+                audio_frames = p.audio_frames,
+                "publish stopped"
+            );
+        }
+    }
+
+    fn stop_for_shutdown(&mut self) {
+        match &self.role {
+            Role::Publishing(p) => {
+                let stream = p.stream;
+                self.session.stop_publish(stream, "the server is shutting down");
+                self.end_publish("server shutdown");
+            }
+            Role::Playing(p) => self.session.notify_unpublished(p.stream),
+            Role::Idle => {}
+        }
+        while let Some(output) = self.session.poll_output() {
+            if let ServerOutput::Transmit(b) = output {
+                self.out.push_back(b);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.end_publish("connection closed");
+        if let Role::Playing(p) = &self.role {
+            info!(channel = p.subscriber.channel(), "rtmp viewer left");
+        }
+        self.role = Role::Idle;
+    }
+}
+
+/// The frame as one complete RTMP message in fmt-0/fmt-3 chunks, for every viewer on the
+/// shared stream id and chunk size.
+fn encode_shared(frame: &Frame, chunk_size: u32) -> Bytes {
+    let msg = media_raw_message(frame.kind, frame.timestamp.as_millis(), SHARED_STREAM_ID, frame.data.clone());
+    encode_standalone(&msg, chunk_size)
+}
+
+async fn wait_role(role: &mut Role) -> Wake {
+    match role {
+        Role::Idle => std::future::pending().await,
+        Role::Publishing(p) => {
+            p.publisher.kicked().await;
+            Wake::Kicked
+        }
+        Role::Playing(p) => {
+            let give_up = sleep_until_opt(p.give_up_at);
+            tokio::select! {
+                d = p.subscriber.recv(&mut p.batch) => Wake::Delivery(d),
+                _ = give_up => Wake::GiveUp,
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,75 @@
+//! Secrets that must never reach a log line: their `Debug`, `Display` and `Serialize` print
+//! `[redacted]`, and the only way to the value is the explicit [`StreamKey::expose`].
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What every secret prints as.
+pub const REDACTED: &str = "[redacted]";
+
+/// A stream key (the publish name a streamer types into OBS).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StreamKey(String);
+
+impl StreamKey {
+    /// Wraps a key.
+    pub fn new(key: String) -> Self {
+        StreamKey(key)
+    }
+
+    /// The key itself, for comparing or signing; never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares in time that does not depend on where the keys differ, so a publisher cannot
+    /// find a key byte by byte from response times.
+    pub fn matches(&self, other: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for StreamKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(StreamKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_never_formats_as_itself() {
+        let k = StreamKey::new("abc123secret".into());
+        assert_eq!(format!("{k}"), REDACTED);
+        assert_eq!(format!("{k:?}"), REDACTED);
+        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{REDACTED}\""));
+        assert!(k.matches("abc123secret"));
+        assert!(!k.matches("abc123secreT"));
+        assert!(!k.matches("abc"));
+    }
+}
