@@ -1,0 +1,9 @@
+//! Arbitrary bytes into RTMP server and client sessions (after a valid handshake and connect, and
+//! from the first byte); the invariants live in `onair_rtmp::fuzzing::session`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    onair_rtmp::fuzzing::session::session(data);
+});
