@@ -271,19 +271,27 @@ impl Connection {
         }
         let (key, _query) = split_query(&name);
         if app != self.state.config.rtmp.app {
-            return Ok(self.refuse(request, Refusal::UnknownApp(app)));
+            self.refuse(request, Refusal::UnknownApp(app));
+            return Ok(());
         }
         let req = PublishRequest { app, key: StreamKey::new(key.to_owned()), peer: self.peer };
         let authorized = match self.state.auth.authorize(&req).await {
             Ok(a) => a,
-            Err(refusal) => return Ok(self.refuse(request, refusal)),
+            Err(refusal) => {
+                self.refuse(request, refusal);
+                return Ok(());
+            }
         };
         let channel = authorized.channel;
         Span::current().record("channel", channel.as_str());
         let options = PublishOptions { takeover: self.state.config.hub.takeover };
         match self.state.hub.publish(&channel, options) {
             Ok(publisher) => {
-                self.session.accept_publish(request);
+                if !self.session.accept_publish(request) {
+                    // The peer withdrew the publish (deleteStream) while we were authorising.
+                    debug!(channel, "publish withdrawn before it was accepted");
+                    return Ok(());
+                }
                 info!(channel, "publish started");
                 self.role = Role::Publishing(Publishing {
                     publisher,
@@ -330,7 +338,10 @@ impl Connection {
         let subscriber = self.state.hub.subscribe(channel, Protocol::Rtmp);
         let give_up_at = (!subscriber.is_live())
             .then(|| tokio::time::Instant::now() + self.state.config.hub.wait_for_publisher);
-        self.session.accept_play(request);
+        if !self.session.accept_play(request) {
+            debug!(channel, "play withdrawn before it was accepted");
+            return;
+        }
         info!(channel, live = give_up_at.is_none(), "rtmp viewer joined");
         self.role = Role::Playing(Playing { subscriber, stream, batch: Vec::new(), audio: true, video: true, give_up_at });
     }
