@@ -471,6 +471,13 @@ impl Subscriber {
                     return Ok(Some(Delivery::PublisherBack));
                 }
             }
+            // The publisher left, but what it pushed before leaving is still in the ring
+            // (a new publish would have cleared it): deliver that first, so a viewer gets
+            // a stream's last frames; `PublisherLeft` follows on the next call.
+            Phase::Live(_)
+                if st.live.is_none()
+                    && self.cursor >= st.first_seq
+                    && self.cursor < st.next_seq() => {}
             Phase::Live(id) if st.live != Some(id) => {
                 self.phase = Phase::Waiting { returning: true };
                 self.prefix.clear();

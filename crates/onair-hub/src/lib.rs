@@ -625,4 +625,23 @@ mod tests {
             }
         }
     }
+
+    #[tokio::test]
+    async fn frames_pushed_just_before_the_publisher_leaves_are_delivered() {
+        let hub = Hub::new(HubConfig::default());
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let publisher = hub.publish("c", PublishOptions::default()).unwrap();
+        publisher.push(video(0, true));
+        let mut out = Vec::new();
+        assert_eq!(sub.recv(&mut out).await.unwrap(), Delivery::Frames);
+        publisher.push(video(40, false));
+        drop(publisher);
+        assert_eq!(
+            sub.recv(&mut out).await.unwrap(),
+            Delivery::Frames,
+            "the last frame is delivered"
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(sub.recv(&mut out).await.unwrap(), Delivery::PublisherLeft);
+    }
 }

@@ -51,7 +51,14 @@ pub enum Refusal {
 /// Decides whether a publish may go ahead, and under which channel.
 pub trait PublishAuth: Send + Sync + fmt::Debug {
     /// Checks one publish request.
-    fn authorize<'a>(&'a self, request: &'a PublishRequest) -> BoxFuture<'a, Result<Authorized, Refusal>>;
+    fn authorize<'a>(
+        &'a self,
+        request: &'a PublishRequest,
+    ) -> BoxFuture<'a, Result<Authorized, Refusal>>;
+
+    /// Whether `name` is a stream key. Playback refuses such names without logging them: a
+    /// streamer who pastes a key where the channel goes must not find it in a log or on air.
+    fn is_stream_key(&self, name: &str) -> bool;
 }
 
 /// The `[dev]` section as an authoriser: static keys, and in open mode any valid name.
@@ -68,7 +75,17 @@ impl DevAuth {
 }
 
 impl PublishAuth for DevAuth {
-    fn authorize<'a>(&'a self, request: &'a PublishRequest) -> BoxFuture<'a, Result<Authorized, Refusal>> {
+    fn is_stream_key(&self, name: &str) -> bool {
+        self.config
+            .keys
+            .iter()
+            .fold(false, |found, k| k.key.matches(name) | found)
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        request: &'a PublishRequest,
+    ) -> BoxFuture<'a, Result<Authorized, Refusal>> {
         Box::pin(async move {
             // Walk every key so the time taken does not tell which keys exist.
             let mut found = None;
@@ -83,7 +100,9 @@ impl PublishAuth for DevAuth {
             if self.config.open {
                 let name = request.key.expose();
                 return if is_valid_name(name) {
-                    Ok(Authorized { channel: name.to_owned() })
+                    Ok(Authorized {
+                        channel: name.to_owned(),
+                    })
                 } else {
                     Err(Refusal::InvalidName)
                 };
@@ -99,24 +118,56 @@ mod tests {
     use crate::config::DevKey;
 
     fn req(key: &str) -> PublishRequest {
-        PublishRequest { app: "live".into(), key: StreamKey::new(key.into()), peer: "127.0.0.1:1".parse().unwrap() }
+        PublishRequest {
+            app: "live".into(),
+            key: StreamKey::new(key.into()),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        }
     }
 
     #[tokio::test]
     async fn static_keys_map_to_channels_and_unknown_keys_are_refused() {
         let auth = DevAuth::new(DevConfig {
             open: false,
-            keys: vec![DevKey { channel: "demo".into(), key: StreamKey::new("k-123456".into()) }],
+            keys: vec![DevKey {
+                channel: "demo".into(),
+                key: StreamKey::new("k-123456".into()),
+            }],
         });
-        assert_eq!(auth.authorize(&req("k-123456")).await, Ok(Authorized { channel: "demo".into() }));
-        assert_eq!(auth.authorize(&req("demo")).await, Err(Refusal::UnknownKey), "the channel name is not a key");
-        assert_eq!(auth.authorize(&req("k-1234567")).await, Err(Refusal::UnknownKey));
+        assert_eq!(
+            auth.authorize(&req("k-123456")).await,
+            Ok(Authorized {
+                channel: "demo".into()
+            })
+        );
+        assert_eq!(
+            auth.authorize(&req("demo")).await,
+            Err(Refusal::UnknownKey),
+            "the channel name is not a key"
+        );
+        assert_eq!(
+            auth.authorize(&req("k-1234567")).await,
+            Err(Refusal::UnknownKey)
+        );
+        assert!(auth.is_stream_key("k-123456"));
+        assert!(!auth.is_stream_key("demo"));
     }
 
     #[tokio::test]
     async fn open_mode_accepts_valid_names_only() {
-        let auth = DevAuth::new(DevConfig { open: true, keys: vec![] });
-        assert_eq!(auth.authorize(&req("cam1")).await, Ok(Authorized { channel: "cam1".into() }));
-        assert_eq!(auth.authorize(&req("../x")).await, Err(Refusal::InvalidName));
+        let auth = DevAuth::new(DevConfig {
+            open: true,
+            keys: vec![],
+        });
+        assert_eq!(
+            auth.authorize(&req("cam1")).await,
+            Ok(Authorized {
+                channel: "cam1".into()
+            })
+        );
+        assert_eq!(
+            auth.authorize(&req("../x")).await,
+            Err(Refusal::InvalidName)
+        );
     }
 }

@@ -105,7 +105,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "0.0.0.0:8080".parse().expect("literal address"), cors_origins: vec!["*".into()] }
+        HttpConfig {
+            listen: "0.0.0.0:8080".parse().expect("literal address"),
+            cors_origins: vec!["*".into()],
+        }
     }
 }
 
@@ -200,7 +203,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Text }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -260,17 +266,25 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let (text, name) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
                 (text, p.display().to_string())
             }
             None => (String::new(), "(defaults)".to_owned()),
         };
         let mut table: toml::Table =
-            text.parse().map_err(|e: toml::de::Error| ConfigError::File { path: name.clone(), message: e.to_string() })?;
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::File {
+                    path: name.clone(),
+                    message: e.to_string(),
+                })?;
         let mut overridden = Vec::new();
         for (var, value) in env {
-            let Some(rest) = var.strip_prefix("ONAIR_") else { continue };
+            let Some(rest) = var.strip_prefix("ONAIR_") else {
+                continue;
+            };
             if NOT_CONFIG.contains(&var.as_str()) || rest.starts_with("TEST_") {
                 continue;
             }
@@ -285,17 +299,33 @@ impl Config {
                     .entry(s.clone())
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()))
                     .as_table_mut()
-                    .ok_or_else(|| ConfigError::Env { var: var.clone(), message: format!("[{s}] is not a table") })?,
+                    .ok_or_else(|| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("[{s}] is not a table"),
+                    })?,
                 None => &mut table,
             };
+            let dotted = match &section {
+                Some(s) => format!("{s}.{key}"),
+                None => key.clone(),
+            };
             target.insert(key, parsed);
-            overridden.push(var);
+            overridden.push((var, dotted));
         }
         let config: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             let message = e.to_string();
-            match overridden.iter().find(|v| message.contains(&v["ONAIR_".len()..].to_ascii_lowercase())) {
-                Some(var) => ConfigError::Env { var: var.clone(), message },
-                None => ConfigError::File { path: name, message },
+            match overridden
+                .iter()
+                .find(|(_, dotted)| message.contains(&format!("`{dotted}`")))
+            {
+                Some((var, _)) => ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                },
+                None => ConfigError::File {
+                    path: name,
+                    message,
+                },
             }
         })?;
         config.validate()?;
@@ -316,7 +346,10 @@ impl Config {
             });
         }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
-            return Err(ConfigError::Invalid { key: "rtmp.app", message: "must be one non-empty path segment".into() });
+            return Err(ConfigError::Invalid {
+                key: "rtmp.app",
+                message: "must be one non-empty path segment".into(),
+            });
         }
         for key in &self.dev.keys {
             if !crate::channel::is_valid_name(&key.channel) {
@@ -339,7 +372,10 @@ impl Config {
             ("hub.write_timeout", self.hub.write_timeout),
         ] {
             if d.1.is_zero() {
-                return Err(ConfigError::Invalid { key: d.0, message: "must be more than zero".into() });
+                return Err(ConfigError::Invalid {
+                    key: d.0,
+                    message: "must be more than zero".into(),
+                });
             }
         }
         Ok(())
@@ -359,7 +395,9 @@ impl Config {
 fn parse_env_value(value: &str) -> toml::Value {
     let wrapped = format!("v = {value}");
     match wrapped.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.to_owned())),
         Err(_) => toml::Value::String(value.to_owned()),
     }
 }
@@ -367,22 +405,34 @@ fn parse_env_value(value: &str) -> toml::Value {
 /// Parses durations written as `250ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 10s or 250ms"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s or 250ms"))?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} in {text:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?} (use ms, s, m or h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it.
 pub fn format_duration(d: Duration) -> String {
-    if d.subsec_millis() != 0 || d.as_secs() == 0 { format!("{}ms", d.as_millis()) } else { format!("{}s", d.as_secs()) }
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
 }
 
 mod duration {
@@ -410,29 +460,121 @@ mod duration {
 pub fn reference() -> String {
     let d = Config::default();
     let rows: Vec<(&str, String, &str)> = vec![
-        ("shutdown_grace", format_duration(d.shutdown_grace), "how long shutdown waits for connections to finish"),
-        ("rtmp.listen", d.rtmp.listen.to_string(), "RTMP listen address"),
-        ("rtmp.app", d.rtmp.app.clone(), "application name in rtmp://host/{app}/{key or channel}"),
-        ("rtmp.chunk_size", d.rtmp.chunk_size.to_string(), "chunk size we send with (128..=16777215)"),
-        ("rtmp.window_ack_size", d.rtmp.window_ack_size.to_string(), "acknowledgement window we ask peers to use"),
-        ("rtmp.max_message_size", d.rtmp.max_message_size.to_string(), "largest message a peer may send"),
-        ("rtmp.handshake_timeout", format_duration(d.rtmp.handshake_timeout), "drop handshakes slower than this"),
-        ("rtmp.idle_timeout", format_duration(d.rtmp.idle_timeout), "drop connections silent for this long"),
-        ("rtmp.ping_interval", format_duration(d.rtmp.ping_interval), "ping heartbeat interval"),
-        ("http.listen", d.http.listen.to_string(), "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)"),
-        ("http.cors_origins", format!("{:?}", d.http.cors_origins), "origins allowed to play streams (\"*\" = any)"),
-        ("hub.gop_cache", d.hub.gop_cache.to_string(), "start new viewers at the last keyframe"),
-        ("hub.max_lag", format_duration(d.hub.max_lag), "viewers further behind skip to the newest keyframe"),
-        ("hub.max_lag_bytes", d.hub.max_lag_bytes.to_string(), "the same bound in bytes"),
-        ("hub.max_skips", d.hub.max_skips.to_string(), "skips within 30 s of media before a viewer is dropped"),
-        ("hub.max_channel_bytes", d.hub.max_channel_bytes.to_string(), "memory cap per channel (GOP cache + lag)"),
-        ("hub.takeover", d.hub.takeover.to_string(), "a second publisher takes over (true) or is refused (false)"),
-        ("hub.republish_grace", format_duration(d.hub.republish_grace), "viewers wait this long for a publisher to return"),
-        ("hub.wait_for_publisher", format_duration(d.hub.wait_for_publisher), "RTMP viewers wait this long for a channel to go live"),
-        ("hub.write_timeout", format_duration(d.hub.write_timeout), "drop viewers whose connection accepts nothing this long"),
-        ("dev.open", d.dev.open.to_string(), "accept any publish name as a channel (development only)"),
-        ("dev.keys", "[]".into(), "static keys: [[dev.keys]] channel = \"demo\", key = \"…\""),
-        ("log.level", d.log.level.clone(), "tracing filter (ONAIR_LOG overrides)"),
+        (
+            "shutdown_grace",
+            format_duration(d.shutdown_grace),
+            "how long shutdown waits for connections to finish",
+        ),
+        (
+            "rtmp.listen",
+            d.rtmp.listen.to_string(),
+            "RTMP listen address",
+        ),
+        (
+            "rtmp.app",
+            d.rtmp.app.clone(),
+            "application name in rtmp://host/{app}/{key or channel}",
+        ),
+        (
+            "rtmp.chunk_size",
+            d.rtmp.chunk_size.to_string(),
+            "chunk size we send with (128..=16777215)",
+        ),
+        (
+            "rtmp.window_ack_size",
+            d.rtmp.window_ack_size.to_string(),
+            "acknowledgement window we ask peers to use",
+        ),
+        (
+            "rtmp.max_message_size",
+            d.rtmp.max_message_size.to_string(),
+            "largest message a peer may send",
+        ),
+        (
+            "rtmp.handshake_timeout",
+            format_duration(d.rtmp.handshake_timeout),
+            "drop handshakes slower than this",
+        ),
+        (
+            "rtmp.idle_timeout",
+            format_duration(d.rtmp.idle_timeout),
+            "drop connections silent for this long",
+        ),
+        (
+            "rtmp.ping_interval",
+            format_duration(d.rtmp.ping_interval),
+            "ping heartbeat interval",
+        ),
+        (
+            "http.listen",
+            d.http.listen.to_string(),
+            "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)",
+        ),
+        (
+            "http.cors_origins",
+            format!("{:?}", d.http.cors_origins),
+            "origins allowed to play streams (\"*\" = any)",
+        ),
+        (
+            "hub.gop_cache",
+            d.hub.gop_cache.to_string(),
+            "start new viewers at the last keyframe",
+        ),
+        (
+            "hub.max_lag",
+            format_duration(d.hub.max_lag),
+            "viewers further behind skip to the newest keyframe",
+        ),
+        (
+            "hub.max_lag_bytes",
+            d.hub.max_lag_bytes.to_string(),
+            "the same bound in bytes",
+        ),
+        (
+            "hub.max_skips",
+            d.hub.max_skips.to_string(),
+            "skips within 30 s of media before a viewer is dropped",
+        ),
+        (
+            "hub.max_channel_bytes",
+            d.hub.max_channel_bytes.to_string(),
+            "memory cap per channel (GOP cache + lag)",
+        ),
+        (
+            "hub.takeover",
+            d.hub.takeover.to_string(),
+            "a second publisher takes over (true) or is refused (false)",
+        ),
+        (
+            "hub.republish_grace",
+            format_duration(d.hub.republish_grace),
+            "viewers wait this long for a publisher to return",
+        ),
+        (
+            "hub.wait_for_publisher",
+            format_duration(d.hub.wait_for_publisher),
+            "RTMP viewers wait this long for a channel to go live",
+        ),
+        (
+            "hub.write_timeout",
+            format_duration(d.hub.write_timeout),
+            "drop viewers whose connection accepts nothing this long",
+        ),
+        (
+            "dev.open",
+            d.dev.open.to_string(),
+            "accept any publish name as a channel (development only)",
+        ),
+        (
+            "dev.keys",
+            "[]".into(),
+            "static keys: [[dev.keys]] channel = \"demo\", key = \"…\"",
+        ),
+        (
+            "log.level",
+            d.log.level.clone(),
+            "tracing filter (ONAIR_LOG overrides)",
+        ),
         ("log.format", "text".into(), "text or json"),
     ];
     let mut out = String::from(
@@ -458,7 +600,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -525,7 +670,10 @@ mod tests {
     #[test]
     fn the_logged_config_never_shows_a_key() {
         let mut c = Config::default();
-        c.dev.keys.push(DevKey { channel: "demo".into(), key: StreamKey::new("super-secret-key".into()) });
+        c.dev.keys.push(DevKey {
+            channel: "demo".into(),
+            key: StreamKey::new("super-secret-key".into()),
+        });
         let text = c.redacted_toml();
         assert!(!text.contains("super-secret-key"), "{text}");
         assert!(text.contains("[redacted]"), "{text}");
@@ -540,10 +688,16 @@ mod tests {
             match value.as_table() {
                 Some(t) => {
                     for key in t.keys() {
-                        assert!(text.contains(&format!("{section}.{key}")), "{section}.{key} missing from --help");
+                        assert!(
+                            text.contains(&format!("{section}.{key}")),
+                            "{section}.{key} missing from --help"
+                        );
                     }
                 }
-                None => assert!(text.contains(section.as_str()), "{section} missing from --help"),
+                None => assert!(
+                    text.contains(section.as_str()),
+                    "{section} missing from --help"
+                ),
             }
         }
     }

@@ -42,7 +42,10 @@ pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
     let listener = listener.tap_io(move |tcp| crate::net::configure(tcp, stall));
     let shutdown = state.shutdown.clone();
     let app = router(state);
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
         warn!(error = %e, "http server stopped");
     }
 }
@@ -55,8 +58,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(|| async { "ready" }))
         .route("/metrics", get(metrics))
         .layer(cors(&state.config.http.cors_origins))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one HTTP request: method and the matched route (`/live/{file}`), never the
+/// URI, which may carry a key or a token.
+fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    tracing::info_span!("http", method = %request.method(), route = route.as_deref().unwrap_or("(unmatched)"))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -76,25 +89,55 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
     let body = serde_json::json!({ "type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail });
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
-async fn live(State(state): State<Arc<AppState>>, Path(file): Path<String>, request: axum::extract::Request) -> Response {
+async fn live(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    request: axum::extract::Request,
+) -> Response {
     let Some(channel) = file.strip_suffix(".flv") else {
-        return problem(StatusCode::NOT_FOUND, "Not Found", format!("no such stream file {file:?}"));
+        return problem(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            format!("no such stream file {file:?}"),
+        );
     };
     if !is_valid_name(channel) {
-        return problem(StatusCode::BAD_REQUEST, "Bad Request", "invalid channel name".into());
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "invalid channel name".into(),
+        );
+    }
+    if state.auth.is_stream_key(channel) {
+        warn!("http play refused: the name is a stream key ([redacted])");
+        return problem(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "play the channel name, not the stream key".into(),
+        );
     }
     if !state.hub.is_live(channel) {
-        return problem(StatusCode::NOT_FOUND, "Not Found", format!("channel {channel:?} is not live"));
+        return problem(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            format!("channel {channel:?} is not live"),
+        );
     }
     let (mut parts, _) = request.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(ws) => {
             let subscriber = state.hub.subscribe(channel, Protocol::WsFlv);
             let channel = channel.to_owned();
-            ws.write_buffer_size(0).on_upgrade(move |socket| ws_flv(state, socket, subscriber, channel))
+            ws.write_buffer_size(0)
+                .on_upgrade(move |socket| ws_flv(state, socket, subscriber, channel))
         }
         Err(_) => http_flv(state, channel),
     }
@@ -115,7 +158,13 @@ fn http_flv(state: Arc<AppState>, channel: &str) -> Response {
         .header(header::CONTENT_TYPE, "video/x-flv")
         .header(header::CACHE_CONTROL, "no-cache, no-store")
         .body(Body::from_stream(body))
-        .unwrap_or_else(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", e.to_string()))
+        .unwrap_or_else(|e| {
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                e.to_string(),
+            )
+        })
 }
 
 async fn ws_flv(state: Arc<AppState>, socket: WebSocket, subscriber: Subscriber, channel: String) {
@@ -160,7 +209,14 @@ struct FlvFeed {
 
 impl FlvFeed {
     fn new(subscriber: Subscriber, state: Arc<AppState>) -> Self {
-        FlvFeed { subscriber, state, batch: Vec::new(), pending: VecDeque::new(), header_sent: false, ended: false }
+        FlvFeed {
+            subscriber,
+            state,
+            batch: Vec::new(),
+            pending: VecDeque::new(),
+            header_sent: false,
+            ended: false,
+        }
     }
 
     /// The next piece of the byte stream; `None` at the end.
@@ -184,7 +240,9 @@ impl FlvFeed {
                 let mut tracks = Tracks::seen_in(&held);
                 let deadline = tokio::time::Instant::now() + TRACK_PROBE;
                 while !tracks.certain {
-                    match tokio::time::timeout_at(deadline, self.subscriber.recv(&mut self.batch)).await {
+                    match tokio::time::timeout_at(deadline, self.subscriber.recv(&mut self.batch))
+                        .await
+                    {
                         Ok(Ok(Delivery::Frames)) => {
                             held.append(&mut self.batch);
                             tracks = Tracks::seen_in(&held);
@@ -193,7 +251,13 @@ impl FlvFeed {
                         Ok(Err(e)) => return Err(self.too_slow(e)),
                     }
                 }
-                self.pending.push_back(FlvHeader { has_audio: tracks.audio, has_video: tracks.video }.encode());
+                self.pending.push_back(
+                    FlvHeader {
+                        has_audio: tracks.audio,
+                        has_video: tracks.video,
+                    }
+                    .encode(),
+                );
                 self.header_sent = true;
                 self.queue(&held);
             }
@@ -223,7 +287,8 @@ impl FlvFeed {
 
     fn queue(&mut self, entries: &[Arc<Entry>]) {
         for e in entries {
-            self.pending.push_back(e.encoded(Encoding::FlvTag, onair_flv::encode_frame));
+            self.pending
+                .push_back(e.encoded(Encoding::FlvTag, onair_flv::encode_frame));
         }
     }
 
@@ -262,9 +327,17 @@ impl Tracks {
                 MediaKind::Script => {
                     if let Ok(meta) = onair_flv::parse_metadata(&f.data) {
                         from_metadata = true;
-                        let flag = |key: &str| meta.properties.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_bool());
-                        t.audio |= flag("hasAudio").unwrap_or(meta.audio_codec.is_some() || meta.audiosamplerate.is_some());
-                        t.video |= flag("hasVideo").unwrap_or(meta.video_codec.is_some() || meta.width.is_some());
+                        let flag = |key: &str| {
+                            meta.properties
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .and_then(|(_, v)| v.as_bool())
+                        };
+                        t.audio |= flag("hasAudio").unwrap_or(
+                            meta.audio_codec.is_some() || meta.audiosamplerate.is_some(),
+                        );
+                        t.video |= flag("hasVideo")
+                            .unwrap_or(meta.video_codec.is_some() || meta.width.is_some());
                     }
                 }
             }
@@ -278,29 +351,77 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let m = &state.metrics;
     let mut out = String::new();
     let counters = [
-        ("onair_rtmp_connections_total", "RTMP connections accepted", m.rtmp_connections.load(Ordering::Relaxed)),
-        ("onair_rtmp_connections_open", "RTMP connections open now", m.rtmp_open.load(Ordering::Relaxed)),
-        ("onair_publishes_refused_total", "publishes refused", m.publishes_refused.load(Ordering::Relaxed)),
-        ("onair_peer_errors_total", "connections closed for a peer's misbehaviour", m.peer_errors.load(Ordering::Relaxed)),
-        ("onair_viewers_dropped_slow_total", "viewers dropped for being too slow", m.viewers_dropped_slow.load(Ordering::Relaxed)),
-        ("onair_bytes_in_total", "media bytes received from publishers", m.bytes_in.load(Ordering::Relaxed)),
+        (
+            "onair_rtmp_connections_total",
+            "RTMP connections accepted",
+            m.rtmp_connections.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_rtmp_connections_open",
+            "RTMP connections open now",
+            m.rtmp_open.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_publishes_refused_total",
+            "publishes refused",
+            m.publishes_refused.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_peer_errors_total",
+            "connections closed for a peer's misbehaviour",
+            m.peer_errors.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_viewers_dropped_slow_total",
+            "viewers dropped for being too slow",
+            m.viewers_dropped_slow.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_bytes_in_total",
+            "media bytes received from publishers",
+            m.bytes_in.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, value) in counters {
-        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
     let live = state.hub.live_channels();
-    let _ = writeln!(out, "# HELP onair_channels_live channels with a publisher\n# TYPE onair_channels_live gauge");
+    let _ = writeln!(
+        out,
+        "# HELP onair_channels_live channels with a publisher\n# TYPE onair_channels_live gauge"
+    );
     let _ = writeln!(out, "onair_channels_live {}", live.len());
-    let _ = writeln!(out, "# HELP onair_channel_viewers viewers by channel and protocol\n# TYPE onair_channel_viewers gauge");
+    let _ = writeln!(
+        out,
+        "# HELP onair_channel_viewers viewers by channel and protocol\n# TYPE onair_channel_viewers gauge"
+    );
     for c in &live {
         for (p, n) in &c.viewers {
-            let _ = writeln!(out, "onair_channel_viewers{{channel=\"{}\",protocol=\"{p}\"}} {n}", c.channel);
+            let _ = writeln!(
+                out,
+                "onair_channel_viewers{{channel=\"{}\",protocol=\"{p}\"}} {n}",
+                c.channel
+            );
         }
     }
-    let _ = writeln!(out, "# HELP onair_channel_bitrate_bps recent media bitrate\n# TYPE onair_channel_bitrate_bps gauge");
+    let _ = writeln!(
+        out,
+        "# HELP onair_channel_bitrate_bps recent media bitrate\n# TYPE onair_channel_bitrate_bps gauge"
+    );
     for c in &live {
-        let _ = writeln!(out, "onair_channel_bitrate_bps{{channel=\"{}\"}} {}", c.channel, c.recent_bitrate);
+        let _ = writeln!(
+            out,
+            "onair_channel_bitrate_bps{{channel=\"{}\"}} {}",
+            c.channel, c.recent_bitrate
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -12,11 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use onair_hub::{Delivery, Encoding, Entry, Protocol, PublishOptions, Publisher, RecvError, Subscriber};
+use onair_hub::{
+    Delivery, Encoding, Entry, Protocol, PublishOptions, Publisher, RecvError, Subscriber,
+};
 use onair_media::{Frame, MediaKind, Timestamp};
 use onair_rtmp::chunk::encode_standalone;
 use onair_rtmp::session::{
-    Reject, RequestId, ServerConfig, ServerEvent, ServerOutput, ServerSession, SessionError, media_raw_message,
+    Reject, RequestId, ServerConfig, ServerEvent, ServerOutput, ServerSession, SessionError,
+    media_raw_message,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -52,7 +55,9 @@ pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("rtmp", %peer, conn = id, channel = field::Empty);
-        state.tasks.spawn(connection(state.clone(), socket, peer).instrument(span));
+        state
+            .tasks
+            .spawn(connection(state.clone(), socket, peer).instrument(span));
     }
 }
 
@@ -137,33 +142,66 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: Arc<AppState>, reader: OwnedReadHalf, writer: OwnedWriteHalf, peer: SocketAddr) -> Self {
+    fn new(
+        state: Arc<AppState>,
+        reader: OwnedReadHalf,
+        writer: OwnedWriteHalf,
+        peer: SocketAddr,
+    ) -> Self {
         let c = &state.config.rtmp;
         let config = ServerConfig {
             chunk_size: c.chunk_size,
             window_ack_size: c.window_ack_size,
             peer_bandwidth: c.window_ack_size,
-            limits: onair_rtmp::limits::RtmpLimits { max_message_len: c.max_message_size, ..Default::default() },
+            limits: onair_rtmp::limits::RtmpLimits {
+                max_message_len: c.max_message_size,
+                ..Default::default()
+            },
             ping_interval: c.ping_interval,
             idle_timeout: c.idle_timeout,
             handshake_timeout: c.handshake_timeout,
         };
         let session = ServerSession::new(config, Instant::now(), rand::random());
-        Connection { state, reader, writer, peer, session, out: VecDeque::new(), role: Role::Idle, closing: false }
+        Connection {
+            state,
+            reader,
+            writer,
+            peer,
+            session,
+            out: VecDeque::new(),
+            role: Role::Idle,
+            closing: false,
+        }
     }
 
     async fn run(&mut self) -> Result<(), ConnError> {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let shutdown = self.state.shutdown.clone();
+        // Both live across iterations: registering a fresh timer or cancellation waiter on
+        // every wake-up would cost each viewer two lock round-trips per frame.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut timer_at = None;
         loop {
             self.drain().await?;
             self.flush().await?;
             if self.closing {
                 return Ok(());
             }
-            let timeout = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            let next = self
+                .session
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            if next != timer_at {
+                if let Some(at) = next {
+                    timer.as_mut().reset(at);
+                }
+                timer_at = next;
+            }
             tokio::select! {
-                _ = shutdown.cancelled() => {
+                _ = &mut cancelled => {
                     self.stop_for_shutdown();
                     self.flush().await?;
                     return Ok(());
@@ -175,7 +213,10 @@ impl Connection {
                     self.session.handle_input(Instant::now(), &buf)?;
                     buf.clear();
                 }
-                _ = sleep_until_opt(timeout) => self.session.handle_timeout(Instant::now())?,
+                _ = &mut timer, if timer_at.is_some() => {
+                    timer_at = None;
+                    self.session.handle_timeout(Instant::now())?;
+                }
                 wake = wait_role(&mut self.role) => self.on_wake(wake)?,
             }
         }
@@ -188,9 +229,15 @@ impl Connection {
             return Ok(());
         }
         let limit = self.state.config.hub.write_timeout;
-        write_all_queued_within(&mut self.writer, &mut self.out, limit).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut { ConnError::Peer(e.to_string()) } else { ConnError::Io(e) }
-        })
+        write_all_queued_within(&mut self.writer, &mut self.out, limit)
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    ConnError::Peer(e.to_string())
+                } else {
+                    ConnError::Io(e)
+                }
+            })
     }
 
     /// Takes every output of the session, handling events as they come (an event may queue
@@ -207,18 +254,37 @@ impl Connection {
 
     async fn on_event(&mut self, event: ServerEvent) -> Result<(), ConnError> {
         match event {
-            ServerEvent::PublishRequested { request, stream, app, key, .. } => {
-                self.on_publish(request, stream, app, key).await
-            }
-            ServerEvent::PlayRequested { request, stream, app, name, .. } => {
+            ServerEvent::PublishRequested {
+                request,
+                stream,
+                app,
+                key,
+                ..
+            } => self.on_publish(request, stream, app, key).await,
+            ServerEvent::PlayRequested {
+                request,
+                stream,
+                app,
+                name,
+                ..
+            } => {
                 self.on_play(request, stream, &app, &name);
                 Ok(())
             }
-            ServerEvent::Media { stream, kind, timestamp, payload } => {
+            ServerEvent::Media {
+                stream,
+                kind,
+                timestamp,
+                payload,
+            } => {
                 self.on_media(stream, kind, timestamp, payload);
                 Ok(())
             }
-            ServerEvent::Metadata { stream, timestamp, payload } => {
+            ServerEvent::Metadata {
+                stream,
+                timestamp,
+                payload,
+            } => {
                 self.on_media(stream, MediaKind::Script, timestamp, payload);
                 Ok(())
             }
@@ -229,8 +295,10 @@ impl Connection {
                 Ok(())
             }
             ServerEvent::PlayStopped { stream } => {
-                if matches!(&self.role, Role::Playing(p) if p.stream == stream) {
-                    debug!("player stopped");
+                if let Role::Playing(p) = &self.role
+                    && p.stream == stream
+                {
+                    info!(channel = p.subscriber.channel(), "rtmp viewer left");
                     self.role = Role::Idle;
                 }
                 Ok(())
@@ -264,9 +332,18 @@ impl Connection {
         }
     }
 
-    async fn on_publish(&mut self, request: RequestId, stream: u32, app: String, name: String) -> Result<(), ConnError> {
+    async fn on_publish(
+        &mut self,
+        request: RequestId,
+        stream: u32,
+        app: String,
+        name: String,
+    ) -> Result<(), ConnError> {
         if !matches!(self.role, Role::Idle) {
-            self.session.reject_publish(request, Reject::BadName("this connection is already publishing or playing".into()));
+            self.session.reject_publish(
+                request,
+                Reject::BadName("this connection is already publishing or playing".into()),
+            );
             return Ok(());
         }
         let (key, _query) = split_query(&name);
@@ -274,7 +351,11 @@ impl Connection {
             self.refuse(request, Refusal::UnknownApp(app));
             return Ok(());
         }
-        let req = PublishRequest { app, key: StreamKey::new(key.to_owned()), peer: self.peer };
+        let req = PublishRequest {
+            app,
+            key: StreamKey::new(key.to_owned()),
+            peer: self.peer,
+        };
         let authorized = match self.state.auth.authorize(&req).await {
             Ok(a) => a,
             Err(refusal) => {
@@ -284,7 +365,9 @@ impl Connection {
         };
         let channel = authorized.channel;
         Span::current().record("channel", channel.as_str());
-        let options = PublishOptions { takeover: self.state.config.hub.takeover };
+        let options = PublishOptions {
+            takeover: self.state.config.hub.takeover,
+        };
         match self.state.hub.publish(&channel, options) {
             Ok(publisher) => {
                 if !self.session.accept_publish(request) {
@@ -306,7 +389,10 @@ impl Connection {
             Err(e) => {
                 Metrics::inc(&self.state.metrics.publishes_refused);
                 warn!(channel, reason = %e, "publish refused");
-                self.session.reject_publish(request, Reject::BadName(format!("{e}; stop the other publisher first")));
+                self.session.reject_publish(
+                    request,
+                    Reject::BadName(format!("{e}; stop the other publisher first")),
+                );
             }
         }
         Ok(())
@@ -325,13 +411,30 @@ impl Connection {
 
     fn on_play(&mut self, request: RequestId, stream: u32, app: &str, name: &str) {
         let (channel, _query) = split_query(name);
+        if self.state.auth.is_stream_key(channel) {
+            warn!(
+                "play refused: the play name is a stream key ([redacted]); play the channel name instead"
+            );
+            self.session.reject_play(
+                request,
+                Reject::NotFound("play the channel name, not the stream key".into()),
+            );
+            return;
+        }
         if app != self.state.config.rtmp.app || !is_valid_name(channel) {
-            warn!(app, "play refused: unknown application or invalid channel name");
-            self.session.reject_play(request, Reject::NotFound("no such stream".into()));
+            warn!(
+                app,
+                "play refused: unknown application or invalid channel name"
+            );
+            self.session
+                .reject_play(request, Reject::NotFound("no such stream".into()));
             return;
         }
         if !matches!(self.role, Role::Idle) {
-            self.session.reject_play(request, Reject::BadName("this connection is already publishing or playing".into()));
+            self.session.reject_play(
+                request,
+                Reject::BadName("this connection is already publishing or playing".into()),
+            );
             return;
         }
         Span::current().record("channel", channel);
@@ -343,12 +446,22 @@ impl Connection {
             return;
         }
         info!(channel, live = give_up_at.is_none(), "rtmp viewer joined");
-        self.role = Role::Playing(Playing { subscriber, stream, batch: Vec::new(), audio: true, video: true, give_up_at });
+        self.role = Role::Playing(Playing {
+            subscriber,
+            stream,
+            batch: Vec::new(),
+            audio: true,
+            video: true,
+            give_up_at,
+        });
     }
 
     fn on_media(&mut self, stream: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
         let Role::Publishing(p) = &mut self.role else {
-            debug!(?kind, "media from a connection that is not publishing; dropped");
+            debug!(
+                ?kind,
+                "media from a connection that is not publishing; dropped"
+            );
             return;
         };
         if p.stream != stream {
@@ -356,7 +469,10 @@ impl Connection {
             return;
         }
         p.bytes += payload.len() as u64;
-        self.state.metrics.bytes_in.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.state
+            .metrics
+            .bytes_in
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         let frame = onair_flv::frame_from_tag(kind, Timestamp::from_millis(timestamp), payload);
         match (frame.kind, frame.sequence_header) {
             (MediaKind::Video, false) => p.video_frames += 1,
@@ -371,7 +487,8 @@ impl Connection {
             Wake::Kicked => {
                 if let Role::Publishing(p) = &self.role {
                     let stream = p.stream;
-                    self.session.stop_publish(stream, "the publish was ended by the server");
+                    self.session
+                        .stop_publish(stream, "the publish was ended by the server");
                     self.end_publish("kicked");
                     self.closing = true;
                 }
@@ -379,7 +496,10 @@ impl Connection {
             }
             Wake::GiveUp => {
                 if let Role::Playing(p) = &self.role {
-                    info!(channel = p.subscriber.channel(), "no publisher came; closing the viewer");
+                    info!(
+                        channel = p.subscriber.channel(),
+                        "no publisher came; closing the viewer"
+                    );
                     self.session.notify_unpublished(p.stream);
                     self.closing = true;
                 }
@@ -390,7 +510,9 @@ impl Connection {
     }
 
     fn on_delivery(&mut self, delivery: Result<Delivery, RecvError>) -> Result<(), ConnError> {
-        let Role::Playing(p) = &mut self.role else { return Ok(()) };
+        let Role::Playing(p) = &mut self.role else {
+            return Ok(());
+        };
         match delivery {
             Ok(Delivery::Frames) => {
                 p.give_up_at = None;
@@ -405,10 +527,17 @@ impl Connection {
                     if !wanted {
                         continue;
                     }
-                    let bytes = if p.stream == SHARED_STREAM_ID && chunk_size == self.state.config.rtmp.chunk_size {
+                    let bytes = if p.stream == SHARED_STREAM_ID
+                        && chunk_size == self.state.config.rtmp.chunk_size
+                    {
                         entry.encoded(Encoding::RtmpChunks, |f| encode_shared(f, chunk_size))
                     } else {
-                        self.session.encode_media(p.stream, f.kind, f.timestamp.as_millis(), f.data.clone())
+                        self.session.encode_media(
+                            p.stream,
+                            f.kind,
+                            f.timestamp.as_millis(),
+                            f.data.clone(),
+                        )
                     };
                     self.out.push_back(bytes);
                 }
@@ -417,7 +546,8 @@ impl Connection {
             }
             Ok(Delivery::PublisherLeft) => {
                 debug!("publisher left; viewer waits");
-                p.give_up_at = Some(tokio::time::Instant::now() + self.state.config.hub.republish_grace);
+                p.give_up_at =
+                    Some(tokio::time::Instant::now() + self.state.config.hub.republish_grace);
                 Ok(())
             }
             Ok(Delivery::PublisherBack) => {
@@ -452,7 +582,8 @@ impl Connection {
         match &self.role {
             Role::Publishing(p) => {
                 let stream = p.stream;
-                self.session.stop_publish(stream, "the server is shutting down");
+                self.session
+                    .stop_publish(stream, "the server is shutting down");
                 self.end_publish("server shutdown");
             }
             Role::Playing(p) => self.session.notify_unpublished(p.stream),
@@ -477,7 +608,12 @@ impl Connection {
 /// The frame as one complete RTMP message in fmt-0/fmt-3 chunks, for every viewer on the
 /// shared stream id and chunk size.
 fn encode_shared(frame: &Frame, chunk_size: u32) -> Bytes {
-    let msg = media_raw_message(frame.kind, frame.timestamp.as_millis(), SHARED_STREAM_ID, frame.data.clone());
+    let msg = media_raw_message(
+        frame.kind,
+        frame.timestamp.as_millis(),
+        SHARED_STREAM_ID,
+        frame.data.clone(),
+    );
     encode_standalone(&msg, chunk_size)
 }
 

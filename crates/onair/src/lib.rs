@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod channel;
+pub mod client;
 pub mod config;
 pub mod http;
 mod ingest;

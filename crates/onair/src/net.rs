@@ -20,17 +20,26 @@ pub fn configure(stream: &TcpStream, stall_timeout: Duration) {
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream);
     let _ = sock.set_tcp_user_timeout(Some(stall_timeout));
-    let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
     let _ = sock.set_tcp_keepalive(&keepalive);
 }
 
 /// Writes every queued buffer, as few `writev` calls as the socket allows, and leaves the
 /// queue empty. The buffers are shared (`Bytes`), so nothing is copied per connection.
-pub async fn write_all_queued<W: AsyncWrite + Unpin>(writer: &mut W, queue: &mut VecDeque<Bytes>) -> io::Result<()> {
+pub async fn write_all_queued<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    queue: &mut VecDeque<Bytes>,
+) -> io::Result<()> {
     while !queue.is_empty() {
         let written = {
-            let slices: Vec<IoSlice<'_>> =
-                queue.iter().filter(|b| !b.is_empty()).take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+            let slices: Vec<IoSlice<'_>> = queue
+                .iter()
+                .filter(|b| !b.is_empty())
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
             if slices.is_empty() {
                 queue.clear();
                 break;
@@ -53,13 +62,18 @@ pub async fn write_all_queued_within<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     match tokio::time::timeout(limit, write_all_queued(writer, queue)).await {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("peer accepted no data for {limit:?}"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("peer accepted no data for {limit:?}"),
+        )),
     }
 }
 
 fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
-        let Some(front) = queue.front_mut() else { return };
+        let Some(front) = queue.front_mut() else {
+            return;
+        };
         if front.len() <= n {
             n -= front.len();
             queue.pop_front();
@@ -80,12 +94,16 @@ mod tests {
     #[tokio::test]
     async fn queued_buffers_arrive_in_order_and_whole() {
         let (mut a, mut b) = tokio::io::duplex(7);
-        let mut q: VecDeque<Bytes> = (0..50u8).map(|i| Bytes::from(vec![i; usize::from(i) + 1])).collect();
+        let mut q: VecDeque<Bytes> = (0..50u8)
+            .map(|i| Bytes::from(vec![i; usize::from(i) + 1]))
+            .collect();
         q.push_back(Bytes::new());
         let expected: Vec<u8> = q.iter().flat_map(|b| b.iter().copied()).collect();
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got).await.unwrap();
+            tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got)
+                .await
+                .unwrap();
             got
         });
         write_all_queued(&mut a, &mut q).await.unwrap();
@@ -98,7 +116,9 @@ mod tests {
     async fn a_peer_that_reads_nothing_times_out() {
         let (mut a, _b) = tokio::io::duplex(16);
         let mut q: VecDeque<Bytes> = VecDeque::from([Bytes::from(vec![0u8; 1000])]);
-        let err = write_all_queued_within(&mut a, &mut q, Duration::from_millis(50)).await.unwrap_err();
+        let err = write_all_queued_within(&mut a, &mut q, Duration::from_millis(50))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -67,7 +67,10 @@ mod tests {
         let k = StreamKey::new("abc123secret".into());
         assert_eq!(format!("{k}"), REDACTED);
         assert_eq!(format!("{k:?}"), REDACTED);
-        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{REDACTED}\""));
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            format!("\"{REDACTED}\"")
+        );
         assert!(k.matches("abc123secret"));
         assert!(!k.matches("abc123secreT"));
         assert!(!k.matches("abc"));

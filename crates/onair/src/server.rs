@@ -83,15 +83,34 @@ pub enum StartError {
 
 impl RunningServer {
     /// Binds the listeners and starts serving.
-    pub async fn start(config: Config, auth: Arc<dyn PublishAuth>) -> Result<RunningServer, StartError> {
+    pub async fn start(
+        config: Config,
+        auth: Arc<dyn PublishAuth>,
+    ) -> Result<RunningServer, StartError> {
         let rtmp = TcpListener::bind(config.rtmp.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.rtmp.listen, what: "rtmp", source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.rtmp.listen,
+                what: "rtmp",
+                source,
+            })?;
         let http = TcpListener::bind(config.http.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.http.listen, what: "http", source })?;
-        let rtmp_addr = rtmp.local_addr().map_err(|source| StartError::Bind { addr: config.rtmp.listen, what: "rtmp", source })?;
-        let http_addr = http.local_addr().map_err(|source| StartError::Bind { addr: config.http.listen, what: "http", source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.http.listen,
+                what: "http",
+                source,
+            })?;
+        let rtmp_addr = rtmp.local_addr().map_err(|source| StartError::Bind {
+            addr: config.rtmp.listen,
+            what: "rtmp",
+            source,
+        })?;
+        let http_addr = http.local_addr().map_err(|source| StartError::Bind {
+            addr: config.http.listen,
+            what: "http",
+            source,
+        })?;
         let state = Arc::new(AppState {
             hub: Hub::new(config.hub.hub_config()),
             config,
@@ -103,7 +122,11 @@ impl RunningServer {
         state.tasks.spawn(crate::ingest::serve(state.clone(), rtmp));
         state.tasks.spawn(crate::http::serve(state.clone(), http));
         info!(%rtmp_addr, %http_addr, "listening");
-        Ok(RunningServer { rtmp_addr, http_addr, state })
+        Ok(RunningServer {
+            rtmp_addr,
+            http_addr,
+            state,
+        })
     }
 
     /// The shared state (hub, config, metrics).
@@ -121,8 +144,15 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) {
         self.state.shutdown.cancel();
         self.state.tasks.close();
-        if tokio::time::timeout(grace, self.state.tasks.wait()).await.is_err() {
-            warn!(?grace, remaining = self.state.tasks.len(), "shutdown grace ran out; closing the rest");
+        if tokio::time::timeout(grace, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?grace,
+                remaining = self.state.tasks.len(),
+                "shutdown grace ran out; closing the rest"
+            );
         }
     }
 
@@ -140,14 +170,15 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -1073,9 +1073,11 @@ impl ServerSession {
         let duration = args.get(2).and_then(Value::as_number).unwrap_or(-1.0);
         let reset = args.get(3).and_then(Value::as_bool).unwrap_or(true);
         let request = self.new_request();
+        // The name is not logged: a streamer who pastes a key as a play name must not find
+        // it in the server log.
         debug!(
             stream,
-            transaction_id, name, start, duration, reset, "play requested"
+            transaction_id, start, duration, reset, "play requested"
         );
         self.streams.insert(
             stream,

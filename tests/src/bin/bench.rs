@@ -1,0 +1,592 @@
+//! `onair-bench`: fan-out benchmark of one OnAir server process.
+//!
+//! One publisher sends a synthetic ~2.6 Mbps H.264/AAC-shaped stream over RTMP; N viewers
+//! (RTMP or HTTP-FLV) play it over loopback. The server runs pinned to one core
+//! (`taskset`), the publisher and viewers on another. Every media payload carries its send
+//! time, so each viewer measures the latency the server added to every frame. For each
+//! protocol and N the bench prints delivered throughput (% of N × what the publisher sent in
+//! the window), added latency p50/p99, time to first frame p50/p99, server CPU and RSS, and
+//! its own CPU (near 100 % means the load generator, not the server, is the limit).
+//!
+//! ```text
+//! cargo build --release -p onair -p onair-e2e --bin onair --bin onair-bench
+//! target/release/onair-bench --quick
+//! target/release/onair-bench --viewers 1000,2000,4000,8000 --protocol rtmp,http-flv
+//! ```
+//!
+//! Every phase is bounded in time and every connection goes to 127.0.0.1.
+
+#[path = "bench/histogram.rs"]
+mod histogram;
+#[path = "bench/publisher.rs"]
+mod publisher;
+#[path = "bench/server.rs"]
+mod server;
+#[path = "bench/stream.rs"]
+mod stream;
+#[path = "bench/viewer.rs"]
+mod viewer;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use tokio::sync::watch;
+
+use crate::histogram::quantile_of;
+use crate::publisher::PublisherStats;
+use crate::server::{CoreTicks, ServerProcess};
+use crate::stream::{Shape, Window};
+use crate::viewer::{Shared, ViewerStats};
+
+/// How long the ramp may take in all; viewers not settled by then are reported, not waited for.
+const RAMP_LIMIT: Duration = Duration::from_secs(90);
+/// How long one batch of viewers may take to get its first frames.
+const BATCH_LIMIT: Duration = Duration::from_secs(10);
+/// After the window closes, probes sent inside it may still be on their way.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Fan-out benchmark: one publisher, N viewers, one server core.
+#[derive(Debug, Parser)]
+#[command(name = "onair-bench")]
+struct Cli {
+    /// Viewer counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000,8000")]
+    viewers: Vec<usize>,
+    /// Playback protocols to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "rtmp,http-flv")]
+    protocol: Vec<Protocol>,
+    /// Time between the last viewer joining and the measurement window.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Length of the measurement window.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    measure: Duration,
+    /// Total stream bitrate (video + 128 kbps audio), e.g. 2600k or 2.6M.
+    #[arg(long, default_value = "2600k", value_parser = parse_bitrate)]
+    bitrate: u64,
+    /// The `onair` server binary [default: `onair` next to this executable].
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Core the server is pinned to.
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// Core the publisher and viewers are pinned to.
+    #[arg(long, default_value_t = 1)]
+    load_core: usize,
+    /// Do not pin anything (no `taskset`).
+    #[arg(long)]
+    no_pin: bool,
+    /// Viewers connected at a time during the ramp.
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
+    /// A smoke run: 50 viewers, 1 s warm-up, 3 s window.
+    #[arg(long)]
+    quick: bool,
+    /// Also print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A playback protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// RTMP play.
+    Rtmp,
+    /// HTTP-FLV (`GET /live/{channel}.flv`).
+    HttpFlv,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::HttpFlv => "http-flv",
+        }
+    }
+}
+
+/// The figures of one (protocol, N) run.
+#[derive(Debug)]
+struct RunResult {
+    protocol: Protocol,
+    viewers: usize,
+    /// Viewers that received a first video frame.
+    started: usize,
+    delivered: f64,
+    latency_p50: Option<Duration>,
+    latency_p99: Option<Duration>,
+    latency_max: Option<Duration>,
+    ttff_p50: Option<Duration>,
+    ttff_p99: Option<Duration>,
+    server_cpu: f64,
+    server_rss: u64,
+    server_hwm: u64,
+    client_cpu: f64,
+    disconnected: usize,
+    first_not_key: usize,
+    publisher_kbps: f64,
+    publisher_max_late: Duration,
+    ramp: Duration,
+    server_dropped_slow: Option<u64>,
+    server_alive: bool,
+    /// Busy % of the server's and the load's core in the window (all processes and the
+    /// kernel), and the softirq part of each.
+    server_core_busy: Option<(f64, f64)>,
+    load_core_busy: Option<(f64, f64)>,
+    /// Accept-queue overflows (system-wide) from the server's start to the end of the ramp.
+    listen_overflows: Option<u64>,
+    errors: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    if cli.quick {
+        cli.viewers = vec![50];
+        cli.warmup = Duration::from_secs(1);
+        cli.measure = Duration::from_secs(3);
+    }
+    let server = match &cli.server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench has no parent directory")?
+            .join("onair"),
+    };
+    if !server.exists() {
+        bail!(
+            "no server binary at {} (build it with cargo build --release -p onair, or pass --server)",
+            server.display()
+        );
+    }
+    if !cli.no_pin {
+        // Before any thread exists, so the runtime's and the publisher's threads inherit it.
+        server::pin_self(cli.load_core)
+            .context("pinning the bench to the load core (use --no-pin to skip)")?;
+    }
+    let shape = Shape::for_bitrate(cli.bitrate);
+    println!(
+        "onair-bench: server {} on core {}, load on core {}; stream {:.0} kbps (video {} B inter / {} B key at {} fps, audio {} B every {:.1} ms)",
+        server.display(),
+        if cli.no_pin {
+            "any".into()
+        } else {
+            cli.server_core.to_string()
+        },
+        if cli.no_pin {
+            "any".into()
+        } else {
+            cli.load_core.to_string()
+        },
+        shape.bitrate() / 1000.0,
+        shape.inter,
+        shape.key,
+        stream::FPS,
+        shape.audio,
+        stream::AUDIO_FRAME.as_secs_f64() * 1000.0,
+    );
+    println!(
+        "warm-up {:?}, window {:?}, ramp batches of {}",
+        cli.warmup, cli.measure, cli.batch
+    );
+    println!("{}", header());
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    for &protocol in &cli.protocol {
+        for &n in &cli.viewers {
+            match runtime.block_on(run_one(&cli, &server, shape, protocol, n)) {
+                Ok(r) => {
+                    println!("{}", row(&r));
+                    for e in &r.errors {
+                        println!("    viewer ended: {e}");
+                    }
+                    results.push(r);
+                }
+                Err(e) => println!("{:<9} {:>6}  failed: {e:#}", protocol.name(), n),
+            }
+        }
+    }
+    println!("\n{}", table(&results));
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&json(&results))?);
+    }
+    Ok(())
+}
+
+async fn run_one(
+    cli: &Cli,
+    binary: &std::path::Path,
+    shape: Shape,
+    protocol: Protocol,
+    n: usize,
+) -> anyhow::Result<RunResult> {
+    let log = std::env::temp_dir().join(format!("onair-bench-server-{}-{n}.log", protocol.name()));
+    let core = (!cli.no_pin).then_some(cli.server_core);
+    let overflows0 = server::listen_overflows();
+    let mut server = ServerProcess::start(binary, core, log)?;
+    let epoch = Instant::now();
+    let window = Arc::new(Window::unset());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let publisher_stats = Arc::new(PublisherStats::default());
+    let publisher = publisher::spawn(
+        server.rtmp,
+        shape,
+        epoch,
+        window.clone(),
+        publisher_stats.clone(),
+        stop_rx,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !publisher_stats.started.load(Ordering::Acquire) {
+        if publisher.is_finished() || Instant::now() > deadline {
+            let _ = stop_tx.send(true);
+            server.stop();
+            return match publisher.join() {
+                Ok(Err(e)) => Err(e.context("publisher")),
+                _ => bail!("the publisher did not start within 15 s"),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Let the metadata, sequence headers and first keyframe reach the hub: HTTP-FLV answers
+    // 404 for a channel that is not live yet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let shared = Arc::new(Shared::new(epoch, window.clone()));
+    let addr = match protocol {
+        Protocol::Rtmp => server.rtmp,
+        Protocol::HttpFlv => server.http,
+    };
+    let mut tasks = Vec::with_capacity(n);
+    let mut stats = Vec::with_capacity(n);
+    let ramp_start = Instant::now();
+    let ramp_deadline = ramp_start + RAMP_LIMIT;
+    while stats.len() < n && Instant::now() < ramp_deadline {
+        let batch = cli.batch.max(1).min(n - stats.len());
+        for _ in 0..batch {
+            let s = Arc::new(ViewerStats::default());
+            let (shared, s2) = (shared.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                viewer::run(protocol, addr, &shared, &s2).await
+            }));
+            stats.push(s);
+        }
+        let batch_deadline = (Instant::now() + BATCH_LIMIT).min(ramp_deadline);
+        while shared.settled.load(Ordering::Relaxed) < stats.len()
+            && Instant::now() < batch_deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let ramp = ramp_start.elapsed();
+    let listen_overflows = overflows0
+        .zip(server::listen_overflows())
+        .map(|(a, b)| b.saturating_sub(a));
+
+    let start = epoch.elapsed() + cli.warmup;
+    let end = start + cli.measure;
+    window.set(start.as_nanos() as u64, end.as_nanos() as u64);
+    tokio::time::sleep_until((epoch + start).into()).await;
+    let (server_cpu0, client_cpu0) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
+    let cores0 = (
+        CoreTicks::read(cli.server_core).ok(),
+        CoreTicks::read(cli.load_core).ok(),
+    );
+    publisher_stats.max_late_ns.store(0, Ordering::Relaxed);
+    tokio::time::sleep_until((epoch + end).into()).await;
+    let (server_cpu1, client_cpu1) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
+    let (server_rss, server_hwm) = server::memory(server.pid)?;
+    let max_late_ns = publisher_stats.max_late_ns.load(Ordering::Relaxed);
+    let cores1 = (
+        CoreTicks::read(cli.server_core).ok(),
+        CoreTicks::read(cli.load_core).ok(),
+    );
+    let busy =
+        |a: Option<CoreTicks>, b: Option<CoreTicks>| a.zip(b).map(|(a, b)| a.percent_until(b));
+    let pinned = !cli.no_pin;
+    tokio::time::sleep(DRAIN).await;
+
+    let server_alive = server.is_running();
+    let server_dropped_slow = scrape_dropped_slow(server.http).await;
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = stop_tx.send(true);
+    server.stop();
+    match publisher.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("publisher: {e:#}"),
+        Err(_) => eprintln!("publisher thread panicked"),
+    }
+
+    let secs = cli.measure.as_secs_f64();
+    let sent = publisher_stats.window_bytes.load(Ordering::Relaxed);
+    let received: u64 = stats
+        .iter()
+        .map(|s| s.window_bytes.load(Ordering::Relaxed))
+        .sum();
+    let mut ttffs: Vec<Duration> = stats
+        .iter()
+        .map(|s| s.ttff_ns.load(Ordering::Relaxed))
+        .filter(|&ns| ns != 0)
+        .map(Duration::from_nanos)
+        .collect();
+    let errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(RunResult {
+        protocol,
+        viewers: n,
+        started: ttffs.len(),
+        delivered: if sent == 0 {
+            0.0
+        } else {
+            received as f64 / (n as f64 * sent as f64) * 100.0
+        },
+        latency_p50: shared.latency.quantile(0.5),
+        latency_p99: shared.latency.quantile(0.99),
+        latency_max: shared.latency.quantile(1.0),
+        ttff_p50: quantile_of(&mut ttffs, 0.5),
+        ttff_p99: quantile_of(&mut ttffs, 0.99),
+        server_cpu: (server_cpu1.saturating_sub(server_cpu0)).as_secs_f64() / secs * 100.0,
+        server_rss,
+        server_hwm,
+        client_cpu: (client_cpu1.saturating_sub(client_cpu0)).as_secs_f64() / secs * 100.0,
+        disconnected: stats
+            .iter()
+            .filter(|s| s.disconnected.load(Ordering::Relaxed))
+            .count(),
+        first_not_key: stats
+            .iter()
+            .filter(|s| s.first_not_key.load(Ordering::Relaxed))
+            .count(),
+        publisher_kbps: sent as f64 * 8.0 / secs / 1000.0,
+        publisher_max_late: Duration::from_nanos(max_late_ns),
+        ramp,
+        server_dropped_slow,
+        server_alive,
+        server_core_busy: busy(cores0.0, cores1.0).filter(|_| pinned),
+        load_core_busy: busy(cores0.1, cores1.1).filter(|_| pinned),
+        listen_overflows,
+        errors,
+    })
+}
+
+/// `onair_viewers_dropped_slow_total` from the server's `/metrics`, if it answers within 2 s.
+async fn scrape_dropped_slow(http: std::net::SocketAddr) -> Option<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(http).await.ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut body = Vec::new();
+        s.read_to_end(&mut body).await.ok()?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("onair_viewers_dropped_slow_total "))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    tokio::time::timeout(Duration::from_secs(2), fetch)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "-".into(),
+        |d| format!("{:.1}", d.as_secs_f64() * 1000.0),
+    )
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.0}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn header() -> String {
+    format!(
+        "{:<9} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>7} {:>5} {:>8}",
+        "protocol",
+        "viewers",
+        "deliv%",
+        "lat p50",
+        "lat p99",
+        "lat max",
+        "ttff p50",
+        "ttff p99",
+        "srv cpu%",
+        "srv MB",
+        "srv peakMB",
+        "cli cpu%",
+        "discon",
+        "!key",
+        "pub kbps",
+    )
+}
+
+fn row(r: &RunResult) -> String {
+    let mut s = format!(
+        "{:<9} {:>6} {:>9.2} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.1} {:>8} {:>10} {:>8.1} {:>7} {:>5} {:>8.0}",
+        r.protocol.name(),
+        r.viewers,
+        r.delivered,
+        ms(r.latency_p50),
+        ms(r.latency_p99),
+        ms(r.latency_max),
+        ms(r.ttff_p50),
+        ms(r.ttff_p99),
+        r.server_cpu,
+        mb(r.server_rss),
+        mb(r.server_hwm),
+        r.client_cpu,
+        r.disconnected,
+        r.first_not_key,
+        r.publisher_kbps,
+    );
+    let mut notes = Vec::new();
+    if r.started < r.viewers {
+        notes.push(format!(
+            "only {} of {} viewers got a first frame",
+            r.started, r.viewers
+        ));
+    }
+    if !r.server_alive {
+        notes.push("the server died".into());
+    }
+    if let Some(d) = r.server_dropped_slow.filter(|&d| d > 0) {
+        notes.push(format!("server dropped {d} slow viewers"));
+    }
+    if r.publisher_max_late > Duration::from_millis(20) {
+        notes.push(format!(
+            "publisher up to {} ms late in the window",
+            ms(Some(r.publisher_max_late))
+        ));
+    }
+    if r.client_cpu > 90.0 || r.load_core_busy.is_some_and(|(b, _)| b > 95.0) {
+        notes.push("load core saturated: the server may do better than this".into());
+    }
+    if let Some(o) = r.listen_overflows.filter(|&o| o > 0) {
+        notes.push(format!("{o} accept-queue overflows during the ramp"));
+    }
+    let _ = write!(s, "  (ramp {:.1} s", r.ramp.as_secs_f64());
+    if let (Some((srv, srv_si)), Some((load, load_si))) = (r.server_core_busy, r.load_core_busy) {
+        let _ = write!(
+            s,
+            "; server core busy {srv:.0}% (softirq {srv_si:.0}%), load core {load:.0}% (softirq {load_si:.0}%)"
+        );
+    }
+    for n in notes {
+        let _ = write!(s, "; {n}");
+    }
+    s.push(')');
+    s
+}
+
+fn table(results: &[RunResult]) -> String {
+    let mut s = String::from(
+        "results (latency = receive time − send time of the same tag, in ms; MB = MiB)\n",
+    );
+    s.push_str(&header());
+    for r in results {
+        s.push('\n');
+        s.push_str(&row(r));
+    }
+    s
+}
+
+fn json(results: &[RunResult]) -> serde_json::Value {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    serde_json::Value::Array(
+        results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "protocol": r.protocol.name(),
+                    "viewers": r.viewers,
+                    "viewers_started": r.started,
+                    "delivered_percent": r.delivered,
+                    "latency_p50_ms": ms(r.latency_p50),
+                    "latency_p99_ms": ms(r.latency_p99),
+                    "latency_max_ms": ms(r.latency_max),
+                    "ttff_p50_ms": ms(r.ttff_p50),
+                    "ttff_p99_ms": ms(r.ttff_p99),
+                    "server_cpu_percent": r.server_cpu,
+                    "server_rss_bytes": r.server_rss,
+                    "server_peak_rss_bytes": r.server_hwm,
+                    "client_cpu_percent": r.client_cpu,
+                    "viewers_disconnected": r.disconnected,
+                    "first_video_not_keyframe": r.first_not_key,
+                    "publisher_kbps": r.publisher_kbps,
+                    "publisher_max_late_ms": r.publisher_max_late.as_secs_f64() * 1000.0,
+                    "ramp_s": r.ramp.as_secs_f64(),
+                    "server_dropped_slow": r.server_dropped_slow,
+                    "server_alive": r.server_alive,
+                    "server_core_busy_percent": r.server_core_busy.map(|b| b.0),
+                    "server_core_softirq_percent": r.server_core_busy.map(|b| b.1),
+                    "load_core_busy_percent": r.load_core_busy.map(|b| b.0),
+                    "load_core_softirq_percent": r.load_core_busy.map(|b| b.1),
+                    "listen_overflows": r.listen_overflows,
+                    "errors": r.errors,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `500ms`, `5s`, `2m` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1000.0,
+        "m" | "min" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+/// `2600k`, `2.6M`, `2600000`.
+fn parse_bitrate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        _ => (s, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("bad bitrate {s:?}"))?;
+    if v.is_nan() || v <= 0.0 {
+        return Err(format!("bitrate must be positive: {s:?}"));
+    }
+    Ok((v * mult) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_bitrates_parse() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_bitrate("2600k"), Ok(2_600_000));
+        assert_eq!(parse_bitrate("2.6M"), Ok(2_600_000));
+        assert!(parse_bitrate("0").is_err());
+    }
+}

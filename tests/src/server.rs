@@ -1,0 +1,183 @@
+//! [`TestServer`]: the real server, in-process, on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onair::auth::DevAuth;
+use onair::config::{Config, DevKey};
+use onair::secret::StreamKey;
+use onair::server::{AppState, RunningServer};
+use onair_hub::{Hub, Protocol};
+
+use crate::random_name;
+
+/// The server, started in the test's tokio runtime with both listeners on `127.0.0.1:0` and
+/// one random dev key for one random channel. Dropping it cancels the server; call
+/// [`TestServer::shutdown`] to also wait for the connections to end.
+#[derive(Debug)]
+pub struct TestServer {
+    server: Option<RunningServer>,
+    /// Where RTMP listens.
+    pub rtmp_addr: SocketAddr,
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    /// The channel [`TestServer::key`] publishes to.
+    pub channel: String,
+    /// The dev stream key of [`TestServer::channel`]; random per test.
+    pub key: String,
+}
+
+impl TestServer {
+    /// Starts a server. `configure` sees the test defaults (loopback port 0, the dev key,
+    /// open publishing off) and may change anything.
+    ///
+    /// # Panics
+    ///
+    /// If the server cannot start.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let channel = random_name("ch");
+        let key = random_name("key");
+        let mut config = Config::default();
+        config.rtmp.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.dev.open = false;
+        config.dev.keys = vec![DevKey {
+            channel: channel.clone(),
+            key: StreamKey::new(key.clone()),
+        }];
+        config.shutdown_grace = Duration::from_secs(2);
+        configure(&mut config);
+        let auth = DevAuth::new(config.dev.clone());
+        let server = RunningServer::start(config, auth)
+            .await
+            .expect("the test server starts on port 0");
+        TestServer {
+            rtmp_addr: server.rtmp_addr,
+            http_addr: server.http_addr,
+            server: Some(server),
+            channel,
+            key,
+        }
+    }
+
+    fn running(&self) -> &RunningServer {
+        // Invariant: `server` is only taken by `shutdown`, which consumes `self`.
+        self.server
+            .as_ref()
+            .expect("server is running until shutdown")
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Arc<Hub> {
+        self.running().hub()
+    }
+
+    /// The shared state: config and metrics.
+    pub fn state(&self) -> &Arc<AppState> {
+        self.running().state()
+    }
+
+    /// `rtmp://127.0.0.1:{port}/live/{key}`: where to publish.
+    pub fn publish_url(&self, key: &str) -> String {
+        format!(
+            "rtmp://{}/{}/{key}",
+            self.rtmp_addr,
+            self.state().config.rtmp.app
+        )
+    }
+
+    /// `rtmp://127.0.0.1:{port}/live/{channel}`: where to play.
+    pub fn play_url(&self, channel: &str) -> String {
+        format!(
+            "rtmp://{}/{}/{channel}",
+            self.rtmp_addr,
+            self.state().config.rtmp.app
+        )
+    }
+
+    /// `http://127.0.0.1:{port}/live/{channel}.flv`: HTTP-FLV.
+    pub fn flv_url(&self, channel: &str) -> String {
+        self.http_url(&format!("/live/{channel}.flv"))
+    }
+
+    /// `ws://127.0.0.1:{port}/live/{channel}.flv`: WebSocket-FLV, same path as HTTP-FLV.
+    pub fn ws_url(&self, channel: &str) -> String {
+        format!("ws://{}/live/{channel}.flv", self.http_addr)
+    }
+
+    /// `http://127.0.0.1:{port}{path}`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    /// Waits up to `timeout` for `channel` to have a publisher.
+    pub async fn wait_live(&self, channel: &str, timeout: Duration) -> bool {
+        crate::wait_until(timeout, || self.hub().is_live(channel)).await
+    }
+
+    /// How many viewers of `protocol` the live `channel` has (0 when it is not live).
+    pub fn viewers(&self, channel: &str, protocol: Protocol) -> usize {
+        self.hub()
+            .channel_snapshot(channel)
+            .and_then(|s| {
+                s.viewers
+                    .iter()
+                    .find(|(p, _)| *p == protocol)
+                    .map(|(_, n)| *n)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Reads one sample from `/metrics` over HTTP (the text exposition format): the value of
+    /// the first line that starts with `name` followed by a space or `{`.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = crate::http::get_text(&self.http_url("/metrics"), Duration::from_secs(5))
+            .await
+            .ok()?;
+        parse_metric(&text, name)
+    }
+
+    /// Stops the server and waits up to its `shutdown_grace` for connections to end.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            let grace = server.state().config.shutdown_grace;
+            server.shutdown(grace).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.state().shutdown.cancel();
+        }
+    }
+}
+
+/// The value of metric `name` in a Prometheus text exposition.
+pub fn parse_metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                return None;
+            }
+            line.rsplit(' ').next()?.parse().ok()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_by_exact_name() {
+        let text = "# HELP onair_peer_errors_total x\nonair_peer_errors_total_extra 9\nonair_peer_errors_total 3\n\
+                    onair_channel_viewers{channel=\"a\",protocol=\"rtmp\"} 2\n";
+        assert_eq!(parse_metric(text, "onair_peer_errors_total"), Some(3.0));
+        assert_eq!(parse_metric(text, "onair_channel_viewers"), Some(2.0));
+        assert_eq!(parse_metric(text, "onair_missing"), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! Keys never reach the logs (after str0m's `tests/pii.rs`): every line any crate logs, at
+//! TRACE, during an accepted publish with a watched stream and a refused publish with a wrong
+//! key, is searched for both keys.
+//!
+//! The capture is the process's global subscriber, shared by the tests of this binary; each
+//! test searches for its own random keys only, so they may run in parallel.
+
+use std::time::Duration;
+
+use onair_e2e::flv::End;
+use onair_e2e::{Ffmpeg, FlvReader, TestServer, ffprobe, http, logs, random_name, require_ffmpeg};
+
+const LIVE_TIMEOUT: Duration = Duration::from_secs(15);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stream_key_reaches_the_logs() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let captured = logs::capture();
+    let server = TestServer::start(|c| c.hub.republish_grace = Duration::from_secs(1)).await;
+    let key = server.key.clone();
+    let wrong_key = random_name("key");
+
+    let mut publisher = Ffmpeg::publish_test_pattern(&server.publish_url(&key), 4);
+    assert!(
+        server.wait_live(&server.channel, LIVE_TIMEOUT).await,
+        "not live; ffmpeg said:\n{}",
+        publisher.stderr()
+    );
+    let (_, _, mut viewer) = FlvReader::http(&server.flv_url(&server.channel), IO_TIMEOUT)
+        .await
+        .expect("http-flv");
+    let watching =
+        tokio::spawn(async move { viewer.read_until(Duration::from_secs(30), |_| false).await });
+
+    let mut refused = Ffmpeg::publish_test_pattern(&server.publish_url(&wrong_key), 2);
+    let status = refused
+        .wait(EXIT_TIMEOUT)
+        .await
+        .expect("the refused ffmpeg exits");
+    assert!(
+        !status.success(),
+        "the wrong key must be refused:\n{}",
+        refused.stderr()
+    );
+
+    let status = publisher
+        .wait(EXIT_TIMEOUT)
+        .await
+        .expect("the publisher finishes");
+    assert!(status.success(), "{}", publisher.stderr());
+    let reading = watching.await.expect("viewer task");
+    assert_eq!(reading.end, End::Closed);
+    let channel = server.channel.clone();
+    server.shutdown().await;
+
+    let lines = captured.lines();
+    // The capture must have seen the server at work, or finding no key would prove nothing.
+    for expected in [
+        "publish started",
+        "publish refused",
+        "http-flv viewer joined",
+        "publish stopped",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(expected)),
+            "no {expected:?} line was captured"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(&channel)),
+        "logs name the channel"
+    );
+    for secret in [&key, &wrong_key] {
+        let leaks = captured.containing(secret);
+        assert!(
+            leaks.is_empty(),
+            "a stream key reached the logs in {} line(s):\n{}",
+            leaks.len(),
+            leaks.join("\n")
+        );
+    }
+}
+
+/// Streamers paste their key where the play name goes (a player URL, `ffplay
+/// rtmp://…/live/KEY`). The key is still a secret then: the HTTP request line and the RTMP
+/// play name must not be logged verbatim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_used_as_a_play_name_stays_out_of_the_logs() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let captured = logs::capture();
+    let server = TestServer::start(|c| c.hub.wait_for_publisher = Duration::from_secs(1)).await;
+    let key = server.key.clone();
+
+    let response = http::request("GET", &server.flv_url(&key), &[], IO_TIMEOUT)
+        .await
+        .expect("GET answers");
+    assert_eq!(response.status, 404, "a key is not a playable channel");
+    // A key is refused as a play name (NetStream.Play.StreamNotFound), which ends ffprobe.
+    let probe = ffprobe(&server.play_url(&key), 1, Duration::from_secs(15)).await;
+    assert_eq!(probe.video_packets + probe.audio_packets, 0, "{probe:#?}");
+    server.shutdown().await;
+
+    let lines = captured.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("play refused: the play name is a stream key")),
+        "the capture saw the RTMP play refused"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("http play refused: the name is a stream key")),
+        "the capture saw the HTTP play refused"
+    );
+    let leaks = captured.containing(&key);
+    assert!(
+        leaks.is_empty(),
+        "a stream key used as a play name reached the logs in {} line(s):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+}
