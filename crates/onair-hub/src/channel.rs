@@ -31,7 +31,7 @@ pub(crate) struct Channel {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     ring: VecDeque<Arc<Entry>>,
     /// Sequence number of `ring[0]`; sequence numbers never restart, so a cursor stays valid
     /// across a republish.
@@ -56,6 +56,8 @@ struct State {
     last_out: Option<Timestamp>,
     last_audio: Option<Timestamp>,
     last_video: Option<Timestamp>,
+    /// Timestamp of the last frame that woke the subscribers.
+    last_wake: Option<Timestamp>,
 
     bytes_in: u64,
     video_frames: u64,
@@ -125,6 +127,25 @@ impl State {
             self.last_out = Some(out);
         }
         out
+    }
+
+    /// Whether a new frame wakes the subscribers now. Every wake costs each viewer a write
+    /// (a system call and, on the receiving side, a wake-up), so audio that arrives between
+    /// two video frames rides along with the next video frame instead of costing a write of
+    /// its own — unless the channel has no video, or video is late by more than
+    /// `max_audio_hold` of media time. Nothing else is ever held back.
+    fn should_wake(&mut self, frame: &Frame, config: &HubConfig) -> bool {
+        let plain_audio = frame.kind == MediaKind::Audio && !frame.sequence_header;
+        let hold = i64::try_from(config.max_audio_hold.as_millis()).unwrap_or(i64::MAX);
+        let wake = !plain_audio
+            || !self.has_video
+            || self
+                .last_wake
+                .is_none_or(|last| i64::from(frame.timestamp.since(last)) >= hold);
+        if wake {
+            self.last_wake = Some(frame.timestamp);
+        }
+        wake
     }
 
     fn trim(&mut self, config: &HubConfig) {
@@ -263,7 +284,7 @@ impl Channel {
     }
 
     fn push(&self, id: u64, frame: Frame) -> bool {
-        {
+        let wake = {
             let mut st = self.state.lock();
             if st.live != Some(id) {
                 return false;
@@ -293,12 +314,16 @@ impl Channel {
                 (MediaKind::Video, false, false) => st.has_video = true,
                 (MediaKind::Audio, false, _) => {}
             }
+            let wake = st.should_wake(entry.frame(), &self.config);
             st.ring_bytes += entry.size();
             st.total_bytes += entry.size() as u64;
             st.ring.push_back(entry);
             st.trim(&self.config);
+            wake
+        };
+        if wake {
+            self.wake.notify_waiters();
         }
-        self.wake.notify_waiters();
         true
     }
 
@@ -604,5 +629,20 @@ impl Drop for Subscriber {
         self.channel.viewers.remove(self.protocol);
         self.channel.subscribers.fetch_sub(1, Ordering::AcqRel);
         self.hub.release(&self.channel.name);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    pub(crate) fn state() -> State {
+        State::default()
+    }
+
+    /// `should_wake` as `push` calls it, with the video flag `push` would have set first.
+    pub(crate) fn should_wake(st: &mut State, frame: &Frame, config: &HubConfig) -> bool {
+        st.has_video |= frame.kind == MediaKind::Video;
+        st.should_wake(frame, config)
     }
 }

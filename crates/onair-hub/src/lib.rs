@@ -61,6 +61,10 @@ pub struct HubConfig {
     pub max_skips: u32,
     /// The media-time window in which skips are counted.
     pub skip_window: Duration,
+    /// Longest (in media time) an audio frame waits for the next video frame to share its
+    /// write to the viewers; zero sends every audio frame at once. Audio-only channels are
+    /// never held.
+    pub max_audio_hold: Duration,
     /// Hard cap on the bytes one channel keeps in its ring (GOP cache plus lag window). A GOP
     /// larger than this is not cached: new subscribers wait for the next keyframe instead.
     pub max_channel_bytes: usize,
@@ -75,6 +79,7 @@ impl Default for HubConfig {
             max_skips: 3,
             skip_window: Duration::from_secs(30),
             max_channel_bytes: 64 << 20,
+            max_audio_hold: Duration::from_millis(50),
         }
     }
 }
@@ -521,6 +526,47 @@ mod tests {
         );
         p.push(video(80, true));
         assert!(frames(&mut sub)[0].keyframe);
+    }
+
+    #[test]
+    fn audio_between_video_frames_rides_with_the_next_video_frame() {
+        let config = HubConfig::default();
+        let mut st = channel::tests_support::state();
+        let wakes: Vec<bool> = [
+            video(0, true),
+            audio(10),
+            audio(33),
+            video(40, false),
+            audio(60),
+            audio(150),
+        ]
+        .iter()
+        .map(|f| channel::tests_support::should_wake(&mut st, f, &config))
+        .collect();
+        // audio(150) wakes: video is more than `max_audio_hold` late.
+        assert_eq!(wakes, [true, false, false, true, false, true]);
+
+        let mut st = channel::tests_support::state();
+        let only_audio: Vec<bool> = [audio(0), audio(23), audio(46)]
+            .iter()
+            .map(|f| channel::tests_support::should_wake(&mut st, f, &config))
+            .collect();
+        assert_eq!(
+            only_audio,
+            [true, true, true],
+            "audio-only channels are never held"
+        );
+
+        let mut st = channel::tests_support::state();
+        let no_hold = HubConfig {
+            max_audio_hold: Duration::ZERO,
+            ..HubConfig::default()
+        };
+        let all: Vec<bool> = [video(0, true), audio(10)]
+            .iter()
+            .map(|f| channel::tests_support::should_wake(&mut st, f, &no_hold))
+            .collect();
+        assert_eq!(all, [true, true]);
     }
 
     #[test]

@@ -127,6 +127,9 @@ pub struct HubSection {
     pub max_skips: u32,
     /// Most bytes one channel keeps for its GOP cache and lagging viewers.
     pub max_channel_bytes: usize,
+    /// Longest an audio frame waits for the next video frame to share a write to viewers.
+    #[serde(with = "duration")]
+    pub max_audio_hold: Duration,
     /// A second publisher to a live channel takes over (true) or is refused (false).
     pub takeover: bool,
     /// How long viewers stay connected after the publisher leaves, waiting for it to return.
@@ -149,6 +152,7 @@ impl Default for HubSection {
             max_lag_bytes: hub.max_lag_bytes,
             max_skips: hub.max_skips,
             max_channel_bytes: hub.max_channel_bytes,
+            max_audio_hold: hub.max_audio_hold,
             takeover: false,
             republish_grace: Duration::from_secs(10),
             wait_for_publisher: Duration::from_secs(30),
@@ -166,6 +170,7 @@ impl HubSection {
             max_lag_bytes: self.max_lag_bytes,
             max_skips: self.max_skips,
             max_channel_bytes: self.max_channel_bytes,
+            max_audio_hold: self.max_audio_hold,
             ..onair_hub::HubConfig::default()
         }
     }
@@ -539,6 +544,11 @@ pub fn reference() -> String {
             "hub.max_channel_bytes",
             d.hub.max_channel_bytes.to_string(),
             "memory cap per channel (GOP cache + lag)",
+        ),
+        (
+            "hub.max_audio_hold",
+            format_duration(d.hub.max_audio_hold),
+            "audio waits at most this for the next video frame's write",
         ),
         (
             "hub.takeover",
