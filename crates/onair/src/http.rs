@@ -52,13 +52,18 @@ pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
 
 /// The HTTP routes, without a listener (tests drive it with `oneshot`).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/live/{file}", get(live))
+    // The trace layer wraps response bodies and reads the clock for every body chunk; on a
+    // stream that is a clock read per frame per viewer, so the stream route gets a span of
+    // its own instead (see `live`) and only the short requests are traced per response.
+    let traced = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route("/metrics", get(metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span));
+    Router::new()
+        .route("/live/{file}", get(live))
+        .merge(traced)
         .layer(cors(&state.config.http.cors_origins))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -193,7 +198,6 @@ async fn ws_flv(state: Arc<AppState>, socket: WebSocket, subscriber: Subscriber,
             },
         }
     }
-    info!(channel, "ws-flv viewer left");
 }
 
 /// Turns a hub subscription into FLV bytes: the header (with track flags that match what
@@ -205,6 +209,12 @@ struct FlvFeed {
     pending: VecDeque<Bytes>,
     header_sent: bool,
     ended: bool,
+}
+
+impl Drop for FlvFeed {
+    fn drop(&mut self) {
+        info!(channel = self.subscriber.channel(), protocol = %self.subscriber.protocol(), "viewer left");
+    }
 }
 
 impl FlvFeed {

@@ -11,6 +11,25 @@ use tokio::net::TcpStream;
 /// Linux accepts at most this many slices in one `writev`.
 const MAX_IOV: usize = 1024;
 
+/// How many connections may wait to be accepted. When thousands of viewers join at once (a
+/// stream starts, a link is shared) a short queue drops SYNs, and each drop costs the viewer a
+/// one-second retransmit before its first frame. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listener with a deep accept queue (see [`LISTEN_BACKLOG`]).
+pub fn listen(addr: std::net::SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
 /// Applies the options every media connection gets.
 ///
 /// `TCP_NODELAY` because we batch ourselves and Nagle would hold a frame back; a user

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use onair_hub::Hub;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -87,20 +86,16 @@ impl RunningServer {
         config: Config,
         auth: Arc<dyn PublishAuth>,
     ) -> Result<RunningServer, StartError> {
-        let rtmp = TcpListener::bind(config.rtmp.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.rtmp.listen,
-                what: "rtmp",
-                source,
-            })?;
-        let http = TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.http.listen,
-                what: "http",
-                source,
-            })?;
+        let rtmp = crate::net::listen(config.rtmp.listen).map_err(|source| StartError::Bind {
+            addr: config.rtmp.listen,
+            what: "rtmp",
+            source,
+        })?;
+        let http = crate::net::listen(config.http.listen).map_err(|source| StartError::Bind {
+            addr: config.http.listen,
+            what: "http",
+            source,
+        })?;
         let rtmp_addr = rtmp.local_addr().map_err(|source| StartError::Bind {
             addr: config.rtmp.listen,
             what: "rtmp",
