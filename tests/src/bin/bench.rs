@@ -475,6 +475,16 @@ fn row(r: &RunResult) -> String {
     if r.client_cpu > 90.0 || r.load_core_busy.is_some_and(|(b, _)| b > 95.0) {
         notes.push("load core saturated: the server may do better than this".into());
     }
+    // What the core did beyond the server's own CPU time and the kernel's softirq work:
+    // other processes on a shared machine.
+    if let Some((busy, softirq)) = r.server_core_busy
+        && busy - softirq - r.server_cpu > 5.0
+    {
+        notes.push(format!(
+            "other processes took ~{:.0}% of the server core",
+            busy - softirq - r.server_cpu
+        ));
+    }
     if let Some(o) = r.listen_overflows.filter(|&o| o > 0) {
         notes.push(format!("{o} accept-queue overflows during the ramp"));
     }
