@@ -139,10 +139,14 @@ impl TestServer {
     }
 
     /// Stops the server and waits up to its `shutdown_grace` for connections to end.
-    pub async fn shutdown(mut self) {
-        if let Some(server) = self.server.take() {
-            let grace = server.state().config.shutdown_grace;
-            server.shutdown(grace).await;
+    /// Returns whether every connection ended within the configured shutdown grace.
+    pub async fn shutdown(mut self) -> bool {
+        match self.server.take() {
+            Some(server) => {
+                let grace = server.state().config.shutdown_grace;
+                server.shutdown(grace).await
+            }
+            None => true,
         }
     }
 }

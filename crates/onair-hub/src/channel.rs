@@ -258,6 +258,11 @@ impl Channel {
         }
     }
 
+    /// Wakes every subscriber (used when the hub closes).
+    pub(crate) fn wake_all(&self) {
+        self.wake.notify_waiters();
+    }
+
     pub(crate) fn kick(&self) -> bool {
         let was_live = self.state.lock().live.take().is_some();
         if was_live {
@@ -432,6 +437,9 @@ pub enum RecvError {
         /// Skips counted.
         skips: u32,
     },
+    /// The hub was closed (the server is shutting down).
+    #[error("the server is shutting down")]
+    Closed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,6 +492,9 @@ impl Subscriber {
     }
 
     fn poll(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Option<Delivery>, RecvError> {
+        if self.hub.is_closed() {
+            return Err(RecvError::Closed);
+        }
         let channel = self.channel.clone();
         let config = &channel.config;
         let mut st = channel.state.lock();

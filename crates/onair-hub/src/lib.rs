@@ -36,6 +36,7 @@ mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -96,6 +97,9 @@ pub struct PublishOptions {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
+    /// The hub is shutting down.
+    #[error("the server is shutting down")]
+    Closed,
     /// The channel already has a live publisher.
     #[error("channel {channel:?} is already live")]
     AlreadyLive {
@@ -108,6 +112,7 @@ pub enum PublishError {
 #[derive(Debug)]
 pub struct Hub {
     config: HubConfig,
+    closed: AtomicBool,
     channels: Mutex<HashMap<String, Arc<Channel>>>,
 }
 
@@ -116,6 +121,7 @@ impl Hub {
     pub fn new(config: HubConfig) -> Arc<Hub> {
         Arc::new(Hub {
             config,
+            closed: AtomicBool::new(false),
             channels: Mutex::new(HashMap::new()),
         })
     }
@@ -131,6 +137,9 @@ impl Hub {
         channel: &str,
         options: PublishOptions,
     ) -> Result<Publisher, PublishError> {
+        if self.is_closed() {
+            return Err(PublishError::Closed);
+        }
         let mut channels = self.channels.lock();
         let ch = channels
             .entry(channel.to_owned())
@@ -146,6 +155,21 @@ impl Hub {
             .entry(channel.to_owned())
             .or_insert_with(|| Channel::new(channel, self.config.clone()));
         Channel::subscribe(ch, self.clone(), protocol)
+    }
+
+    /// Shuts the hub: every subscriber's `recv` ends with [`RecvError::Closed`] and new
+    /// publishes are refused, so streams end at once instead of waiting out a grace period.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let channels: Vec<_> = self.channels.lock().values().cloned().collect();
+        for ch in channels {
+            ch.wake_all();
+        }
+    }
+
+    /// Whether [`Hub::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Whether `channel` has a publisher now.
@@ -357,6 +381,30 @@ mod tests {
                 hub.is_live("c"),
                 "the old publisher leaving does not end the new publish"
             );
+        });
+    }
+
+    #[test]
+    fn closing_the_hub_ends_every_subscription_and_refuses_publishes() {
+        now(async {
+            let hub = Hub::new(HubConfig::default());
+            let p = hub.publish("c", PublishOptions::default()).unwrap();
+            let mut live = hub.subscribe("c", Protocol::Rtmp);
+            let mut waiting = hub.subscribe("idle", Protocol::HttpFlv);
+            let waiter = tokio::spawn(async move {
+                let mut out = Vec::new();
+                waiting.recv(&mut out).await
+            });
+            tokio::task::yield_now().await;
+            hub.close();
+            assert_eq!(waiter.await.unwrap(), Err(RecvError::Closed));
+            let mut out = Vec::new();
+            assert_eq!(live.recv(&mut out).await, Err(RecvError::Closed));
+            assert_eq!(
+                hub.publish("other", PublishOptions::default()).unwrap_err(),
+                PublishError::Closed
+            );
+            drop(p);
         });
     }
 

@@ -258,7 +258,7 @@ impl FlvFeed {
                             tracks = Tracks::seen_in(&held);
                         }
                         Ok(Ok(_)) | Err(_) => break,
-                        Ok(Err(e)) => return Err(self.too_slow(e)),
+                        Ok(Err(e)) => return self.lost(e),
                     }
                 }
                 self.pending.push_back(
@@ -282,7 +282,7 @@ impl FlvFeed {
                 match tokio::time::timeout(grace, self.subscriber.recv(&mut self.batch)).await {
                     Ok(Ok(Delivery::PublisherBack)) => debug!(channel, "publisher is back"),
                     Ok(Ok(other)) => debug!(channel, ?other, "unexpected delivery while waiting"),
-                    Ok(Err(e)) => return Err(self.too_slow(e)),
+                    Ok(Err(e)) => return self.lost(e),
                     Err(_) => {
                         info!(channel, "publisher did not return; ending the stream");
                         self.ended = true;
@@ -290,7 +290,7 @@ impl FlvFeed {
                 }
             }
             Ok(Delivery::PublisherBack) => {}
-            Err(e) => return Err(self.too_slow(e)),
+            Err(e) => return self.lost(e),
         }
         Ok(())
     }
@@ -302,10 +302,16 @@ impl FlvFeed {
         }
     }
 
-    fn too_slow(&self, e: RecvError) -> std::io::Error {
+    /// The subscription ended: at shutdown the stream ends cleanly; a viewer that fell too
+    /// far behind is cut off with an error.
+    fn lost(&mut self, e: RecvError) -> std::io::Result<()> {
+        if e == RecvError::Closed {
+            self.ended = true;
+            return Ok(());
+        }
         Metrics::inc(&self.state.metrics.viewers_dropped_slow);
         warn!(channel = self.subscriber.channel(), error = %e, "viewer too slow; dropped");
-        std::io::Error::other(e)
+        Err(std::io::Error::other(e))
     }
 }
 

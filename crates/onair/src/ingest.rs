@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use onair_hub::{
-    Delivery, Encoding, Entry, Protocol, PublishOptions, Publisher, RecvError, Subscriber,
+    Delivery, Encoding, Entry, Protocol, PublishError, PublishOptions, Publisher, RecvError,
+    Subscriber,
 };
 use onair_media::{Frame, MediaKind, Timestamp};
 use onair_rtmp::chunk::encode_standalone;
@@ -389,10 +390,13 @@ impl Connection {
             Err(e) => {
                 Metrics::inc(&self.state.metrics.publishes_refused);
                 warn!(channel, reason = %e, "publish refused");
-                self.session.reject_publish(
-                    request,
-                    Reject::BadName(format!("{e}; stop the other publisher first")),
-                );
+                let reject = match e {
+                    PublishError::AlreadyLive { .. } => {
+                        Reject::BadName(format!("{e}; stop the other publisher first"))
+                    }
+                    _ => Reject::Failed(e.to_string()),
+                };
+                self.session.reject_publish(request, reject);
             }
         }
         Ok(())
@@ -553,6 +557,11 @@ impl Connection {
             Ok(Delivery::PublisherBack) => {
                 p.give_up_at = None;
                 self.session.notify_republished(p.stream);
+                Ok(())
+            }
+            Err(RecvError::Closed) => {
+                self.session.notify_unpublished(p.stream);
+                self.closing = true;
                 Ok(())
             }
             Err(e) => {

@@ -135,9 +135,10 @@ impl RunningServer {
     }
 
     /// Stops accepting, ends publishes and playback, and waits up to `grace` for connections
-    /// to finish.
-    pub async fn shutdown(self, grace: Duration) {
+    /// to finish. Returns whether everything finished within the grace.
+    pub async fn shutdown(self, grace: Duration) -> bool {
         self.state.shutdown.cancel();
+        self.state.hub.close();
         self.state.tasks.close();
         if tokio::time::timeout(grace, self.state.tasks.wait())
             .await
@@ -148,7 +149,9 @@ impl RunningServer {
                 remaining = self.state.tasks.len(),
                 "shutdown grace ran out; closing the rest"
             );
+            return false;
         }
+        true
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down.
