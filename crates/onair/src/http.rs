@@ -175,7 +175,7 @@ fn http_flv(state: Arc<AppState>, channel: &str) -> Response {
 async fn ws_flv(state: Arc<AppState>, socket: WebSocket, subscriber: Subscriber, channel: String) {
     info!(channel, "ws-flv viewer joined");
     let limit = state.config.hub.write_timeout;
-    let mut feed = FlvFeed::new(subscriber, state);
+    let mut feed = FlvFeed::new(subscriber, state.clone());
     let (mut sink, mut stream) = socket.split();
     loop {
         tokio::select! {
@@ -185,7 +185,11 @@ async fn ws_flv(state: Arc<AppState>, socket: WebSocket, subscriber: Subscriber,
                     match tokio::time::timeout(limit, sink.send(Message::Binary(bytes))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => { debug!(error = %e, "ws-flv viewer went away"); break }
-                        Err(_) => { warn!(channel, "ws-flv viewer accepted no data for {limit:?}; dropped"); break }
+                        Err(_) => {
+                            Metrics::inc(&state.metrics.viewers_dropped_slow);
+                            warn!(channel, "ws-flv viewer accepted no data for {limit:?}; dropped");
+                            break
+                        }
                     }
                 }
                 Ok(None) => { let _ = sink.send(Message::Close(None)).await; break }
@@ -389,7 +393,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         ),
         (
             "onair_viewers_dropped_slow_total",
-            "viewers dropped for being too slow",
+            "viewers dropped for falling behind (HTTP-FLV viewers whose connection stalls are cut by the kernel's TCP user timeout and not counted)",
             m.viewers_dropped_slow.load(Ordering::Relaxed),
         ),
         (
