@@ -1,0 +1,63 @@
+//! Storage for OnAir on sqlx: PostgreSQL in production, an embedded SQLite file by default.
+//!
+//! | concern | how |
+//! | --- | --- |
+//! | two backends (design decision 5) | [`Store`] wraps a `PgPool` or a `SqlitePool`; every query is written once and compiled for each backend |
+//! | migrations | `migrations/postgres` and `migrations/sqlite` at the repository root, embedded with `sqlx::migrate!` and run by [`Store::migrate`] |
+//! | typed rows | `FromRow` structs read with `query_as`, checked at run time; the one test suite runs against both databases |
+//! | time | [`DateTime<Utc>`](chrono::DateTime): `TIMESTAMPTZ` in PostgreSQL, RFC 3339 `TEXT` in SQLite, truncated to microseconds so both give back the same value |
+//! | lists and documents | channel tags and audit details are JSON: `JSONB` in PostgreSQL, `TEXT` checked by `json_valid` in SQLite |
+//! | constraint errors | unique violations become [`StoreError::Conflict`], missing foreign rows [`StoreError::NotFound`] |
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use chrono::Utc;
+//! use onair_store::{NewChannel, NewUser, Role, Store};
+//!
+//! let store = Store::connect("sqlite::memory:").await?;
+//! store.migrate().await?;
+//! let owner = store
+//!     .create_user(NewUser { username: "alice".into(), password_hash: "$argon2id$…".into(), role: Role::Streamer })
+//!     .await?;
+//! let channel = store
+//!     .create_channel(NewChannel { slug: "alice".into(), title: "Alice live".into(), owner_id: owner.id, category: String::new(), tags: vec![] })
+//!     .await?;
+//! store.create_stream_key(channel.id, "4f1c0d5e9a7b4c2d8e6f1a3b5c7d9e0f", "OBS").await?;
+//! assert!(store.revoke_stream_key("4f1c0d5e9a7b4c2d8e6f1a3b5c7d9e0f", Utc::now()).await?);
+//! assert!(store.stream_key_by_jti("4f1c0d5e9a7b4c2d8e6f1a3b5c7d9e0f").await?.unwrap().is_revoked());
+//! # Ok::<(), onair_store::StoreError>(())
+//! # }).unwrap();
+//! ```
+#![deny(missing_docs)]
+
+/// Runs `$body` with `$pool` bound to the store's pool. The body is compiled once per backend,
+/// so one SQL text and one chain of binds serve both databases.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Postgres($pool) => $body,
+            $crate::store::Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+
+mod audit;
+mod channels;
+mod error;
+mod live_sessions;
+mod page;
+mod settings;
+mod store;
+mod stream_keys;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod users;
+
+pub use audit::AuditEntry;
+pub use channels::{Channel, ChannelUpdate, NewChannel};
+pub use error::StoreError;
+pub use live_sessions::{LiveSession, NewLiveSession};
+pub use page::Page;
+pub use store::{Backend, DEFAULT_SQLITE_FILE, Store};
+pub use stream_keys::StreamKey;
+pub use users::{NewUser, Role, UnknownRole, User};

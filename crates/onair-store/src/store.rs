@@ -1,0 +1,271 @@
+//! [`Store`]: the connection pool for either backend, connecting and migrating.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tracing::debug;
+
+use crate::error::StoreError;
+
+/// The file [`Store::open_default`] creates in the data directory.
+pub const DEFAULT_SQLITE_FILE: &str = "onair.db";
+
+/// How long a SQLite writer waits for another connection's write lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL, for production.
+    Postgres,
+    /// SQLite, the embedded default.
+    Sqlite,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Postgres => "PostgreSQL",
+            Self::Sqlite => "SQLite",
+        })
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// The OnAir database: a pool of connections to PostgreSQL or SQLite. Cloning is cheap and
+/// shares the pool.
+///
+/// The repository methods (users, channels, stream keys, live sessions, audit log, settings)
+/// are grouped by table in this crate's modules; all of them behave the same on both backends.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+impl fmt::Debug for Store {
+    // The pool's own Debug shows its connect options; print only what cannot hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<PgPool> for Store {
+    fn from(pool: PgPool) -> Self {
+        Self {
+            pool: Pool::Postgres(pool),
+        }
+    }
+}
+
+impl From<SqlitePool> for Store {
+    fn from(pool: SqlitePool) -> Self {
+        Self {
+            pool: Pool::Sqlite(pool),
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url`: `postgres://…` (or `postgresql://…`) or `sqlite:…`, such as
+    /// `sqlite://data/onair.db?mode=rwc` or `sqlite::memory:`.
+    ///
+    /// One connection is opened at once, so an unreachable database fails here with
+    /// [`StoreError::Unavailable`]. SQLite connections enforce foreign keys, wait up to 5 s for
+    /// a busy database, and use write-ahead logging for files. An in-memory SQLite database
+    /// lives in one connection that the pool keeps open.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+        match scheme {
+            "postgres" | "postgresql" => {
+                let options =
+                    PgConnectOptions::from_str(url).map_err(|source| StoreError::InvalidUrl {
+                        backend: Backend::Postgres,
+                        source,
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreError::Unavailable)?;
+                debug!(backend = %Backend::Postgres, "connected");
+                Ok(pool.into())
+            }
+            "sqlite" => {
+                let options = SqliteConnectOptions::from_str(url).map_err(|source| {
+                    StoreError::InvalidUrl {
+                        backend: Backend::Sqlite,
+                        source,
+                    }
+                })?;
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                Self::open_sqlite(options, in_memory).await
+            }
+            other => Err(StoreError::UnsupportedUrl {
+                scheme: other.to_owned(),
+            }),
+        }
+    }
+
+    /// Opens (creating if needed) the embedded database `data_dir/onair.db`, creating
+    /// `data_dir` too: the default when no database URL is configured.
+    pub async fn open_default(data_dir: &Path) -> Result<Self, StoreError> {
+        tokio::fs::create_dir_all(data_dir)
+            .await
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DEFAULT_SQLITE_FILE))
+            .create_if_missing(true);
+        Self::open_sqlite(options, false).await
+    }
+
+    async fn open_sqlite(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<Self, StoreError> {
+        let options = options.foreign_keys(true).busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let (options, pool) = if in_memory {
+            // Every connection to `sqlite::memory:` shares one database that vanishes with its
+            // last connection, and shared-cache writers fail at once instead of waiting: one
+            // connection, never retired, avoids both.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+            (options, pool)
+        } else {
+            // WAL lets readers run beside the one writer; NORMAL is durable across a process
+            // crash in WAL mode (sqlite.org/wal.html), losing at most the last commits on
+            // power loss.
+            let options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            (options, SqlitePoolOptions::new())
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        debug!(backend = %Backend::Sqlite, in_memory, "connected");
+        Ok(pool.into())
+    }
+
+    /// Brings the schema up to date with the migrations for this backend
+    /// (`migrations/postgres` or `migrations/sqlite`). Safe to run at every start and from
+    /// several processes at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+        }
+        .map_err(StoreError::Migrate)?;
+        debug!(backend = %self.backend(), "migrated");
+        Ok(())
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Runs a trivial query: `Ok` means the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. Later calls fail with
+    /// [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await);
+    }
+}
+
+/// The current time as the store records it.
+pub(crate) fn now() -> DateTime<Utc> {
+    db_time(Utc::now())
+}
+
+/// PostgreSQL keeps microseconds; SQLite keeps whatever text it is given. Truncating every
+/// time the store writes makes both give back the same value.
+pub(crate) fn db_time(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unsupported_schemes_are_refused_without_echoing_the_url() {
+        let error = Store::connect("mysql://root:hunter2@localhost/onair")
+            .await
+            .unwrap_err();
+        assert!(matches!(&error, StoreError::UnsupportedUrl { scheme } if scheme == "mysql"));
+        assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_keeps_its_data_in_one_connection() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        store.migrate().await.unwrap();
+        store.ping().await.unwrap();
+        assert_eq!(store.count_users().await.unwrap(), 0);
+        assert_eq!(format!("{store:?}"), "Store { backend: Sqlite, .. }");
+    }
+
+    #[tokio::test]
+    async fn the_default_database_is_a_wal_file_enforcing_foreign_keys() {
+        let dir = std::env::temp_dir().join(format!("onair-store-unit-{}", std::process::id()));
+        let store = Store::open_default(&dir.join("nested")).await.unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("open_default opened {:?}", store.backend());
+        };
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let created = dir.join("nested").join(DEFAULT_SQLITE_FILE).is_file();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((journal.as_str(), foreign_keys, created), ("wal", 1, true));
+    }
+
+    #[test]
+    fn times_are_truncated_to_microseconds() {
+        let time = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        assert_eq!(db_time(time).timestamp_subsec_nanos(), 123_456_000);
+    }
+}
