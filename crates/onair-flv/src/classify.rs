@@ -8,7 +8,10 @@ use crate::{AudioPacket, VideoFrameType, VideoPacket, parse_audio_tag, parse_vid
 /// The classification of one tag body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FrameClass {
-    /// A video frame a decoder can start on: legacy or E-RTMP `FrameType` 1 (key frame).
+    /// A coded video frame a decoder can start on: `FrameType` 1 (key frame) on a packet
+    /// that carries coded pictures — legacy AVC/HEVC `AVCPacketType` 1, E-RTMP CodedFrames or
+    /// CodedFramesX, or a legacy codec without a packet type. Never true together with
+    /// [`FrameClass::sequence_header`].
     pub keyframe: bool,
     /// A decoder configuration: AVC/HEVC `AVCPacketType` 0, AAC `AACPacketType` 0, or an
     /// E-RTMP audio/video SequenceStart (including inside a Multitrack packet).
@@ -23,14 +26,15 @@ pub struct FrameClass {
 /// tag) is a plain frame — not a keyframe, not a sequence header, no codec — and is still
 /// passed through to viewers.
 ///
-/// A key-frame tag counts as a keyframe whatever its packet type (sequence headers are
-/// sent with frame type 1), except command frames, which carry no video.
+/// Only a key-frame tag with coded pictures is a keyframe. Sequence headers, end-of-sequence,
+/// E-RTMP Metadata and command frames are also sent with frame type 1, but a viewer cannot
+/// start decoding on them, and the hub takes every keyframe as a place to start a viewer.
 pub fn classify(kind: MediaKind, body: &[u8]) -> FrameClass {
     match kind {
         MediaKind::Video => match parse_video_tag(body) {
             Ok(info) => FrameClass {
                 keyframe: info.frame_type == VideoFrameType::Key
-                    && !matches!(info.packet, VideoPacket::Command(_)),
+                    && matches!(info.packet, VideoPacket::CodedFrames { .. }),
                 sequence_header: info.packet == VideoPacket::SequenceStart,
                 video: Some(info.codec),
                 audio: None,
@@ -74,34 +78,39 @@ mod tests {
         Option<AudioCodec>,
     );
 
+    /// `keyframe` means "coded pictures a decoder can start on": the hub starts viewers there.
+    /// Frame-type-1 tags that carry no pictures (sequence headers, end of sequence, E-RTMP
+    /// Metadata, command frames) are not keyframes; sequence headers are marked as such
+    /// instead and cached apart.
     #[test]
     fn classification_table() {
         let hvcc = crate::video::tests::HVCC.replace(' ', "");
         #[rustfmt::skip]
         let table: Vec<Row> = vec![
-            // legacy AVC: seq header (key), key NALU, inter NALU, end of sequence
-            (MediaKind::Video, "1700000000 0164001fffe1".into(), true, true, Some(VideoCodec::H264), None),
+            // legacy AVC: seq header, key NALU, inter NALU, end of sequence (frame type 1, no picture)
+            (MediaKind::Video, "1700000000 0164001fffe1".into(), false, true, Some(VideoCodec::H264), None),
             (MediaKind::Video, "1701000000 00000165".into(), true, false, Some(VideoCodec::H264), None),
             (MediaKind::Video, "2701000000 00000141".into(), false, false, Some(VideoCodec::H264), None),
-            (MediaKind::Video, "1702000000".into(), true, false, Some(VideoCodec::H264), None),
+            (MediaKind::Video, "1702000000".into(), false, false, Some(VideoCodec::H264), None),
             // legacy HEVC id 12, and old OBS HEVC behind id 7
-            (MediaKind::Video, format!("1c00000000{hvcc}"), true, true, Some(VideoCodec::Hevc), None),
-            (MediaKind::Video, format!("1700000000{hvcc}"), true, true, Some(VideoCodec::Hevc), None),
+            (MediaKind::Video, format!("1c00000000{hvcc}"), false, true, Some(VideoCodec::Hevc), None),
+            (MediaKind::Video, format!("1700000000{hvcc}"), false, true, Some(VideoCodec::Hevc), None),
             // legacy command frame: no video
             (MediaKind::Video, "5700".into(), false, false, Some(VideoCodec::H264), None),
             // legacy VP6 inter, H.263 key
             (MediaKind::Video, "24 00".into(), false, false, Some(VideoCodec::Vp6), None),
             (MediaKind::Video, "12 00".into(), true, false, Some(VideoCodec::SorensonH263), None),
             // E-RTMP hvc1 SequenceStart, key CodedFrames, inter CodedFramesX, av01, unknown FourCC
-            (MediaKind::Video, format!("9068766331{hvcc}"), true, true, Some(VideoCodec::Hevc), None),
+            (MediaKind::Video, format!("9068766331{hvcc}"), false, true, Some(VideoCodec::Hevc), None),
             (MediaKind::Video, "9168766331 000000 00".into(), true, false, Some(VideoCodec::Hevc), None),
             (MediaKind::Video, "a368766331 00".into(), false, false, Some(VideoCodec::Hevc), None),
-            (MediaKind::Video, "9061763031 81".into(), true, true, Some(VideoCodec::Av1), None),
+            (MediaKind::Video, "9061763031 81".into(), false, true, Some(VideoCodec::Av1), None),
             (MediaKind::Video, "b161763031 00".into(), false, false, Some(VideoCodec::Av1), None),
             (MediaKind::Video, "9178797a31".into(), true, false, Some(VideoCodec::Other(FourCc(*b"xyz1"))), None),
-            // E-RTMP multitrack SequenceStart, metadata, command
-            (MediaKind::Video, format!("960068766331 00{hvcc}"), true, true, Some(VideoCodec::Hevc), None),
-            (MediaKind::Video, "9468766331 02".into(), true, false, Some(VideoCodec::Hevc), None),
+            // E-RTMP multitrack SequenceStart, key Metadata and SequenceEnd (no picture), command
+            (MediaKind::Video, format!("960068766331 00{hvcc}"), false, true, Some(VideoCodec::Hevc), None),
+            (MediaKind::Video, "9468766331 02".into(), false, false, Some(VideoCodec::Hevc), None),
+            (MediaKind::Video, "9268766331".into(), false, false, Some(VideoCodec::Hevc), None),
             (MediaKind::Video, "d101".into(), false, false, Some(VideoCodec::Other(FourCc([0; 4]))), None),
             // broken video: plain frame
             (MediaKind::Video, "".into(), false, false, None, None),

@@ -140,6 +140,8 @@ fn check_body(tag: &FlvTag) {
                     class.sequence_header,
                     info.packet == VideoPacket::SequenceStart
                 );
+                // The hub starts viewers on keyframes: only coded pictures qualify.
+                assert!(!class.keyframe || matches!(info.packet, VideoPacket::CodedFrames { .. }));
                 if info.packet == VideoPacket::SequenceStart && info.codec == VideoCodec::H264 {
                     let _ = parse_avc_config(&body[info.payload_offset..]);
                 }

@@ -15,7 +15,20 @@ use crate::{Hub, HubConfig, PublishError, PublishOptions};
 
 /// The gap put between the last frame of a publish and the first frame of the next one on the
 /// channel's timeline, so subscribers that waited see time move forward, never back (Red5 #50).
-const REPUBLISH_GAP_MS: u32 = 40;
+/// A jump in the publisher's clock is bridged with the same gap.
+pub(crate) const REPUBLISH_GAP_MS: u32 = 40;
+
+/// The largest step back on one track that is taken for jitter (an encoder interleaving or
+/// nudging its clock) and absorbed by holding the frame at the track's last timestamp.
+/// Anything larger is a jump of the publisher's clock: holding would freeze the track for as
+/// long as the jump (a clock set back 10 minutes would stall flv.js and mpegts.js for 10
+/// minutes), so the timeline is re-offset instead.
+pub(crate) const MAX_JITTER_MS: i32 = 100;
+
+/// The largest step forward past the channel's newest timestamp that is taken as the
+/// publisher's real pace. A larger one is a jump of its clock: delivered as is, it leaves a
+/// hole in an MSE player's buffer where playback stalls, so the timeline is re-offset instead.
+pub(crate) const MAX_FORWARD_JUMP_MS: i32 = 10_000;
 
 #[derive(Debug)]
 pub(crate) struct Channel {
@@ -36,7 +49,11 @@ pub(crate) struct State {
     /// Sequence number of `ring[0]`; sequence numbers never restart, so a cursor stays valid
     /// across a republish.
     first_seq: u64,
+    /// Payload bytes of the frames in the ring.
     ring_bytes: usize,
+    /// Bytes of the encodings the ring's entries hold, kept up to date by the entries
+    /// themselves as subscribers fill their slots (see [`Entry::encoded`]).
+    slot_bytes: Arc<AtomicUsize>,
     total_bytes: u64,
     /// The newest video keyframe in the ring: where a new subscriber starts.
     keyframe_seq: Option<u64>,
@@ -53,9 +70,10 @@ pub(crate) struct State {
     /// Added to every incoming timestamp (wrapping) to put it on the channel's timeline.
     offset: u32,
     rebase_pending: bool,
+    /// The newest timestamp on the channel's timeline.
     last_out: Option<Timestamp>,
-    last_audio: Option<Timestamp>,
-    last_video: Option<Timestamp>,
+    audio: TrackClock,
+    video: TrackClock,
     /// Timestamp of the last frame that woke the subscribers.
     last_wake: Option<Timestamp>,
 
@@ -63,6 +81,15 @@ pub(crate) struct State {
     video_frames: u64,
     audio_frames: u64,
     dropped_slow: u64,
+}
+
+/// Where one track stands on the channel's timeline.
+#[derive(Debug, Default, Clone, Copy)]
+struct TrackClock {
+    last: Option<Timestamp>,
+    /// The offset `last` was stamped with. Holding a frame is for the publisher's jitter;
+    /// a step back that a re-offset since then caused is bridged instead.
+    offset: u32,
 }
 
 impl State {
@@ -83,7 +110,9 @@ impl State {
     /// now, and subscribers waiting at the old head continue at the new first frame.
     fn reset_for_publish(&mut self) {
         self.first_seq = self.next_seq();
-        self.ring.clear();
+        for entry in self.ring.drain(..) {
+            entry.retire();
+        }
         self.ring_bytes = 0;
         self.keyframe_seq = None;
         self.metadata = None;
@@ -96,37 +125,92 @@ impl State {
         self.audio_frames = 0;
     }
 
+    /// Puts a frame on the channel's timeline, keeping every track monotonic for subscribers
+    /// (flv.js #671: players reject a track whose decode time goes back; per track, not
+    /// across tracks).
+    ///
+    /// A coded frame keeps the publisher's pace. A step back of up to [`MAX_JITTER_MS`] on
+    /// its track is held at the track's last timestamp; a larger step back, or a step forward
+    /// of more than [`MAX_FORWARD_JUMP_MS`] past the channel's newest timestamp, is a
+    /// discontinuity: the whole timeline is re-offset so the frame lands
+    /// [`REPUBLISH_GAP_MS`] after the newest timestamp, as at a republish, and the tracks go
+    /// on from there at the publisher's pace.
+    ///
+    /// Metadata and sequence headers are not decoded on the timeline, so they never re-offset
+    /// it (some encoders resend them stamped 0): a sequence header behind its track's last
+    /// timestamp is stamped with that one, and one more than [`MAX_FORWARD_JUMP_MS`] past
+    /// the channel's newest timestamp with the newest; metadata always takes the newest.
     fn rebase(&mut self, frame: &Frame) -> Timestamp {
         if self.rebase_pending {
             self.rebase_pending = false;
-            self.offset = match self.last_out {
-                Some(last) => last
-                    .wrapping_add(REPUBLISH_GAP_MS)
-                    .as_millis()
-                    .wrapping_sub(frame.timestamp.as_millis()),
-                None => 0,
-            };
+            self.reoffset(frame.timestamp);
         }
-        let mut out = frame.timestamp.wrapping_add(self.offset);
-        // Players reject a track whose decode time goes back (flv.js #671: per track, not
-        // across tracks), so hold a stepping-back timestamp at the track's last one.
-        let last_track = match frame.kind {
-            MediaKind::Audio => &mut self.last_audio,
-            MediaKind::Video => &mut self.last_video,
-            MediaKind::Script => &mut self.last_out,
+        let candidate = frame.timestamp.wrapping_add(self.offset);
+        let track = match frame.kind {
+            MediaKind::Audio => self.audio,
+            MediaKind::Video => self.video,
+            MediaKind::Script => {
+                let out = self.last_out.unwrap_or(candidate);
+                self.last_out = Some(out);
+                return out;
+            }
         };
-        if let Some(last) = *last_track
-            && out.since(last) < 0
-        {
-            out = last;
+        let out = if frame.sequence_header {
+            let mut out = candidate;
+            if let Some(newest) = self.last_out
+                && out.since(newest) > MAX_FORWARD_JUMP_MS
+            {
+                out = newest;
+            }
+            if let Some(last) = track.last
+                && out.since(last) < 0
+            {
+                out = last;
+            }
+            out
+        } else {
+            let behind = track.last.map(|last| last.since(candidate));
+            let jumped = self
+                .last_out
+                .is_some_and(|newest| candidate.since(newest) > MAX_FORWARD_JUMP_MS);
+            let stepped_back = behind
+                .is_some_and(|b| b > MAX_JITTER_MS || (b >= 0 && track.offset != self.offset));
+            if jumped || stepped_back {
+                self.reoffset(frame.timestamp);
+                frame.timestamp.wrapping_add(self.offset)
+            } else if let Some(last) = track.last
+                && behind.is_some_and(|b| b > 0)
+            {
+                last
+            } else {
+                candidate
+            }
+        };
+        let track = TrackClock {
+            last: Some(out),
+            offset: self.offset,
+        };
+        match frame.kind {
+            MediaKind::Audio => self.audio = track,
+            _ => self.video = track,
         }
-        if frame.kind != MediaKind::Script {
-            *last_track = Some(out);
-        }
-        if self.last_out.is_none_or(|last| out.since(last) > 0) {
+        if self.last_out.is_none_or(|newest| out.since(newest) > 0) {
             self.last_out = Some(out);
         }
         out
+    }
+
+    /// Sets the offset so that a frame stamped `timestamp` by the publisher lands
+    /// [`REPUBLISH_GAP_MS`] after the channel's newest timestamp, which is at or after every
+    /// track's last one.
+    fn reoffset(&mut self, timestamp: Timestamp) {
+        self.offset = match self.last_out {
+            Some(newest) => newest
+                .wrapping_add(REPUBLISH_GAP_MS)
+                .as_millis()
+                .wrapping_sub(timestamp.as_millis()),
+            None => 0,
+        };
     }
 
     /// Whether a new frame wakes the subscribers now. Every wake costs each viewer a write
@@ -157,11 +241,12 @@ impl State {
             let seq = self.first_seq;
             let in_gop = config.gop_cache && self.keyframe_seq.is_some_and(|k| seq >= k);
             let in_lag_window = i64::from(head.since(front.frame().timestamp)) <= max_lag;
-            let over_budget = self.ring_bytes > config.max_channel_bytes;
+            let over_budget = self.held_bytes() > config.max_channel_bytes;
             if (in_gop || in_lag_window) && !over_budget {
                 break;
             }
             self.ring_bytes -= front.size();
+            front.retire();
             self.ring.pop_front();
             self.first_seq += 1;
             if self.keyframe_seq.is_some_and(|k| k < self.first_seq) {
@@ -169,6 +254,14 @@ impl State {
                 self.keyframe_seq = None;
             }
         }
+    }
+}
+
+impl State {
+    /// What the ring holds, as [`HubConfig::max_channel_bytes`] counts it: payloads and
+    /// filled encodings.
+    fn held_bytes(&self) -> usize {
+        self.ring_bytes + self.slot_bytes.load(Ordering::Acquire)
     }
 }
 
@@ -193,11 +286,17 @@ impl Channel {
         self.state.lock().live.is_some()
     }
 
-    /// Bytes in the ring, and whether a GOP is cached.
+    /// Bytes in the ring as the budget counts them, and whether a GOP is cached.
     #[cfg(test)]
     pub(crate) fn ring_usage(&self) -> (usize, bool) {
         let st = self.state.lock();
-        (st.ring_bytes, st.keyframe_seq.is_some())
+        (st.held_bytes(), st.keyframe_seq.is_some())
+    }
+
+    /// Bytes the ring's entries really hold: payloads and every filled slot.
+    #[cfg(test)]
+    pub(crate) fn ring_held_bytes(&self) -> usize {
+        self.state.lock().ring.iter().map(|e| e.held_bytes()).sum()
     }
 
     pub(crate) fn is_unused(&self) -> bool {
@@ -303,7 +402,7 @@ impl Channel {
                 MediaKind::Audio if !frame.sequence_header => st.audio_frames += 1,
                 _ => {}
             }
-            let entry = Arc::new(Entry::new(frame, st.total_bytes));
+            let entry = Arc::new(Entry::new(frame, st.total_bytes, st.slot_bytes.clone()));
             let f = entry.frame();
             match (f.kind, f.sequence_header, f.keyframe) {
                 (MediaKind::Script, _, _) => st.metadata = Some((seq, entry.clone())),
@@ -526,7 +625,6 @@ impl Subscriber {
             Phase::Live(_) => {}
         }
 
-        out.append(&mut self.prefix);
         if let Some(head) = st.head_timestamp() {
             let behind_time = st
                 .get(self.cursor)
@@ -542,6 +640,8 @@ impl Subscriber {
                 self.skip(&mut st, head)?;
             }
         }
+        // After `skip`, which may have queued the headers of the stretch it skipped.
+        out.append(&mut self.prefix);
         let next = st.next_seq();
         while self.cursor < next {
             // The loop bound keeps `cursor` inside the ring, which `skip` ensured starts at
@@ -610,13 +710,51 @@ impl Subscriber {
             return Err(RecvError::TooSlow { skips: self.skips });
         }
         match st.keyframe_seq {
-            Some(k) if k > self.cursor || self.cursor < st.first_seq => self.cursor = k,
+            Some(k) if k > self.cursor || self.cursor < st.first_seq => self.advance_to(st, k),
             _ => {
-                self.cursor = st.next_seq();
+                self.advance_to(st, st.next_seq());
                 self.waiting_keyframe = true;
             }
         }
         Ok(())
+    }
+
+    /// Moves the cursor forward to `to`. Metadata and sequence headers that arrived in the
+    /// stretch passed over are queued to go first: an encoder that changes resolution sends
+    /// a new sequence header, and the frames after it do not decode with the old one.
+    fn advance_to(&mut self, st: &State, to: u64) {
+        let skipped = self.cursor..to;
+        for (seq, entry) in [&st.metadata, &st.video_header, &st.audio_header]
+            .into_iter()
+            .flatten()
+        {
+            if skipped.contains(seq) {
+                self.prefix.push(entry.clone());
+            }
+        }
+        self.cursor = to;
+    }
+
+    /// Moves this subscriber forward to the newest keyframe, if that is ahead of what it has
+    /// read; otherwise (it is already at or past the newest keyframe, or the channel has no
+    /// keyframe) it stays where it is. It never moves back, so nothing already delivered is
+    /// delivered again and each track's timestamps keep moving forward on the same
+    /// connection: this is what a seek on a live stream can mean. Metadata and sequence
+    /// headers from the stretch passed over are delivered first. It does not count as falling
+    /// behind ([`HubConfig::max_skips`](crate::HubConfig::max_skips)).
+    pub fn jump_to_live_edge(&mut self) {
+        let channel = self.channel.clone();
+        let st = channel.state.lock();
+        // Before joining a publish the cursor has no place in it; joining puts it at the
+        // newest keyframe anyway.
+        if !matches!(self.phase, Phase::Live(id) if st.live == Some(id)) {
+            return;
+        }
+        if let Some(k) = st.keyframe_seq
+            && k > self.cursor
+        {
+            self.advance_to(&st, k);
+        }
     }
 
     /// How this subscriber watches.

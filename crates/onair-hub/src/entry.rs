@@ -1,6 +1,7 @@
 //! One frame in a channel's ring, with its shared per-format encodings.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use onair_media::Frame;
@@ -16,6 +17,9 @@ pub enum Encoding {
 
 const ENCODINGS: usize = 2;
 
+/// Set in [`Entry::charged`] once the entry has left its channel's ring.
+const RETIRED: usize = 1 << (usize::BITS - 1);
+
 /// A frame as the hub holds it: shared by every subscriber through an `Arc`.
 #[derive(Debug)]
 pub struct Entry {
@@ -23,14 +27,22 @@ pub struct Entry {
     /// Media bytes the channel carried before this frame, to measure how far behind a reader is.
     offset: u64,
     slots: [OnceLock<Bytes>; ENCODINGS],
+    /// The channel's count of bytes in the filled slots of the entries in its ring, so its
+    /// memory budget covers the encodings as well as the frames.
+    slot_bytes: Arc<AtomicUsize>,
+    /// The bytes this entry has added to `slot_bytes`, with [`RETIRED`] set once the entry
+    /// has left the ring (a subscriber may still fill a slot after that).
+    charged: AtomicUsize,
 }
 
 impl Entry {
-    pub(crate) fn new(frame: Frame, offset: u64) -> Self {
+    pub(crate) fn new(frame: Frame, offset: u64, slot_bytes: Arc<AtomicUsize>) -> Self {
         Entry {
             frame,
             offset,
             slots: Default::default(),
+            slot_bytes,
+            charged: AtomicUsize::new(0),
         }
     }
 
@@ -46,13 +58,51 @@ impl Entry {
     /// The frame in `encoding`. The first caller runs `encode`; everyone after shares its
     /// bytes, so a frame is encoded once per format however many subscribers read it.
     pub fn encoded(&self, encoding: Encoding, encode: impl FnOnce(&Frame) -> Bytes) -> Bytes {
-        self.slots[encoding as usize]
-            .get_or_init(|| encode(&self.frame))
-            .clone()
+        let mut filled = 0;
+        let bytes = self.slots[encoding as usize]
+            .get_or_init(|| {
+                let bytes = encode(&self.frame);
+                filled = bytes.len();
+                bytes
+            })
+            .clone();
+        if filled > 0 {
+            self.charge(filled);
+        }
+        bytes
     }
 
+    /// Counts `len` freshly encoded bytes against the channel, unless the entry has already
+    /// left the ring. The channel's count is raised first and lowered again if so, so a
+    /// racing [`Entry::retire`] can make it briefly too high (trimming a little early) but
+    /// never too low, and never below zero.
+    fn charge(&self, len: usize) {
+        self.slot_bytes.fetch_add(len, Ordering::AcqRel);
+        if self.charged.fetch_add(len, Ordering::AcqRel) & RETIRED != 0 {
+            self.slot_bytes.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+
+    /// Marks the entry as out of the ring and takes its encodings off the channel's count.
+    pub(crate) fn retire(&self) {
+        let charged = self.charged.fetch_or(RETIRED, Ordering::AcqRel) & !RETIRED;
+        self.slot_bytes.fetch_sub(charged, Ordering::AcqRel);
+    }
+
+    /// Media bytes: the frame's payload.
     pub(crate) fn size(&self) -> usize {
         self.frame.data.len()
+    }
+
+    /// Bytes this entry holds now: the payload and every filled slot.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.size()
+            + self
+                .slots
+                .iter()
+                .filter_map(|s| s.get().map(Bytes::len))
+                .sum::<usize>()
     }
 }
 
@@ -62,16 +112,21 @@ mod tests {
     use onair_media::{MediaKind, Timestamp};
     use std::cell::Cell;
 
-    #[test]
-    fn each_encoding_is_made_once_and_shared() {
-        let entry = Entry::new(
+    fn entry() -> Entry {
+        Entry::new(
             Frame::new(
                 MediaKind::Audio,
                 Timestamp::ZERO,
                 Bytes::from_static(b"\xaf\x01x"),
             ),
             0,
-        );
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn each_encoding_is_made_once_and_shared() {
+        let entry = entry();
         let calls = Cell::new(0);
         let encode = |f: &Frame| {
             calls.set(calls.get() + 1);
@@ -83,5 +138,21 @@ mod tests {
         assert_eq!(a.as_ptr(), b.as_ptr());
         entry.encoded(Encoding::RtmpChunks, encode);
         assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn encodings_count_against_the_channel_until_the_entry_leaves_the_ring() {
+        let entry = entry();
+        let count = entry.slot_bytes.clone();
+        entry.encoded(Encoding::FlvTag, |_| Bytes::from(vec![0; 18]));
+        entry.encoded(Encoding::FlvTag, |_| unreachable!("filled once"));
+        assert_eq!(count.load(Ordering::Acquire), 18);
+        entry.retire();
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        // A viewer still holding the entry may encode it after it left the ring: that is
+        // the viewer's memory, not the ring's.
+        entry.encoded(Encoding::RtmpChunks, |_| Bytes::from(vec![0; 30]));
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert_eq!(entry.held_bytes(), 3 + 18 + 30);
     }
 }

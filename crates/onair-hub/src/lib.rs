@@ -6,7 +6,7 @@
 //! | first frame at once | a new subscriber starts with metadata, sequence headers and the frames since the last keyframe (GOP cache) |
 //! | slow subscribers | a subscriber further than [`HubConfig::max_lag`] behind the live edge skips to the newest keyframe; after [`HubConfig::max_skips`] skips in a row it is dropped with [`RecvError::TooSlow`] |
 //! | encode once | each [`Entry`] has one slot per [`Encoding`]; the first subscriber that needs a format fills it and the rest share those bytes |
-//! | republish | timestamps are rebased so every track stays monotonic for the subscribers that waited through the gap |
+//! | republish, clock jumps | timestamps are rebased so every track stays monotonic for the subscribers that waited through the gap; a publisher clock that jumps (back more than jitter, or far forward) is bridged with a small gap instead of holding a track |
 //!
 //! [`Publisher::push`] never awaits and never waits on a subscriber: it appends to the ring and
 //! wakes whoever is waiting. A subscriber takes *everything* that is ready at each wake-up, so a
@@ -68,6 +68,13 @@ pub struct HubConfig {
     pub max_audio_hold: Duration,
     /// Hard cap on the bytes one channel keeps in its ring (GOP cache plus lag window). A GOP
     /// larger than this is not cached: new subscribers wait for the next keyframe instead.
+    ///
+    /// It counts what the ring's entries really hold: each frame's payload plus every
+    /// per-format encoding ([`Entry::encoded`]) filled so far, which with both HTTP-FLV and
+    /// RTMP viewers is about three times the payload. Encodings are counted as viewers fill
+    /// them and the cap is applied at each push, so between two pushes it can be exceeded by
+    /// the encodings of the newest frame. Entries a viewer still holds after they leave the
+    /// ring are that viewer's memory and are not counted.
     pub max_channel_bytes: usize,
 }
 
@@ -659,42 +666,305 @@ mod tests {
         assert_eq!(hub.live_channels().len(), 1);
     }
 
+    fn stamps(got: &[Frame]) -> Vec<(MediaKind, u32)> {
+        got.iter()
+            .map(|f| (f.kind, f.timestamp.as_millis()))
+            .collect()
+    }
+
+    #[test]
+    fn a_publisher_clock_that_jumps_is_bridged_instead_of_freezing_a_track() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        p.push(video(600_000, true));
+        p.push(audio(600_010));
+        p.push(video(600_040, false));
+        // 20 ms of jitter is held at the track's last timestamp.
+        p.push(audio(599_990));
+        // The clock is set back 10 minutes: holding would freeze both tracks for 10 minutes.
+        p.push(video(80, false));
+        p.push(audio(90));
+        p.push(video(120, false));
+        p.push(audio(130));
+        // Then forward 20 minutes: delivered as is, it would leave a hole in the buffer.
+        p.push(video(1_200_160, false));
+        p.push(audio(1_200_170));
+        p.push(video(1_200_200, false));
+        use MediaKind::{Audio, Video};
+        assert_eq!(
+            stamps(&frames(&mut sub)),
+            [
+                (Video, 600_000),
+                (Audio, 600_010),
+                (Video, 600_040),
+                (Audio, 600_010),
+                (Video, 600_040 + 40),
+                (Audio, 600_090),
+                (Video, 600_120),
+                (Audio, 600_130),
+                (Video, 600_130 + 40),
+                (Audio, 600_180),
+                (Video, 600_210),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_subscriber_that_skips_gets_the_sequence_header_sent_in_the_stretch_it_skipped() {
+        let hub = Hub::new(HubConfig {
+            max_lag: Duration::from_millis(500),
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        p.push(video_header());
+        p.push(audio_header());
+        p.push(video(0, true));
+        assert_eq!(frames(&mut sub).len(), 3);
+        for i in 1..25 {
+            p.push(video(i * 40, false));
+        }
+        // The encoder changes resolution: a new SPS/PPS, then a keyframe that needs it.
+        let resized = Frame::new(
+            MediaKind::Video,
+            Timestamp::from_millis(1000),
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 2]),
+        )
+        .with_sequence_header(true);
+        p.push(resized.clone());
+        for i in 25..50 {
+            p.push(video(i * 40, i == 25));
+        }
+        let got = frames(&mut sub);
+        assert_eq!(
+            got[0], resized,
+            "the new header goes before the keyframe skipped to"
+        );
+        assert!(got[1].keyframe && got[1].timestamp.as_millis() == 1000);
+        assert!(
+            got[1..].iter().all(|f| !f.sequence_header),
+            "the unchanged audio header is not sent again"
+        );
+    }
+
+    #[test]
+    fn the_channel_budget_counts_the_encodings_viewers_fill() {
+        let hub = Hub::new(HubConfig {
+            max_channel_bytes: 10_000,
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        let ch = hub.channels.lock().get("c").cloned().unwrap();
+        // An FLV tag wraps the payload in 15 bytes, an RTMP message in at least 12.
+        let wrap = |f: &Frame, extra: usize| {
+            let mut b = vec![0; extra];
+            b.extend_from_slice(&f.data);
+            Bytes::from(b)
+        };
+        let mut out = Vec::new();
+        for i in 0..1_000u32 {
+            p.push(video(i * 40, i % 250 == 0));
+            let held = ch.ring_held_bytes();
+            assert!(held <= 10_000, "after push {i} the ring holds {held} bytes");
+            assert_eq!(ch.ring_usage().0, held, "the budget counts all it holds");
+            sub.try_recv(&mut out).unwrap();
+            for e in &out {
+                e.encoded(Encoding::FlvTag, |f| wrap(f, 15));
+                e.encoded(Encoding::RtmpChunks, |f| wrap(f, 12));
+            }
+        }
+        drop(p);
+        let _next = hub.publish("c", PublishOptions::default()).unwrap();
+        assert_eq!(ch.ring_usage().0, 0, "a new publish releases the old ring");
+    }
+
+    #[test]
+    fn jump_to_live_edge_moves_forward_to_the_newest_keyframe_and_never_back() {
+        let hub = Hub::new(HubConfig::default());
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        p.push(video_header());
+        p.push(video(0, true));
+        sub.jump_to_live_edge();
+        assert_eq!(
+            frames(&mut sub).len(),
+            2,
+            "before joining, a jump changes nothing"
+        );
+        p.push(video(40, false));
+        assert_eq!(frames(&mut sub).len(), 1);
+        sub.jump_to_live_edge();
+        assert!(
+            frames(&mut sub).is_empty(),
+            "already past the newest keyframe: nothing is sent again"
+        );
+
+        p.push(video(80, false));
+        let resized = Frame::new(
+            MediaKind::Video,
+            Timestamp::from_millis(100),
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 2]),
+        )
+        .with_sequence_header(true);
+        p.push(resized.clone());
+        p.push(video(120, true));
+        p.push(video(160, false));
+        sub.jump_to_live_edge();
+        let got = frames(&mut sub);
+        assert_eq!(got[0], resized, "the header of the stretch passed over");
+        assert_eq!(
+            stamps(&got[1..]),
+            [(MediaKind::Video, 120), (MediaKind::Video, 160)]
+        );
+        assert!(got[1].keyframe);
+
+        sub.jump_to_live_edge();
+        assert!(frames(&mut sub).is_empty(), "never back to the keyframe");
+        p.push(video(200, false));
+        assert_eq!(stamps(&frames(&mut sub)), [(MediaKind::Video, 200)]);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
-        Push { kind: u8, step: u16, key: bool },
+        Push { kind: u8, step: i32, key: bool },
         Read(usize),
         Republish,
         Join,
     }
 
     fn op() -> impl Strategy<Value = Op> {
+        let step = prop_oneof![
+            8 => 0i32..200,
+            // Jitter, and steps back just past it.
+            2 => -2 * channel::MAX_JITTER_MS..0,
+            // The publisher's clock jumping, either way.
+            1 => -1_200_000i32..1_200_000,
+        ];
         prop_oneof![
-            6 => (0u8..3, 0u16..200, any::<bool>()).prop_map(|(kind, step, key)| Op::Push { kind, step, key }),
+            6 => (0u8..3, step, any::<bool>()).prop_map(|(kind, step, key)| Op::Push { kind, step, key }),
             3 => (0usize..4).prop_map(Op::Read),
             1 => Just(Op::Republish),
             1 => Just(Op::Join),
         ]
     }
 
+    /// A frame whose payload is `index`, so a reader can tell which push it is.
+    fn tagged(kind: u8, ts: u32, key: bool, index: usize) -> Frame {
+        let data = Bytes::from(index.to_le_bytes().to_vec());
+        match kind {
+            0 => Frame::new(MediaKind::Audio, Timestamp::from_millis(ts), data),
+            1 => Frame::new(MediaKind::Video, Timestamp::from_millis(ts), data).with_keyframe(key),
+            _ => video_header(),
+        }
+    }
+
+    /// One pushed frame, as the publisher stamped it.
+    struct Pushed {
+        track: usize,
+        timestamp: Timestamp,
+        /// The previous push on the same track (a video header counts as video).
+        previous_on_track: Option<usize>,
+        /// Publishes started before this push.
+        publish: usize,
+    }
+
+    /// What a reader that gets every frame knows about one track.
+    #[derive(Default)]
+    struct Follow {
+        /// Index, input and output timestamp of the last coded frame delivered.
+        last: Option<(usize, Timestamp, Timestamp)>,
+        /// Input timestamp of the last frame whose output moved the track forward.
+        moved_at: Option<Timestamp>,
+    }
+
+    /// Checks one coded frame a follower (a reader that reads after every push and so gets
+    /// every frame from its first keyframe on) received: the track keeps the publisher's
+    /// pace, holds only for jitter, and bridges a clock jump with a small gap.
+    fn follow(
+        tracks: &mut [Follow; 2],
+        pushed: &[Pushed],
+        index: usize,
+        out: Timestamp,
+    ) -> Result<(), TestCaseError> {
+        let this = &pushed[index];
+        let track = &mut tracks[this.track];
+        let input = this.timestamp;
+        let Some((prev, prev_in, prev_out)) =
+            track.last.filter(|l| this.previous_on_track == Some(l.0))
+        else {
+            // Not the next frame of its track after the last one seen (a header, or frames
+            // held back until a keyframe, came between): start over.
+            *track = Follow {
+                last: Some((index, input, out)),
+                moved_at: None,
+            };
+            return Ok(());
+        };
+        let moved = out.since(prev_out);
+        let step = input.since(prev_in);
+        prop_assert!(moved >= 0, "track went back: {prev_out:?} then {out:?}");
+        if moved == 0 {
+            // Held: only while the input is at most the jitter allowance behind where the
+            // track stopped. A clock set back and held would freeze the track.
+            if let Some(at) = track.moved_at {
+                let behind = input.since(at);
+                prop_assert!(
+                    (-channel::MAX_JITTER_MS..=0).contains(&behind),
+                    "push {index}: track held at {out:?} while its input moved {behind} ms from {at:?}"
+                );
+            }
+        }
+        let next_push = prev + 1 == index && pushed[prev].publish == this.publish;
+        if next_push && track.moved_at == Some(prev_in) {
+            if (0..=channel::MAX_FORWARD_JUMP_MS).contains(&step) {
+                prop_assert_eq!(moved, step, "push {}: the publisher's pace is kept", index);
+            } else if !(-channel::MAX_JITTER_MS..=channel::MAX_FORWARD_JUMP_MS).contains(&step) {
+                prop_assert!(
+                    moved >= channel::REPUBLISH_GAP_MS as i32,
+                    "push {index}: a clock jump of {step} ms moved the track {moved} ms"
+                );
+            }
+        }
+        if moved > 0 {
+            track.moved_at = Some(input);
+        }
+        track.last = Some((index, input, out));
+        Ok(())
+    }
+
     proptest! {
-        /// Whatever the publisher does, each subscriber sees every track's timestamps move
-        /// forward, and its first video frame (after headers) is a keyframe.
+        /// Whatever the publisher does (jitter, clock jumps either way, republishes), each
+        /// subscriber sees every track's timestamps move forward, and its first video frame
+        /// (after headers) is a keyframe; a subscriber that keeps up sees each track keep the
+        /// publisher's pace, never frozen.
         #[test]
         fn every_subscriber_sees_monotonic_tracks_starting_on_a_keyframe(ops in proptest::collection::vec(op(), 1..300)) {
             let hub = Hub::new(HubConfig { max_lag: Duration::from_millis(800), max_skips: 1000, ..HubConfig::default() });
             let mut publisher = Some(hub.publish("c", PublishOptions::default()).unwrap());
+            let mut follower = hub.subscribe("c", Protocol::Rtmp);
+            let mut tracks: [Follow; 2] = Default::default();
+            let mut pushed: Vec<Pushed> = Vec::new();
+            let mut last_on_track = [None, None];
+            let mut publishes = 0;
             let mut subs: Vec<(Subscriber, Option<Timestamp>, Option<Timestamp>, bool)> = Vec::new();
             let mut ts = 0u32;
             for op in ops {
                 match op {
                     Op::Push { kind, step, key } => {
-                        ts = ts.wrapping_add(u32::from(step));
-                        let f = match kind { 0 => audio(ts), 1 => video(ts, key), _ => video_header() };
+                        ts = ts.wrapping_add_signed(step);
+                        let track = usize::from(kind != 0);
+                        let index = pushed.len();
+                        let f = tagged(kind, ts, key, index);
+                        pushed.push(Pushed { track, timestamp: f.timestamp, previous_on_track: last_on_track[track], publish: publishes });
+                        last_on_track[track] = Some(index);
                         if let Some(p) = &publisher { p.push(f); }
                     }
                     Op::Republish => {
                         drop(publisher.take());
                         ts = u32::from(ts as u16) / 7;
+                        publishes += 1;
                         publisher = Some(hub.publish("c", PublishOptions::default()).unwrap());
                     }
                     Op::Join => subs.push((hub.subscribe("c", Protocol::Rtmp), None, None, false)),
@@ -713,6 +983,19 @@ mod tests {
                                     }
                                 }
                             }
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                while let Some(delivery) = follower.try_recv(&mut out).unwrap() {
+                    if delivery != Delivery::Frames {
+                        continue;
+                    }
+                    for e in &out {
+                        let f = e.frame();
+                        if f.kind != MediaKind::Script && !f.sequence_header {
+                            let index = usize::from_le_bytes(f.data[..].try_into().unwrap());
+                            follow(&mut tracks, &pushed, index, f.timestamp)?;
                         }
                     }
                 }
