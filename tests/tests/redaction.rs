@@ -127,3 +127,43 @@ async fn a_key_used_as_a_play_name_stays_out_of_the_logs() {
         leaks.join("\n")
     );
 }
+
+/// A publisher that leaves the application out (`rtmp://host/KEY`) sends its key as the app
+/// (ffmpeg and OBS split the path that way). The refusal must not echo it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_sent_as_the_application_stays_out_of_the_logs() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let captured = logs::capture();
+    let server = TestServer::start(|_| {}).await;
+    let key = server.key.clone();
+    let url = format!("rtmp://{}/{key}", server.rtmp_addr);
+    let mut refused = Ffmpeg::publish_test_pattern(&url, 2);
+    let status = refused
+        .wait(EXIT_TIMEOUT)
+        .await
+        .expect("the refused ffmpeg exits");
+    assert!(
+        !status.success(),
+        "a publish without the app is refused:\n{}",
+        refused.stderr()
+    );
+    assert!(!server.hub().is_live(&server.channel));
+    server.shutdown().await;
+
+    assert!(
+        captured
+            .lines()
+            .iter()
+            .any(|l| l.contains("publish refused") && l.contains("unknown application")),
+        "the capture saw the refusal"
+    );
+    let leaks = captured.containing(&key);
+    assert!(
+        leaks.is_empty(),
+        "a key sent as the app reached the logs in {} line(s):\n{}",
+        leaks.len(),
+        leaks.join("\n")
+    );
+}

@@ -40,9 +40,10 @@ pub enum Refusal {
     /// The name is not a valid channel name (open mode).
     #[error("invalid channel name (use 1-64 of A-Z a-z 0-9 _ -)")]
     InvalidName,
-    /// The application is not the one we serve.
-    #[error("unknown application {0:?}")]
-    UnknownApp(String),
+    /// The application is not the one we serve. The name is not kept: a publisher that leaves
+    /// the app out of its URL (`rtmp://host/KEY`) sends its key as the app.
+    #[error("unknown application (publish to rtmp://host/live/STREAM_KEY)")]
+    UnknownApp,
     /// The key check itself failed (e.g. the store is down).
     #[error("cannot check the key now: {0}")]
     Unavailable(String),

@@ -212,6 +212,12 @@ struct FlvFeed {
     batch: Vec<Arc<Entry>>,
     pending: VecDeque<Bytes>,
     header_sent: bool,
+    /// Frames held back while the header's track flags are still being worked out.
+    held: Vec<Arc<Entry>>,
+    /// When the header goes out with whatever tracks have shown themselves by then.
+    probe_until: Option<tokio::time::Instant>,
+    /// When the stream ends if the publisher has not come back.
+    grace_until: Option<tokio::time::Instant>,
     ended: bool,
 }
 
@@ -229,11 +235,17 @@ impl FlvFeed {
             batch: Vec::new(),
             pending: VecDeque::new(),
             header_sent: false,
+            held: Vec::new(),
+            probe_until: None,
+            grace_until: None,
             ended: false,
         }
     }
 
     /// The next piece of the byte stream; `None` at the end.
+    ///
+    /// Cancel-safe (the WebSocket loop races it against the client's frames): all state lives
+    /// in `self`, and each call awaits at most one hub delivery, handled without awaiting.
     async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
         loop {
             if let Some(b) = self.pending.pop_front() {
@@ -247,56 +259,70 @@ impl FlvFeed {
     }
 
     async fn fill(&mut self) -> std::io::Result<()> {
-        let grace = self.state.config.hub.republish_grace;
-        match self.subscriber.recv(&mut self.batch).await {
-            Ok(Delivery::Frames) if !self.header_sent => {
-                let mut held: Vec<Arc<Entry>> = std::mem::take(&mut self.batch);
-                let mut tracks = Tracks::seen_in(&held);
-                let deadline = tokio::time::Instant::now() + TRACK_PROBE;
-                while !tracks.certain {
-                    match tokio::time::timeout_at(deadline, self.subscriber.recv(&mut self.batch))
-                        .await
-                    {
-                        Ok(Ok(Delivery::Frames)) => {
-                            held.append(&mut self.batch);
-                            tracks = Tracks::seen_in(&held);
-                        }
-                        Ok(Ok(_)) | Err(_) => break,
-                        Ok(Err(e)) => return self.lost(e),
+        let deadline = match (self.probe_until, self.grace_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let delivery = match deadline {
+            Some(at) => tokio::time::timeout_at(at, self.subscriber.recv(&mut self.batch))
+                .await
+                .ok(),
+            None => Some(self.subscriber.recv(&mut self.batch).await),
+        };
+        let channel = self.subscriber.channel().to_owned();
+        match delivery {
+            None => {
+                let now = tokio::time::Instant::now();
+                if self.grace_until.is_some_and(|t| t <= now) {
+                    info!(channel, "publisher did not return; ending the stream");
+                    self.ended = true;
+                } else if self.probe_until.is_some_and(|t| t <= now) {
+                    self.send_header();
+                }
+            }
+            Some(Ok(Delivery::Frames)) => {
+                self.grace_until = None;
+                let batch = std::mem::take(&mut self.batch);
+                if self.header_sent {
+                    self.queue(&batch);
+                } else {
+                    self.held.extend_from_slice(&batch);
+                    if Tracks::seen_in(&self.held).certain {
+                        self.send_header();
+                    } else if self.probe_until.is_none() {
+                        self.probe_until = Some(tokio::time::Instant::now() + TRACK_PROBE);
                     }
                 }
-                self.pending.push_back(
-                    FlvHeader {
-                        has_audio: tracks.audio,
-                        has_video: tracks.video,
-                    }
-                    .encode(),
-                );
-                self.header_sent = true;
-                self.queue(&held);
-            }
-            Ok(Delivery::Frames) => {
-                let batch = std::mem::take(&mut self.batch);
-                self.queue(&batch);
                 self.batch = batch;
             }
-            Ok(Delivery::PublisherLeft) => {
-                let channel = self.subscriber.channel().to_owned();
+            Some(Ok(Delivery::PublisherLeft)) => {
+                let grace = self.state.config.hub.republish_grace;
                 debug!(channel, "publisher left; viewer waits {grace:?}");
-                match tokio::time::timeout(grace, self.subscriber.recv(&mut self.batch)).await {
-                    Ok(Ok(Delivery::PublisherBack)) => debug!(channel, "publisher is back"),
-                    Ok(Ok(other)) => debug!(channel, ?other, "unexpected delivery while waiting"),
-                    Ok(Err(e)) => return self.lost(e),
-                    Err(_) => {
-                        info!(channel, "publisher did not return; ending the stream");
-                        self.ended = true;
-                    }
-                }
+                self.grace_until = Some(tokio::time::Instant::now() + grace);
             }
-            Ok(Delivery::PublisherBack) => {}
-            Err(e) => return self.lost(e),
+            Some(Ok(Delivery::PublisherBack)) => {
+                debug!(channel, "publisher is back");
+                self.grace_until = None;
+            }
+            Some(Err(e)) => return self.lost(e),
         }
         Ok(())
+    }
+
+    /// Writes the FLV header with the tracks seen so far, then the frames held for it.
+    fn send_header(&mut self) {
+        let tracks = Tracks::seen_in(&self.held);
+        self.pending.push_back(
+            FlvHeader {
+                has_audio: tracks.audio,
+                has_video: tracks.video,
+            }
+            .encode(),
+        );
+        self.header_sent = true;
+        self.probe_until = None;
+        let held = std::mem::take(&mut self.held);
+        self.queue(&held);
     }
 
     fn queue(&mut self, entries: &[Arc<Entry>]) {

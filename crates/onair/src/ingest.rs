@@ -120,6 +120,9 @@ struct Playing {
     batch: Vec<Arc<Entry>>,
     audio: bool,
     video: bool,
+    /// Video was switched back on (`receiveVideo`): hold it until a keyframe, which is the
+    /// first frame a decoder can use.
+    video_needs_keyframe: bool,
     /// When the viewer gives up waiting for a publisher: set while the channel is not live.
     give_up_at: Option<tokio::time::Instant>,
 }
@@ -312,18 +315,24 @@ impl Connection {
             }
             ServerEvent::ReceiveVideo { enabled, .. } => {
                 if let Role::Playing(p) = &mut self.role {
+                    p.video_needs_keyframe |= enabled && !p.video;
                     p.video = enabled;
                 }
                 Ok(())
             }
             ServerEvent::Seek { stream, .. } => {
-                // Live has one position, the live edge: restart from the newest keyframe.
+                // Live has one position, the live edge: move forward to the newest keyframe
+                // (never back: frames already sent must not be sent again).
                 if let Role::Playing(p) = &mut self.role
                     && p.stream == stream
                 {
-                    let channel = p.subscriber.channel().to_owned();
-                    p.subscriber = self.state.hub.subscribe(&channel, Protocol::Rtmp);
+                    p.subscriber.jump_to_live_edge();
                 }
+                Ok(())
+            }
+            ServerEvent::Connected { .. } => {
+                // The event's tcUrl and app may carry a key: log neither.
+                debug!("client connected");
                 Ok(())
             }
             other => {
@@ -349,7 +358,7 @@ impl Connection {
         }
         let (key, _query) = split_query(&name);
         if app != self.state.config.rtmp.app {
-            self.refuse(request, Refusal::UnknownApp(app));
+            self.refuse(request, Refusal::UnknownApp);
             return Ok(());
         }
         let req = PublishRequest {
@@ -366,6 +375,12 @@ impl Connection {
         };
         let channel = authorized.channel;
         Span::current().record("channel", channel.as_str());
+        if !self.session.is_publish_pending(request) {
+            // Withdrawn while the key was checked: claiming the channel now would reset it
+            // (or, with takeover, kick its publisher) for nobody.
+            debug!(channel, "publish withdrawn before it was accepted");
+            return Ok(());
+        }
         let options = PublishOptions {
             takeover: self.state.config.hub.takeover,
         };
@@ -426,10 +441,8 @@ impl Connection {
             return;
         }
         if app != self.state.config.rtmp.app || !is_valid_name(channel) {
-            warn!(
-                app,
-                "play refused: unknown application or invalid channel name"
-            );
+            // Neither name is logged: either may be a key typed into the wrong field.
+            warn!("play refused: unknown application or invalid channel name");
             self.session
                 .reject_play(request, Reject::NotFound("no such stream".into()));
             return;
@@ -456,6 +469,7 @@ impl Connection {
             batch: Vec::new(),
             audio: true,
             video: true,
+            video_needs_keyframe: false,
             give_up_at,
         });
     }
@@ -525,6 +539,11 @@ impl Connection {
                     let f = entry.frame();
                     let wanted = match f.kind {
                         MediaKind::Audio => p.audio,
+                        MediaKind::Video if p.video_needs_keyframe => {
+                            let usable = f.keyframe || f.sequence_header;
+                            p.video_needs_keyframe = !f.keyframe;
+                            usable
+                        }
                         MediaKind::Video => p.video,
                         MediaKind::Script => true,
                     };

@@ -52,40 +52,56 @@ pub async fn write_all_queued<W: AsyncWrite + Unpin>(
     queue: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
     while !queue.is_empty() {
-        let written = {
-            let slices: Vec<IoSlice<'_>> = queue
-                .iter()
-                .filter(|b| !b.is_empty())
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            if slices.is_empty() {
-                queue.clear();
-                break;
-            }
-            writer.write_vectored(&slices).await?
-        };
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        advance(queue, written);
+        write_some(writer, queue).await?;
     }
     writer.flush().await
 }
 
-/// Like [`write_all_queued`], failing with `TimedOut` if the peer accepts nothing for `limit`.
+/// Like [`write_all_queued`], failing with `TimedOut` if the peer accepts nothing for
+/// `limit`. The limit is on progress, not on the whole queue: a viewer on a slow link that
+/// keeps taking data is not cut off just because a big first batch (a GOP) takes long.
 pub async fn write_all_queued_within<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &mut VecDeque<Bytes>,
     limit: Duration,
 ) -> io::Result<()> {
-    match tokio::time::timeout(limit, write_all_queued(writer, queue)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("peer accepted no data for {limit:?}"),
-        )),
+    while !queue.is_empty() {
+        match tokio::time::timeout(limit, write_some(writer, queue)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("peer accepted no data for {limit:?}"),
+                ));
+            }
+        }
     }
+    writer.flush().await
+}
+
+/// One `writev` of as much of the queue as fits, then drops what was written.
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    queue: &mut VecDeque<Bytes>,
+) -> io::Result<()> {
+    let written = {
+        let slices: Vec<IoSlice<'_>> = queue
+            .iter()
+            .filter(|b| !b.is_empty())
+            .take(MAX_IOV)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        if slices.is_empty() {
+            queue.clear();
+            return Ok(());
+        }
+        writer.write_vectored(&slices).await?
+    };
+    if written == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    advance(queue, written);
+    Ok(())
 }
 
 fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
@@ -129,6 +145,29 @@ mod tests {
         drop(a);
         assert!(q.is_empty());
         assert_eq!(reader.await.unwrap(), expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let mut q: VecDeque<Bytes> = VecDeque::from([Bytes::from(vec![7u8; 64 * 20])]);
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0u8; 64];
+            while got < 64 * 20 {
+                // Each read comes 40 ms after the last: the whole queue takes 800 ms, far over
+                // the 100 ms limit, but no single wait is.
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                got += tokio::io::AsyncReadExt::read(&mut b, &mut buf)
+                    .await
+                    .unwrap();
+            }
+            got
+        });
+        write_all_queued_within(&mut a, &mut q, Duration::from_millis(100))
+            .await
+            .expect("steady progress never times out");
+        assert_eq!(reader.await.unwrap(), 64 * 20);
     }
 
     #[tokio::test]

@@ -571,6 +571,13 @@ impl ServerSession {
         self.link.buffered_len()
     }
 
+    /// Whether a publish request is still waiting for [`accept_publish`](Self::accept_publish)
+    /// or [`reject_publish`](Self::reject_publish): false once the client withdrew it
+    /// (`deleteStream` during an asynchronous key check).
+    pub fn is_publish_pending(&self, request: RequestId) -> bool {
+        self.find_request(request, true).is_some()
+    }
+
     /// The stream holding the pending publish (`publish = true`) or play request `request`.
     fn find_request(&self, request: RequestId, publish: bool) -> Option<u32> {
         self.streams.iter().find_map(|(&stream, role)| match role {
@@ -914,7 +921,8 @@ impl ServerSession {
             || object.get("videoFourCcInfoMap").is_some()
             || object.get("audioFourCcInfoMap").is_some()
             || caps_ex.is_some();
-        debug!(app, object_encoding, enhanced, "connect");
+        // Not the app: clients that leave it out (`rtmp://host/KEY`) send the key as the app.
+        debug!(object_encoding, enhanced, "connect");
 
         // Protocol control before the `_result`, in SRS's order (notes §4.4): OBS must know our
         // chunk size before any reply longer than 128 bytes (notes #9).
