@@ -22,7 +22,7 @@ pub struct Tag {
     pub kind: MediaKind,
     /// The tag timestamp in milliseconds.
     pub timestamp: u32,
-    /// A video keyframe (sequence headers of AVC are keyframes too).
+    /// A coded video keyframe (never a sequence header: see `onair_flv::classify`).
     pub keyframe: bool,
     /// An AVC/HEVC decoder configuration or AAC AudioSpecificConfig.
     pub sequence_header: bool,

@@ -269,7 +269,7 @@ impl FlvFeed {
                 .ok(),
             None => Some(self.subscriber.recv(&mut self.batch).await),
         };
-        let channel = self.subscriber.channel().to_owned();
+        let channel = self.subscriber.channel();
         match delivery {
             None => {
                 let now = tokio::time::Instant::now();
