@@ -223,21 +223,12 @@ impl ClientSession {
         self.link.count_received(buf.len());
         let mut rest = buf;
         if !self.handshake_done {
-            loop {
-                let consumed = self.handshake.handle_input(rest)?;
-                rest = rest.get(consumed..).unwrap_or_default();
-                while let Some(bytes) = self.handshake.poll_transmit() {
-                    self.link.queue_bytes(bytes);
-                }
-                if self.handshake.is_done() {
-                    self.handshake_done = true;
-                    self.start_connect();
-                    break;
-                }
-                if rest.is_empty() || consumed == 0 {
-                    return Ok(());
-                }
+            match self.link.feed_handshake(&mut self.handshake, rest)? {
+                Some(after) => rest = after,
+                None => return Ok(()),
             }
+            self.handshake_done = true;
+            self.start_connect();
         }
         self.link.inbuf.extend_from_slice(rest);
         while let Some(raw) = self.link.decoder.decode(&mut self.link.inbuf)? {

@@ -203,6 +203,37 @@ pub enum SessionError {
     Closed,
 }
 
+/// What the sessions need of either side's handshake.
+trait HandshakeIo {
+    fn handle_input(&mut self, buf: &[u8]) -> Result<usize, HandshakeError>;
+    fn poll_transmit(&mut self) -> Option<Bytes>;
+    fn is_done(&self) -> bool;
+}
+
+impl HandshakeIo for crate::handshake::ServerHandshake {
+    fn handle_input(&mut self, buf: &[u8]) -> Result<usize, HandshakeError> {
+        crate::handshake::ServerHandshake::handle_input(self, buf)
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        crate::handshake::ServerHandshake::poll_transmit(self)
+    }
+    fn is_done(&self) -> bool {
+        crate::handshake::ServerHandshake::is_done(self)
+    }
+}
+
+impl HandshakeIo for crate::handshake::ClientHandshake {
+    fn handle_input(&mut self, buf: &[u8]) -> Result<usize, HandshakeError> {
+        crate::handshake::ClientHandshake::handle_input(self, buf)
+    }
+    fn poll_transmit(&mut self) -> Option<Bytes> {
+        crate::handshake::ClientHandshake::poll_transmit(self)
+    }
+    fn is_done(&self) -> bool {
+        crate::handshake::ClientHandshake::is_done(self)
+    }
+}
+
 /// One item of a session's output queue.
 #[derive(Debug)]
 enum Queued<E> {
@@ -314,6 +345,29 @@ impl<E> Link<E> {
             TYPE_COMMAND_AMF0,
             onair_amf::encode_all(values),
         );
+    }
+
+    /// Feeds `input` to a handshake, queueing its replies. Returns the bytes that follow the
+    /// handshake once it is done, `None` while it needs more.
+    fn feed_handshake<'a>(
+        &mut self,
+        handshake: &mut impl HandshakeIo,
+        mut input: &'a [u8],
+    ) -> Result<Option<&'a [u8]>, HandshakeError> {
+        loop {
+            let consumed = handshake.handle_input(input)?;
+            // The handshake reports what it used; it never claims more than it was given.
+            input = input.get(consumed..).unwrap_or_default();
+            while let Some(bytes) = handshake.poll_transmit() {
+                self.queue_bytes(bytes);
+            }
+            if handshake.is_done() {
+                return Ok(Some(input));
+            }
+            if input.is_empty() || consumed == 0 {
+                return Ok(None);
+            }
+        }
     }
 
     /// Bytes that must go out before anything encoded later (the handshake reply).

@@ -296,22 +296,12 @@ impl ServerSession {
         self.link.count_received(buf.len());
         let mut rest = buf;
         if !self.handshake_done {
-            loop {
-                let consumed = self.handshake.handle_input(rest)?;
-                // The handshake reports what it used; it never claims more than it was given.
-                rest = rest.get(consumed..).unwrap_or_default();
-                while let Some(bytes) = self.handshake.poll_transmit() {
-                    self.link.queue_bytes(bytes);
-                }
-                if self.handshake.is_done() {
-                    self.handshake_done = true;
-                    self.next_ping = self.after(now, self.config.ping_interval);
-                    break;
-                }
-                if rest.is_empty() || consumed == 0 {
-                    return Ok(());
-                }
+            match self.link.feed_handshake(&mut self.handshake, rest)? {
+                Some(after) => rest = after,
+                None => return Ok(()),
             }
+            self.handshake_done = true;
+            self.next_ping = self.after(now, self.config.ping_interval);
         }
         self.link.inbuf.extend_from_slice(rest);
         while let Some(raw) = self.link.decoder.decode(&mut self.link.inbuf)? {
