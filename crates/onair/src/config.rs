@@ -67,7 +67,7 @@ pub struct RtmpConfig {
     pub window_ack_size: u32,
     /// Largest message a peer may send; the protocol allows 16 MiB − 1.
     pub max_message_size: u32,
-    /// A handshake not finished within this is dropped.
+    /// A connection that has not finished the handshake and sent `connect` within this is dropped.
     #[serde(with = "duration")]
     pub handshake_timeout: Duration,
     /// A connection that sends nothing for this long is dropped.
@@ -498,7 +498,7 @@ pub fn reference() -> String {
         (
             "rtmp.handshake_timeout",
             format_duration(d.rtmp.handshake_timeout),
-            "drop handshakes slower than this",
+            "drop connections without handshake + connect by then",
         ),
         (
             "rtmp.idle_timeout",

@@ -186,8 +186,8 @@ pub enum SessionError {
         /// The configured idle timeout.
         idle: Duration,
     },
-    /// The handshake did not finish within `after`.
-    #[error("handshake not finished within {after:?}")]
+    /// The handshake and `connect` did not both arrive within `after`.
+    #[error("handshake and connect not finished within {after:?}")]
     HandshakeTimedOut {
         /// The configured handshake timeout.
         after: Duration,

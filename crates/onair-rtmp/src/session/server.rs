@@ -47,7 +47,9 @@ pub struct ServerConfig {
     pub ping_interval: Duration,
     /// A peer that sends nothing for this long is dead ([`SessionError::TimedOut`]); zero disables.
     pub idle_timeout: Duration,
-    /// The handshake must finish within this ([`SessionError::HandshakeTimedOut`]); zero disables.
+    /// The handshake and the `connect` command must arrive within this from the start
+    /// ([`SessionError::HandshakeTimedOut`]), so a peer cannot hold a connection (and its
+    /// buffers) without ever saying who it is; zero disables.
     pub handshake_timeout: Duration,
 }
 
@@ -325,7 +327,7 @@ impl ServerSession {
         if self.failed {
             return None;
         }
-        let handshake = if self.handshake_done {
+        let handshake = if self.introduced() {
             None
         } else {
             self.after(self.started, self.config.handshake_timeout)
@@ -346,7 +348,7 @@ impl ServerSession {
         if self.failed {
             return Err(SessionError::Closed);
         }
-        if !self.handshake_done
+        if !self.introduced()
             && self
                 .after(self.started, self.config.handshake_timeout)
                 .is_some_and(|deadline| now >= deadline)
@@ -377,6 +379,11 @@ impl ServerSession {
             self.next_ping = self.after(now, self.config.ping_interval);
         }
         Ok(())
+    }
+
+    /// Whether the peer finished the handshake and sent `connect`.
+    fn introduced(&self) -> bool {
+        self.handshake_done && self.app.is_some()
     }
 
     /// `base + d`, or `None` when `d` is zero (the timer is disabled) or out of range.

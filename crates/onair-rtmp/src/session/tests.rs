@@ -1446,7 +1446,10 @@ fn handshake_timeout() {
     assert!(
         matches!(error, SessionError::HandshakeTimedOut { after } if after == Duration::from_secs(10))
     );
-    assert_eq!(error.to_string(), "handshake not finished within 10s");
+    assert_eq!(
+        error.to_string(),
+        "handshake and connect not finished within 10s"
+    );
 
     // A bad version byte is a typed error, and the session stays failed.
     let mut server = ServerSession::new(config, start, [0; 1528]);
@@ -1456,6 +1459,31 @@ fn handshake_timeout() {
         server.handle_input(start, &[3]),
         Err(SessionError::Closed)
     ));
+}
+
+#[test]
+fn connect_must_arrive_within_the_handshake_timeout() {
+    let mut peer = RawPeer::new(ServerConfig::default());
+    let start = peer.now;
+    assert_eq!(
+        peer.server.poll_timeout(),
+        Some(start + Duration::from_secs(10)),
+        "after the handshake the deadline still stands until connect"
+    );
+    let error = peer
+        .server
+        .handle_timeout(start + Duration::from_secs(10))
+        .unwrap_err();
+    assert!(
+        matches!(error, SessionError::HandshakeTimedOut { .. }),
+        "{error}"
+    );
+
+    let mut peer = RawPeer::new(ServerConfig::default());
+    peer.connect();
+    peer.server
+        .handle_timeout(peer.now + Duration::from_secs(10))
+        .expect("a connected peer is not timed out by the handshake deadline");
 }
 
 #[test]
