@@ -4,7 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROTOCOL_CRATES: [&str; 4] = ["onair-media", "onair-amf", "onair-rtmp", "onair-flv"];
+const PROTOCOL_CRATES: [&str; 5] = [
+    "onair-media",
+    "onair-amf",
+    "onair-rtmp",
+    "onair-flv",
+    "onair-hls",
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
