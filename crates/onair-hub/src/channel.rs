@@ -626,16 +626,14 @@ impl Subscriber {
         }
 
         if let Some(head) = st.head_timestamp() {
-            let behind_time = st
-                .get(self.cursor)
-                .map(|e| i64::from(head.since(e.frame().timestamp)));
-            let behind_bytes = st.get(self.cursor).map(|e| st.total_bytes - e.offset());
             let fell_off = self.cursor < st.first_seq;
             // At or past the newest keyframe a reader cannot do better, however long the GOP.
             let can_catch_up = self.cursor < st.keyframe_seq.unwrap_or(st.next_seq());
             let lagging = can_catch_up
-                && (behind_time.is_some_and(|t| t > lag_millis(config))
-                    || behind_bytes.is_some_and(|b| b > config.max_lag_bytes as u64));
+                && st.get(self.cursor).is_some_and(|e| {
+                    i64::from(head.since(e.frame().timestamp)) > lag_millis(config)
+                        || st.total_bytes - e.offset() > config.max_lag_bytes as u64
+                });
             if fell_off || lagging {
                 self.skip(&mut st, head)?;
             }
