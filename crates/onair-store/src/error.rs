@@ -71,9 +71,27 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
+            sqlx::Error::Database(ref db) if is_unavailable(&**db) => Self::Unavailable(error),
             other => Self::Database(other),
         }
     }
+}
+
+/// Database errors that mean "not now" rather than "not this": the caller should answer 503 and
+/// may retry. PostgreSQL: class 08 (connection exception), 53300 (too many connections),
+/// 57P01–57P03 (admin or crash shutdown, cannot connect now), 57014 (statement timeout).
+/// SQLite: `SQLITE_BUSY` (5) and `SQLITE_LOCKED` (6) with their extended codes, which remain
+/// after the busy timeout has run out.
+fn is_unavailable(error: &dyn DatabaseError) -> bool {
+    let Some(code) = error.code() else {
+        return false;
+    };
+    let code = code.as_ref();
+    if code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03" | "57014") {
+        return true;
+    }
+    // SQLite codes are numbers; the primary code is the low byte of an extended one.
+    code.parse::<i32>().is_ok_and(|n| matches!(n & 0xFF, 5 | 6))
 }
 
 /// Unique violations: PostgreSQL SQLSTATE 23505; SQLite extended codes 2067
@@ -153,6 +171,55 @@ mod tests {
             StoreError::from(sqlx::Error::RowNotFound),
             StoreError::Database(_)
         ));
+    }
+
+    /// A database error with just a code, as a driver reports it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "code {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn busy_and_shutting_down_databases_are_unavailable() {
+        let map = |code| StoreError::from(sqlx::Error::Database(Box::new(Coded(code))));
+        // SQLite BUSY, BUSY_SNAPSHOT (517), LOCKED, LOCKED_SHAREDCACHE (262); PostgreSQL
+        // connection failure, too many connections, shutdown, statement timeout.
+        for code in [
+            "5", "517", "6", "262", "08006", "53300", "57P01", "57P03", "57014",
+        ] {
+            assert!(matches!(map(code), StoreError::Unavailable(_)), "{code}");
+        }
+        // Constraint violations and syntax errors are ours or the caller's, not an outage.
+        for code in ["23505", "2067", "787", "42601", "1", "19"] {
+            assert!(matches!(map(code), StoreError::Database(_)), "{code}");
+        }
     }
 
     #[test]

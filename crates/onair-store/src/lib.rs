@@ -42,10 +42,14 @@ macro_rules! with_pool {
 }
 
 mod audit;
+mod auth_sessions;
 mod channels;
+mod chat;
 mod error;
+mod gifts;
 mod live_sessions;
 mod page;
+mod recordings;
 mod settings;
 mod store;
 mod stream_keys;
@@ -54,10 +58,14 @@ pub mod testing;
 mod users;
 
 pub use audit::AuditEntry;
+pub use auth_sessions::AuthSession;
 pub use channels::{Channel, ChannelUpdate, NewChannel};
+pub use chat::{ChatMessage, ChatRestriction, MessageKind, NewChatMessage};
 pub use error::StoreError;
+pub use gifts::{Gift, GiftEvent, GiftOutcome, SendGift};
 pub use live_sessions::{LiveSession, NewLiveSession};
 pub use page::Page;
+pub use recordings::{NewRecording, Recording, RecordingState};
 pub use store::{Backend, DEFAULT_SQLITE_FILE, Store};
-pub use stream_keys::StreamKey;
+pub use stream_keys::{PublishGrant, StreamKey};
 pub use users::{NewUser, Role, UnknownRole, User};

@@ -100,6 +100,28 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Records the codecs of a session, which are known only once media flows; `None` leaves
+    /// a codec as it is. `false` if the session is unknown.
+    pub async fn set_live_session_codecs(
+        &self,
+        id: i64,
+        video_codec: Option<&str>,
+        audio_codec: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE live_sessions SET video_codec = COALESCE($2, video_codec), \
+             audio_codec = COALESCE($3, audio_codec) WHERE id = $1";
+        let changed = with_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(video_codec)
+                .bind(audio_codec)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(changed == 1)
+    }
+
     /// One page of a channel's sessions, newest first, and how many there are in all.
     pub async fn list_live_sessions(
         &self,

@@ -44,4 +44,21 @@ impl Store {
                 what: format!("setting {key:?}"),
             })
     }
+
+    /// Stores `value` under `key`, replacing any value there (a setting an admin changes,
+    /// such as the replay retention policy).
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
 }

@@ -21,6 +21,15 @@ pub const DEFAULT_SQLITE_FILE: &str = "onair.db";
 /// How long a SQLite writer waits for another connection's write lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a query waits for a pooled connection before it fails with
+/// [`StoreError::Unavailable`]. sqlx's default is 30 s; a publisher or an API client waiting
+/// that long on a dead database is worse than a clear error after a few seconds.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL's `statement_timeout` for our sessions. Every query we run is small; one that
+/// takes this long is stuck behind a lock or a sick server.
+const STATEMENT_TIMEOUT: &str = "10s";
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -100,7 +109,11 @@ impl Store {
                         backend: Backend::Postgres,
                         source,
                     })?;
+                // A query the server cannot finish in time fails (57014, which maps to
+                // Unavailable) instead of holding a publish, an API call or a chat room.
+                let options = options.options([("statement_timeout", STATEMENT_TIMEOUT)]);
                 let pool = PgPoolOptions::new()
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .map_err(StoreError::Unavailable)?;
@@ -148,6 +161,7 @@ impl Store {
             // last connection, and shared-cache writers fail at once instead of waiting: one
             // connection, never retired, avoids both.
             let pool = SqlitePoolOptions::new()
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -160,7 +174,10 @@ impl Store {
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
-            (options, SqlitePoolOptions::new())
+            (
+                options,
+                SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT),
+            )
         };
         let pool = pool
             .connect_with(options)

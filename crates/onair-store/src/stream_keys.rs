@@ -32,6 +32,34 @@ pub struct StreamKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// What a publish with a key may do: the key's row joined with its channel and the channel's
+/// owner, read in one query so the answer is consistent.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PublishGrant {
+    /// The key's jti.
+    pub jti: String,
+    /// When the key was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The channel the key publishes to.
+    pub channel_id: i64,
+    /// The channel's public name, which the stream goes live under.
+    pub channel_slug: String,
+    /// The channel's owner.
+    pub owner_id: i64,
+    /// Whether the owner is banned.
+    pub owner_banned: bool,
+    /// The owner's role now; a viewer (say, a streamer demoted by an admin) may not publish.
+    pub owner_role: crate::Role,
+}
+
+impl PublishGrant {
+    /// Whether the key may publish now: not revoked, and its owner neither banned nor a
+    /// viewer.
+    pub fn allows_publish(&self) -> bool {
+        self.revoked_at.is_none() && !self.owner_banned && self.owner_role != crate::Role::Viewer
+    }
+}
+
 impl StreamKey {
     /// Whether the key has been revoked.
     pub fn is_revoked(&self) -> bool {
@@ -78,6 +106,21 @@ impl Store {
         );
         Ok(with_pool!(self, |pool| {
             sqlx::query_as::<_, StreamKey>(SQL)
+                .bind(jti)
+                .fetch_optional(pool)
+                .await
+        })?)
+    }
+
+    /// The key with this jti together with its channel and owner; `None` when the jti is
+    /// unknown (never issued here, or its channel was deleted).
+    pub async fn publish_grant(&self, jti: &str) -> Result<Option<PublishGrant>, StoreError> {
+        const SQL: &str = "SELECT k.jti, k.revoked_at, c.id AS channel_id, c.slug AS channel_slug, \
+             c.owner_id, u.banned AS owner_banned, u.role AS owner_role \
+             FROM stream_keys k JOIN channels c ON c.id = k.channel_id JOIN users u ON u.id = c.owner_id \
+             WHERE k.jti = $1";
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as::<_, PublishGrant>(SQL)
                 .bind(jti)
                 .fetch_optional(pool)
                 .await

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use onair_store::{
-    ChannelUpdate, NewChannel, NewLiveSession, NewUser, Page, Role, Store, StoreError, User,
-    store_test,
+    ChannelUpdate, NewChannel, NewLiveSession, NewRecording, NewUser, Page, RecordingState, Role,
+    Store, StoreError, User, store_test,
 };
 use serde_json::json;
 
@@ -58,10 +58,17 @@ store_test!(
     stream_key_jtis_conflict_and_channels_must_exist,
     deleting_a_channel_deletes_its_keys_and_sessions,
     live_sessions_end_once_and_list_newest_first,
+    publish_grants_join_key_channel_and_owner,
+    recordings_progress_finish_once_and_list_newest_first,
+    recordings_paths_conflict_and_channels_must_exist,
+    unfinished_and_ended_recordings_and_deletion,
+    live_session_codecs_are_set_once_known,
+    auth_sessions_are_recorded_revoked_and_pruned,
     open_live_sessions_are_those_never_ended,
     audit_entries_list_newest_first_with_their_detail,
     audit_actors_must_exist,
     settings_are_stored_only_when_absent,
+    settings_are_replaced_by_set_setting,
     concurrent_set_if_absent_agree_on_one_value,
     times_round_trip_to_the_microsecond,
     text_and_tags_round_trip_unchanged,
@@ -789,6 +796,26 @@ async fn settings_are_stored_only_when_absent(store: Store) {
     assert_eq!(store.setting("other").await.unwrap().as_deref(), Some(""));
 }
 
+async fn settings_are_replaced_by_set_setting(store: Store) {
+    store.set_setting("policy", "one").await.unwrap();
+    assert_eq!(
+        store.setting("policy").await.unwrap().as_deref(),
+        Some("one")
+    );
+    store.set_setting("policy", "two").await.unwrap();
+    assert_eq!(
+        store.setting("policy").await.unwrap().as_deref(),
+        Some("two")
+    );
+    assert_eq!(
+        store
+            .set_setting_if_absent("policy", "three")
+            .await
+            .unwrap(),
+        "two"
+    );
+}
+
 async fn concurrent_set_if_absent_agree_on_one_value(store: Store) {
     // Servers starting together each generate a secret; all must end up with the same one.
     let mut tasks = tokio::task::JoinSet::new();
@@ -896,4 +923,386 @@ async fn text_and_tags_round_trip_unchanged(store: Store) {
         tags
     );
     assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+async fn publish_grants_join_key_channel_and_owner(store: Store) {
+    let owner = user(&store, "grant-owner", Role::Streamer).await;
+    let channel = store
+        .create_channel(new_channel(owner.id, "grant-ch"))
+        .await
+        .unwrap();
+    store
+        .create_stream_key(channel.id, "grant-jti-1", "OBS")
+        .await
+        .unwrap();
+    let grant = store.publish_grant("grant-jti-1").await.unwrap().unwrap();
+    assert_eq!(grant.channel_id, channel.id);
+    assert_eq!(grant.channel_slug, "grant-ch");
+    assert_eq!(grant.owner_id, owner.id);
+    assert!(!grant.owner_banned);
+    assert!(grant.allows_publish());
+    assert_eq!(store.publish_grant("no-such-jti").await.unwrap(), None);
+
+    store.set_user_banned(owner.id, true).await.unwrap();
+    let grant = store.publish_grant("grant-jti-1").await.unwrap().unwrap();
+    assert!(grant.owner_banned);
+    assert!(
+        !grant.allows_publish(),
+        "a banned owner's keys do not publish"
+    );
+
+    store.set_user_banned(owner.id, false).await.unwrap();
+    store.set_user_role(owner.id, Role::Viewer).await.unwrap();
+    let grant = store.publish_grant("grant-jti-1").await.unwrap().unwrap();
+    assert_eq!(grant.owner_role, Role::Viewer);
+    assert!(
+        !grant.allows_publish(),
+        "a demoted owner's keys do not publish"
+    );
+    store.set_user_role(owner.id, Role::Admin).await.unwrap();
+    assert!(
+        store
+            .publish_grant("grant-jti-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .allows_publish()
+    );
+
+    assert!(
+        store
+            .revoke_stream_key("grant-jti-1", at(5, 0))
+            .await
+            .unwrap()
+    );
+    let grant = store.publish_grant("grant-jti-1").await.unwrap().unwrap();
+    assert_eq!(grant.revoked_at, Some(at(5, 0)));
+    assert!(!grant.allows_publish(), "a revoked key does not publish");
+
+    store.delete_channel(channel.id).await.unwrap();
+    assert_eq!(store.publish_grant("grant-jti-1").await.unwrap(), None);
+}
+
+async fn auth_sessions_are_recorded_revoked_and_pruned(store: Store) {
+    let alice = user(&store, "sess-alice", Role::Viewer).await;
+    let bob = user(&store, "sess-bob", Role::Viewer).await;
+    let soon = Utc::now().trunc_subsecs(6) + chrono::Duration::hours(1);
+    let s1 = store
+        .create_auth_session("s1", alice.id, soon)
+        .await
+        .unwrap();
+    assert_eq!(
+        (s1.jti.as_str(), s1.user_id, s1.expires_at),
+        ("s1", alice.id, soon)
+    );
+    assert!(s1.is_active(Utc::now()));
+    assert!(!s1.is_active(soon), "expiry is exclusive");
+    store
+        .create_auth_session("s2", alice.id, soon)
+        .await
+        .unwrap();
+    store.create_auth_session("s3", bob.id, soon).await.unwrap();
+    assert!(matches!(
+        store.create_auth_session("s1", bob.id, soon).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.create_auth_session("s9", 999_999, soon).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.auth_session("s1").await.unwrap(), Some(s1));
+    assert_eq!(store.auth_session("nope").await.unwrap(), None);
+
+    assert!(store.revoke_auth_session("s1", at(1, 0)).await.unwrap());
+    assert!(
+        !store.revoke_auth_session("s1", at(2, 0)).await.unwrap(),
+        "once"
+    );
+    let s1 = store.auth_session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        s1.revoked_at,
+        Some(at(1, 0)),
+        "the first revocation time stays"
+    );
+    assert!(!s1.is_active(Utc::now()));
+
+    assert_eq!(
+        store
+            .revoke_user_auth_sessions(alice.id, at(3, 0))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        !store
+            .auth_session("s2")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(Utc::now())
+    );
+    assert!(
+        store
+            .auth_session("s3")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(Utc::now()),
+        "bob's stays"
+    );
+
+    store
+        .create_auth_session("old", bob.id, at(0, 0))
+        .await
+        .unwrap();
+    assert_eq!(store.prune_auth_sessions(at(10, 0)).await.unwrap(), 1);
+    assert_eq!(store.auth_session("old").await.unwrap(), None);
+    assert!(store.auth_session("s3").await.unwrap().is_some());
+}
+
+async fn live_session_codecs_are_set_once_known(store: Store) {
+    let owner = user(&store, "codec-owner", Role::Streamer).await;
+    let channel = store
+        .create_channel(new_channel(owner.id, "codec-ch"))
+        .await
+        .unwrap();
+    let mut row = new_session(channel.id, at(0, 0));
+    row.video_codec = None;
+    row.audio_codec = None;
+    let id = store.start_live_session(row).await.unwrap();
+    assert!(
+        store
+            .set_live_session_codecs(id, Some("hevc"), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_live_session_codecs(id, None, Some("opus"))
+            .await
+            .unwrap()
+    );
+    let (sessions, _) = store
+        .list_live_sessions(channel.id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(sessions[0].video_codec.as_deref(), Some("hevc"));
+    assert_eq!(
+        sessions[0].audio_codec.as_deref(),
+        Some("opus"),
+        "None keeps the other"
+    );
+    assert!(
+        !store
+            .set_live_session_codecs(id + 1000, Some("h264"), None)
+            .await
+            .unwrap()
+    );
+}
+
+fn new_recording(channel_id: i64, path: &str, started_at: DateTime<Utc>) -> NewRecording {
+    NewRecording {
+        channel_id,
+        live_session_id: None,
+        title: format!("{path} title"),
+        path: path.to_owned(),
+        started_at,
+    }
+}
+
+async fn recordings_progress_finish_once_and_list_newest_first(store: Store) {
+    let owner = user(&store, "rec-owner", Role::Streamer).await;
+    let channel = store
+        .create_channel(new_channel(owner.id, "rec-ch"))
+        .await
+        .unwrap();
+    let session = store
+        .start_live_session(new_session(channel.id, at(0, 0)))
+        .await
+        .unwrap();
+    let mut first = new_recording(channel.id, "rec-ch/1", at(0, 0));
+    first.live_session_id = Some(session);
+    let first = store.create_recording(first).await.unwrap();
+    assert_eq!(first.state, RecordingState::Recording);
+    assert_eq!(
+        (first.duration_ms, first.size_bytes, first.ended_at),
+        (0, 0, None)
+    );
+    assert_eq!(first.live_session_id, Some(session));
+    assert_eq!(first.title, "rec-ch/1 title");
+
+    assert!(
+        store
+            .update_recording_progress(first.id, 4_000, 1_000_000)
+            .await
+            .unwrap()
+    );
+    let got = store.recording_by_id(first.id).await.unwrap().unwrap();
+    assert_eq!((got.duration_ms, got.size_bytes), (4_000, 1_000_000));
+
+    assert!(
+        store
+            .finish_recording(
+                first.id,
+                RecordingState::Finished,
+                at(20, 0),
+                20_000,
+                5_000_000
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_recording(first.id, RecordingState::Failed, at(30, 0), 1, 1)
+            .await
+            .unwrap(),
+        "the first end stays"
+    );
+    assert!(
+        !store
+            .update_recording_progress(first.id, 1, 1)
+            .await
+            .unwrap(),
+        "a finished recording takes no progress"
+    );
+    let got = store.recording_by_id(first.id).await.unwrap().unwrap();
+    assert_eq!(got.state, RecordingState::Finished);
+    assert_eq!(got.ended_at, Some(at(20, 0)));
+    assert_eq!((got.duration_ms, got.size_bytes), (20_000, 5_000_000));
+
+    assert!(
+        store
+            .set_recording_thumbnail(first.id, Some("rec-ch/1/thumb.jpg"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .recording_by_id(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .thumbnail
+            .as_deref(),
+        Some("rec-ch/1/thumb.jpg")
+    );
+    assert!(
+        !store
+            .set_recording_thumbnail(first.id + 999, None)
+            .await
+            .unwrap()
+    );
+
+    let second = store
+        .create_recording(new_recording(channel.id, "rec-ch/2", at(100, 0)))
+        .await
+        .unwrap();
+    let third = store
+        .create_recording(new_recording(channel.id, "rec-ch/3", at(200, 0)))
+        .await
+        .unwrap();
+    let (page, total) = store
+        .list_recordings(channel.id, Page::new(0, 2))
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![third.id, second.id]
+    );
+    let (page, _) = store
+        .list_recordings(channel.id, Page::new(2, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first.id]
+    );
+    assert_eq!(store.recording_by_id(third.id + 999).await.unwrap(), None);
+
+    store.delete_channel(channel.id).await.unwrap();
+    assert_eq!(
+        store.recording_by_id(first.id).await.unwrap(),
+        None,
+        "cascade from the channel"
+    );
+}
+
+async fn recordings_paths_conflict_and_channels_must_exist(store: Store) {
+    let owner = user(&store, "rec-owner2", Role::Streamer).await;
+    let channel = store
+        .create_channel(new_channel(owner.id, "rec-ch2"))
+        .await
+        .unwrap();
+    store
+        .create_recording(new_recording(channel.id, "same/path", at(0, 0)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_recording(new_recording(channel.id, "same/path", at(1, 0)))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_recording(new_recording(channel.id + 999, "other/path", at(1, 0)))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn unfinished_and_ended_recordings_and_deletion(store: Store) {
+    let owner = user(&store, "rec-owner3", Role::Streamer).await;
+    let a = store
+        .create_channel(new_channel(owner.id, "rec-a"))
+        .await
+        .unwrap();
+    let b = store
+        .create_channel(new_channel(owner.id, "rec-b"))
+        .await
+        .unwrap();
+    let b_old = store
+        .create_recording(new_recording(b.id, "b/1", at(0, 0)))
+        .await
+        .unwrap();
+    let a_live = store
+        .create_recording(new_recording(a.id, "a/2", at(50, 0)))
+        .await
+        .unwrap();
+    let a_old = store
+        .create_recording(new_recording(a.id, "a/1", at(10, 0)))
+        .await
+        .unwrap();
+    for (id, state) in [
+        (b_old.id, RecordingState::Finished),
+        (a_old.id, RecordingState::Failed),
+    ] {
+        store
+            .finish_recording(id, state, at(60, 0), 1, 1)
+            .await
+            .unwrap();
+    }
+    let unfinished = store.unfinished_recordings().await.unwrap();
+    assert_eq!(
+        unfinished.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a_live.id]
+    );
+    let ended = store.ended_recordings().await.unwrap();
+    let expected = if a.id < b.id {
+        vec![a_old.id, b_old.id]
+    } else {
+        vec![b_old.id, a_old.id]
+    };
+    assert_eq!(ended.iter().map(|r| r.id).collect::<Vec<_>>(), expected);
+
+    let deleted = store
+        .delete_recording(a_old.id)
+        .await
+        .unwrap()
+        .expect("it existed");
+    assert_eq!(deleted.path, "a/1");
+    assert_eq!(store.delete_recording(a_old.id).await.unwrap(), None);
+    assert_eq!(store.recording_by_id(a_old.id).await.unwrap(), None);
 }
