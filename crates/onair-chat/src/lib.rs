@@ -1,0 +1,37 @@
+//! Live chat for OnAir: one room per channel with chat lines, danmaku, likes and gifts.
+//!
+//! | concern | how |
+//! | --- | --- |
+//! | wire format | [`protocol`]: JSON text frames with `type` and version `v`; every client send gets an `ack` (with the stored id) or an `error` with a code |
+//! | nothing lost (design decision 6) | a message is stored, then broadcast, then acked; a store that does not answer gives an `error` frame, never a silent drop |
+//! | fan-out | each client has a bounded queue; a broadcast is serialised once and `try_send` to every member (a room of `batch_min_members` or more gathers a `broadcast_window` of them into one queue entry per member); a client whose queue is full is dropped, so it never slows the room |
+//! | order | a room's messages are stored and queued under one lock, so every client sees them in id order |
+//! | limits | per-connection flood guard, per-user rate, slow mode per channel, length; over a limit is an `error` frame, not a disconnect |
+//! | moderation | bans and mutes are read from the store on every send (a global ban counts at once); deletions, mutes and bans are announced in `system` frames |
+//! | gifts | [`ChatService::send_gift`]: `onair_store::Store::send_gift`, one transaction with an idempotency key |
+//! | host | [`ChatHost`]: token checks, video viewers and live state come from the server, so this crate knows neither the hub nor HTTP |
+//!
+//! The driving loop, over any transport:
+//!
+//! ```no_run
+//! # async fn example(service: std::sync::Arc<onair_chat::ChatService>,
+//! #     inbound: futures_util::stream::Empty<onair_chat::Inbound>,
+//! #     outbound: futures_util::sink::Drain<onair_chat::Outbound>) {
+//! use onair_chat::{Connection, serve};
+//! let membership = service.join("demo").await.expect("channel exists");
+//! let ended = serve(Connection::new(membership), inbound, outbound, Default::default()).await;
+//! # let _ = ended; }
+//! ```
+#![deny(missing_docs)]
+
+mod connection;
+mod limits;
+pub mod protocol;
+mod service;
+
+pub use connection::{Connection, Ended, Inbound, serve};
+pub use limits::{ChatConfig, Window};
+pub use service::{
+    BoxFuture, ChatHost, ChatMetrics, ChatService, ChatUser, FrameText, GiftError, JoinError,
+    Membership, ModerationError, Outbound, Refusal,
+};

@@ -1,0 +1,999 @@
+//! [`ChatService`]: the rooms, what the host tells the chat ([`ChatHost`]), sending with
+//! persist-then-broadcast, gifts, moderation and the periodic like and audience frames.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use onair_store::{
+    Channel, ChatMessage, GiftOutcome, MessageKind, NewChatMessage, SendGift, Store, StoreError,
+};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::limits::{ChatConfig, Window};
+use crate::protocol::{
+    ErrorCode, GiftInfo, HistoryEntry, MessageFrame, Sender, ServerFrame, SystemEvent,
+};
+
+/// A signed-in chat user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatUser {
+    /// The account id.
+    pub id: i64,
+    /// The username.
+    pub name: String,
+    /// Admins moderate every room.
+    pub admin: bool,
+}
+
+/// A boxed future, for [`ChatHost::authenticate`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the chat needs from the rest of the server, so the crate depends on neither the hub
+/// nor the HTTP layer.
+pub trait ChatHost: Send + Sync + 'static {
+    /// The account of an access token: `Ok(None)` when it is invalid, expired, revoked or its
+    /// account banned.
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ChatUser>, StoreError>>;
+
+    /// Video viewers of `channel` now, over every protocol.
+    fn video_viewers(&self, channel: &str) -> u64;
+
+    /// When the channel's current live started, or `None` when it is not live.
+    fn live_since(&self, channel: &str) -> Option<DateTime<Utc>>;
+}
+
+/// The JSON text of one server frame, serialised once and shared by every member of the
+/// room: cloning it is a reference count, and a transport that takes `Bytes` (axum's
+/// `Utf8Bytes`) sends it without a copy per client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameText(Bytes);
+
+impl FrameText {
+    fn new(json: String) -> Self {
+        FrameText(Bytes::from(json))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Built only from a `String` in `FrameText::new`, so the bytes are UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The UTF-8 bytes, shared.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl std::ops::Deref for FrameText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// A frame queued for a client: JSON text shared by every member of the room (serialised
+/// once per broadcast), a busy room's batch of such frames, a ping, or the end of the
+/// connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// A text frame.
+    Text(FrameText),
+    /// Several text frames of a busy room, in order, shared by every member: [`serve`]
+    /// writes them as consecutive text frames with one flush (a sink never sees this
+    /// variant from [`serve`]).
+    ///
+    /// [`serve`]: crate::serve
+    Batch(Arc<[FrameText]>),
+    /// A heartbeat ping.
+    Ping,
+    /// Close the connection with this reason.
+    Close(&'static str),
+}
+
+/// Why a send was refused: the `error` frame to answer with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+    /// Muted until.
+    pub until: Option<DateTime<Utc>>,
+    /// When to try again.
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+            until: None,
+            retry_after: None,
+        }
+    }
+
+    /// The `error` frame.
+    pub fn frame(self, nonce: Option<String>) -> ServerFrame {
+        ServerFrame::Error {
+            nonce,
+            code: self.code,
+            message: self.message,
+            until: self.until,
+            retry_after_ms: self
+                .retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)),
+        }
+    }
+
+    fn store(error: &StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Refusal::new(
+                ErrorCode::StoreUnavailable,
+                "the chat cannot store messages right now; nothing was sent",
+            ),
+            _ => Refusal::new(ErrorCode::Internal, "the message could not be stored"),
+        }
+    }
+}
+
+/// Why joining a room failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// No channel has this name.
+    #[error("no channel {0:?}")]
+    NoChannel(String),
+    /// The store did not answer.
+    #[error("cannot look up channel")]
+    Store(#[from] StoreError),
+}
+
+/// Why a moderation action failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModerationError {
+    /// The message is not in this channel, or was deleted already.
+    #[error("no message {0} in this channel")]
+    NoMessage(i64),
+    /// The store refused or did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a gift could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GiftError {
+    /// Refused: an error frame (or an API error) says why.
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+}
+
+struct Member {
+    tx: mpsc::Sender<Outbound>,
+    kicked: CancellationToken,
+}
+
+/// Most broadcasts a busy room holds before flushing early, whatever the window.
+pub(crate) const MAX_PENDING_FRAMES: usize = 64;
+
+/// A room's broadcasts not yet handed to its members, and the replies (acks, errors) that
+/// must reach their client after them.
+#[derive(Default)]
+struct Pending {
+    frames: Vec<FrameText>,
+    replies: Vec<(mpsc::Sender<Outbound>, CancellationToken, FrameText)>,
+    /// A flush task is waiting out the window.
+    scheduled: bool,
+}
+
+/// Queues `out` for one client; a full queue drops the client (counted once).
+fn queue_to(
+    tx: &mpsc::Sender<Outbound>,
+    kicked: &CancellationToken,
+    metrics: &ChatMetrics,
+    out: Outbound,
+) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(out)
+        && !kicked.is_cancelled()
+    {
+        kicked.cancel();
+        metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One channel's room.
+pub(crate) struct Room {
+    pub(crate) channel: Channel,
+    members: Mutex<HashMap<u64, Member>>,
+    /// Held from storing a message until it is queued to every member, so every client sees
+    /// the room's messages in id order.
+    send_lock: tokio::sync::Mutex<()>,
+    last_message: Mutex<HashMap<i64, Instant>>,
+    pending_likes: AtomicU64,
+    live: Mutex<LiveState>,
+    metrics: Arc<ChatMetrics>,
+    /// Broadcasts gathered for one `broadcast_window` in a room of `batch_min_members` or
+    /// more. Taken before `members`.
+    pending: Mutex<Pending>,
+    broadcast_window: Duration,
+    batch_min_members: usize,
+    me: Weak<Room>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    since: Option<DateTime<Utc>>,
+    session_id: Option<i64>,
+}
+
+impl Room {
+    /// Queues `frame` for every member. Never waits: a member whose queue is full is dropped.
+    ///
+    /// A room of `batch_min_members` or more gathers its broadcasts for `broadcast_window`
+    /// (at most [`MAX_PENDING_FRAMES`]) and hands each member all of them in one queue entry,
+    /// so a busy room costs one wake-up and one write per member per window, not per frame.
+    /// Smaller rooms queue every frame at once.
+    fn broadcast(&self, frame: &ServerFrame) {
+        let text = FrameText::new(frame.to_json());
+        let mut pending = self.pending.lock();
+        pending.frames.push(text);
+        if pending.frames.len() >= MAX_PENDING_FRAMES
+            || self.broadcast_window.is_zero()
+            || self.members.lock().len() < self.batch_min_members
+        {
+            return self.flush_locked(&mut pending);
+        }
+        if pending.scheduled {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                pending.scheduled = true;
+                let room = self.me.clone();
+                let window = self.broadcast_window;
+                runtime.spawn(async move {
+                    tokio::time::sleep(window).await;
+                    if let Some(room) = room.upgrade() {
+                        room.flush();
+                    }
+                });
+            }
+            Err(_) => self.flush_locked(&mut pending),
+        }
+    }
+
+    /// Hands every member the pending broadcasts, then the replies waiting behind them.
+    fn flush(&self) {
+        self.flush_locked(&mut self.pending.lock());
+    }
+
+    fn flush_locked(&self, pending: &mut Pending) {
+        pending.scheduled = false;
+        let mut frames = std::mem::take(&mut pending.frames);
+        let out = match frames.len() {
+            0 => None,
+            1 => frames.pop().map(Outbound::Text),
+            _ => Some(Outbound::Batch(Arc::from(frames))),
+        };
+        if let Some(out) = out {
+            self.queue_to_members(&out);
+        }
+        for (tx, kicked, text) in pending.replies.drain(..) {
+            queue_to(&tx, &kicked, &self.metrics, Outbound::Text(text));
+        }
+    }
+
+    fn queue_to_members(&self, out: &Outbound) {
+        let mut members = self.members.lock();
+        members.retain(|id, m| match m.tx.try_send(out.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                debug!(
+                    channel = self.channel.slug,
+                    conn = id,
+                    "chat client too slow; dropped"
+                );
+                m.kicked.cancel();
+                self.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
+    fn member_count(&self) -> u64 {
+        self.members.lock().len() as u64
+    }
+}
+
+/// The chat of every channel on this node.
+pub struct ChatService {
+    pub(crate) store: Store,
+    pub(crate) host: Arc<dyn ChatHost>,
+    pub(crate) config: ChatConfig,
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    user_windows: Mutex<HashMap<i64, Window>>,
+    slow_modes: Mutex<HashMap<i64, Option<Duration>>>,
+    next_conn: AtomicU64,
+    metrics: Arc<ChatMetrics>,
+}
+
+impl std::fmt::Debug for ChatService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatService")
+            .field("rooms", &self.rooms.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ChatMetrics {
+    /// Messages stored and broadcast.
+    pub messages: AtomicU64,
+    /// Sends refused with an error frame.
+    pub refused: AtomicU64,
+    /// Clients dropped for falling `client_queue` frames behind.
+    pub dropped_slow: AtomicU64,
+}
+
+/// A client's membership of a room, from [`ChatService::join`]; leaving is dropping it.
+pub struct Membership {
+    pub(crate) service: Arc<ChatService>,
+    pub(crate) room: Arc<Room>,
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::Sender<Outbound>,
+    /// Frames for this client, in order.
+    pub rx: mpsc::Receiver<Outbound>,
+    /// Cancelled when the room dropped this client for being too slow.
+    pub kicked: CancellationToken,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.room.members.lock().remove(&self.id);
+        let mut rooms = self.service.rooms.lock();
+        if self.room.members.lock().is_empty()
+            && self.room.pending_likes.load(Ordering::Relaxed) == 0
+            && rooms
+                .get(&self.room.channel.slug)
+                .is_some_and(|r| Arc::ptr_eq(r, &self.room))
+        {
+            rooms.remove(&self.room.channel.slug);
+        }
+    }
+}
+
+impl Membership {
+    /// Queues a reply (an ack or error) for this client only, after every room frame
+    /// broadcast before it: when the room holds a pending batch, the reply waits behind it,
+    /// so a sender still sees its message before the ack. A full queue drops the client.
+    pub(crate) fn send(&self, frame: &ServerFrame) {
+        let text = FrameText::new(frame.to_json());
+        let mut pending = self.room.pending.lock();
+        if pending.frames.is_empty() && pending.replies.is_empty() {
+            drop(pending);
+            self.send_now(text);
+        } else {
+            pending
+                .replies
+                .push((self.tx.clone(), self.kicked.clone(), text));
+        }
+    }
+
+    /// Queues a frame for this client now, ahead of any pending room batch.
+    fn send_now(&self, text: FrameText) {
+        queue_to(
+            &self.tx,
+            &self.kicked,
+            &self.room.metrics,
+            Outbound::Text(text),
+        );
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &Channel {
+        &self.room.channel
+    }
+}
+
+impl ChatService {
+    /// A service over `store`; run [`ChatService::run`] beside it for likes and audience.
+    pub fn new(store: Store, host: Arc<dyn ChatHost>, config: ChatConfig) -> Arc<Self> {
+        Arc::new(ChatService {
+            store,
+            host,
+            config,
+            rooms: Mutex::default(),
+            user_windows: Mutex::default(),
+            slow_modes: Mutex::default(),
+            next_conn: AtomicU64::new(1),
+            metrics: Arc::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &ChatMetrics {
+        &self.metrics
+    }
+
+    /// Joins the room of `slug` and queues its `history` frame. A store that does not
+    /// answer while reading history gives an `error` frame instead, not a refusal.
+    pub async fn join(self: &Arc<Self>, slug: &str) -> Result<Membership, JoinError> {
+        loop {
+            let room = self.room(slug).await?;
+            // Sends hold this lock from storing a message to queueing it: holding it from the
+            // history read to joining the members means every message is either in the
+            // history or queued to the new member, never neither.
+            let _order = room.send_lock.lock().await;
+            let (tx, rx) = mpsc::channel(self.config.client_queue.max(4));
+            let kicked = CancellationToken::new();
+            let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            let membership = Membership {
+                service: self.clone(),
+                room: room.clone(),
+                id,
+                tx: tx.clone(),
+                rx,
+                kicked: kicked.clone(),
+            };
+            // History is queued before the member is added, so it comes first.
+            match self
+                .store
+                .recent_chat_messages(room.channel.id, self.config.history)
+                .await
+            {
+                Ok(messages) => membership.send_now(FrameText::new(
+                    ServerFrame::History {
+                        channel: room.channel.slug.clone(),
+                        messages: messages
+                            .iter()
+                            .map(|m| HistoryEntry {
+                                kind: m.kind,
+                                message: MessageFrame::from(m),
+                            })
+                            .collect(),
+                    }
+                    .to_json(),
+                )),
+                Err(e) => {
+                    membership.send_now(FrameText::new(Refusal::store(&e).frame(None).to_json()))
+                }
+            }
+            // Messages stored before the history read may still wait in the room's batch:
+            // they go to the members before this one joins, or it would get them twice.
+            room.flush();
+            {
+                // The room's last member may have left while we waited, retiring the room;
+                // joining it then would put us in a room nobody else can reach. Checked and
+                // joined under the rooms lock, which a leaving member takes to retire it.
+                let rooms = self.rooms.lock();
+                if !rooms.get(slug).is_some_and(|r| Arc::ptr_eq(r, &room)) {
+                    continue;
+                }
+                room.members.lock().insert(id, Member { tx, kicked });
+            }
+            return Ok(membership);
+        }
+    }
+
+    async fn room(&self, slug: &str) -> Result<Arc<Room>, JoinError> {
+        if let Some(room) = self.rooms.lock().get(slug) {
+            return Ok(room.clone());
+        }
+        let channel = self
+            .store
+            .channel_by_slug(slug)
+            .await?
+            .ok_or_else(|| JoinError::NoChannel(slug.to_owned()))?;
+        let room = Arc::new_cyclic(|me| Room {
+            channel,
+            members: Mutex::default(),
+            send_lock: tokio::sync::Mutex::new(()),
+            last_message: Mutex::default(),
+            pending_likes: AtomicU64::new(0),
+            live: Mutex::default(),
+            metrics: self.metrics.clone(),
+            pending: Mutex::default(),
+            broadcast_window: self.config.broadcast_window,
+            batch_min_members: self.config.batch_min_members,
+            me: me.clone(),
+        });
+        // Another join may have made the room meanwhile; the first one stays.
+        Ok(self
+            .rooms
+            .lock()
+            .entry(slug.to_owned())
+            .or_insert(room)
+            .clone())
+    }
+
+    fn existing_room(&self, slug: &str) -> Option<Arc<Room>> {
+        self.rooms.lock().get(slug).cloned()
+    }
+
+    fn slow_mode(&self, channel_id: i64) -> Option<Duration> {
+        self.slow_modes
+            .lock()
+            .get(&channel_id)
+            .copied()
+            .unwrap_or(self.config.slow_mode)
+    }
+
+    /// Sets a channel's slow mode (`None`: off) and tells the room. Kept in memory: a
+    /// restart goes back to `chat.slow_mode`.
+    pub fn set_slow_mode(&self, channel: &Channel, interval: Option<Duration>) {
+        self.slow_modes.lock().insert(channel.id, interval);
+        if let Some(room) = self.existing_room(&channel.slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::SlowMode {
+                seconds: interval.map_or(0, |d| d.as_secs()),
+            }));
+        }
+    }
+
+    /// Whether `user` moderates `channel`: its owner or an admin.
+    pub fn moderates(user: &ChatUser, channel: &Channel) -> bool {
+        user.admin || user.id == channel.owner_id
+    }
+
+    /// Checks what stops `user` from sending in `room` now: bans and mutes (read from the
+    /// store on every send, so a ban takes effect at once), then the user's rate.
+    async fn check_sender(&self, room: &Room, user: &ChatUser) -> Result<(), Refusal> {
+        self.check_restriction(room.channel.id, user, false).await
+    }
+
+    /// Bans and mutes of `user` in `channel_id`, read from the store now. A muted user may
+    /// still like (`allow_muted`); nothing else a banned one does reaches the room.
+    async fn check_restriction(
+        &self,
+        channel_id: i64,
+        user: &ChatUser,
+        allow_muted: bool,
+    ) -> Result<(), Refusal> {
+        let restriction = self
+            .store
+            .chat_restriction(channel_id, user.id, Utc::now())
+            .await
+            .map_err(|e| Refusal::store(&e))?;
+        if restriction.banned {
+            return Err(Refusal::new(ErrorCode::Banned, "your account is banned"));
+        }
+        if restriction.channel_banned {
+            return Err(Refusal::new(
+                ErrorCode::ChannelBanned,
+                "you are banned from this channel's chat",
+            ));
+        }
+        if let Some(until) = restriction.muted_until.filter(|_| !allow_muted) {
+            let mut refusal = Refusal::new(
+                ErrorCode::Muted,
+                format!("you are muted in this channel until {}", until.to_rfc3339()),
+            );
+            refusal.until = Some(until);
+            return Err(refusal);
+        }
+        Ok(())
+    }
+
+    fn check_rate(&self, room: &Room, user: &ChatUser, now: Instant) -> Result<(), Refusal> {
+        let rate = self
+            .user_windows
+            .lock()
+            .entry(user.id)
+            .or_insert_with(|| Window::new(now))
+            .hit(now, self.config.user_messages, self.config.user_window);
+        if let Err(wait) = rate {
+            let mut refusal = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} messages per {:?}",
+                    self.config.user_messages, self.config.user_window
+                ),
+            );
+            refusal.retry_after = Some(wait);
+            return Err(refusal);
+        }
+        if Self::moderates(user, &room.channel) {
+            return Ok(());
+        }
+        if let Some(interval) = self.slow_mode(room.channel.id)
+            && let Some(last) = room.last_message.lock().get(&user.id)
+        {
+            let since = now.saturating_duration_since(*last);
+            if since < interval {
+                let mut refusal = Refusal::new(
+                    ErrorCode::SlowMode,
+                    format!("slow mode: one message per {} s", interval.as_secs()),
+                );
+                refusal.retry_after = Some(interval - since);
+                return Err(refusal);
+            }
+        }
+        Ok(())
+    }
+
+    /// The live session and the offset from its start now, refreshing the room's cache when
+    /// the host reports a different live.
+    async fn live_offset(&self, room: &Room) -> (Option<i64>, Option<i64>) {
+        let since = self.host.live_since(&room.channel.slug);
+        let Some(since) = since else {
+            return (None, None);
+        };
+        let offset = (Utc::now() - since).num_milliseconds().max(0);
+        let cached = {
+            let live = room.live.lock();
+            (live.since == Some(since) && live.session_id.is_some()).then_some(live.session_id)
+        };
+        let session_id = match cached {
+            Some(id) => id,
+            None => {
+                // The ingest writes the row from a task of its own: it may not be there yet,
+                // and then the message is kept without a session (asked again next time).
+                let id = self
+                    .store
+                    .open_live_session_of(room.channel.id)
+                    .await
+                    .ok()
+                    .flatten();
+                let mut live = room.live.lock();
+                live.since = Some(since);
+                live.session_id = id;
+                id
+            }
+        };
+        (session_id, Some(offset))
+    }
+
+    /// Stores a chat line or danmaku, then broadcasts it; returns its stored id.
+    pub(crate) async fn send_message(
+        &self,
+        room: &Room,
+        user: &ChatUser,
+        kind: MessageKind,
+        text: String,
+        color: Option<String>,
+        mode: Option<String>,
+    ) -> Result<i64, Refusal> {
+        let now = Instant::now();
+        self.check_rate(room, user, now)?;
+        self.check_sender(room, user).await?;
+        let (live_session_id, offset) = self.live_offset(room).await;
+        let danmaku = kind == MessageKind::Danmaku;
+        let new = NewChatMessage {
+            channel_id: room.channel.id,
+            user_id: user.id,
+            kind,
+            text,
+            color,
+            mode,
+            live_session_id,
+            offset_ms: if danmaku {
+                Some(offset.unwrap_or(0))
+            } else {
+                offset
+            },
+        };
+        let _order = room.send_lock.lock().await;
+        let stored: ChatMessage = self.store.insert_chat_message(new).await.map_err(|e| {
+            warn!(channel = room.channel.slug, error = %e, "cannot store a chat message");
+            Refusal::store(&e)
+        })?;
+        let frame = MessageFrame::from(&stored);
+        room.broadcast(&match kind {
+            MessageKind::Chat => ServerFrame::Chat(frame),
+            MessageKind::Danmaku => ServerFrame::Danmaku(frame),
+        });
+        room.last_message.lock().insert(user.id, now);
+        self.metrics.messages.fetch_add(1, Ordering::Relaxed);
+        Ok(stored.id)
+    }
+
+    /// Counts likes; they are stored and broadcast with the next like batch. A banned user's
+    /// likes are refused like their messages.
+    pub(crate) async fn like(
+        &self,
+        room: &Room,
+        user: &ChatUser,
+        count: u32,
+    ) -> Result<(), Refusal> {
+        self.check_restriction(room.channel.id, user, true).await?;
+        room.pending_likes
+            .fetch_add(u64::from(count), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a gift in `channel` (from a chat connection or the REST API): one store
+    /// transaction, then a `gift` frame to the room. A replayed key broadcasts nothing.
+    pub async fn send_gift(
+        &self,
+        channel: &Channel,
+        user: &ChatUser,
+        gift_id: i64,
+        count: u32,
+        idempotency_key: String,
+    ) -> Result<(GiftOutcome, Option<GiftInfo>), GiftError> {
+        let refuse = |r: Refusal| GiftError::Refused(r);
+        if !(1..=1000).contains(&count) {
+            return Err(refuse(Refusal::new(
+                ErrorCode::Invalid,
+                "count must be 1 to 1000",
+            )));
+        }
+        if idempotency_key.is_empty() || idempotency_key.len() > 100 {
+            return Err(refuse(Refusal::new(
+                ErrorCode::Invalid,
+                "idempotency_key must be 1 to 100 bytes",
+            )));
+        }
+        // A gift puts the sender's name in front of the room: banned and muted users may not.
+        self.check_restriction(channel.id, user, false)
+            .await
+            .map_err(refuse)?;
+        let room = self.existing_room(&channel.slug);
+        let live_session_id = match &room {
+            Some(room) => self.live_offset(room).await.0,
+            None => None,
+        };
+        let outcome = self
+            .store
+            .send_gift(SendGift {
+                sender_id: user.id,
+                channel_id: channel.id,
+                gift_id,
+                count,
+                idempotency_key,
+                live_session_id,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { what } if what == format!("gift {gift_id}") => refuse(
+                    Refusal::new(ErrorCode::UnknownGift, format!("no gift {gift_id}")),
+                ),
+                // The channel or the sender went away after the request was checked.
+                StoreError::NotFound { what } => refuse(Refusal::new(
+                    ErrorCode::NotFound,
+                    format!("{what} not found"),
+                )),
+                // Concurrent sends with one key that kept colliding: the client's retry
+                // decides, and a retry after the first one finished is answered as replayed.
+                StoreError::Conflict { .. } => refuse(Refusal::new(
+                    ErrorCode::KeyInUse,
+                    "a send with this idempotency key is in progress; retry",
+                )),
+                other => refuse(Refusal::store(&other)),
+            })?;
+        let gift = match &outcome {
+            GiftOutcome::InsufficientBalance { balance, needed } => {
+                return Err(refuse(Refusal::new(
+                    ErrorCode::InsufficientBalance,
+                    format!("the gift costs {needed} coins; your wallet holds {balance}"),
+                )));
+            }
+            GiftOutcome::Replayed { .. } => None,
+            GiftOutcome::Sent { event, .. } => {
+                let gift = self.store.gift_by_id(event.gift_id).await.ok().flatten();
+                let info = gift.map(|g| GiftInfo {
+                    id: g.id,
+                    name: g.name,
+                    price: g.price,
+                });
+                if let (Some(room), Some(info)) = (&room, &info) {
+                    room.broadcast(&ServerFrame::Gift {
+                        id: event.id,
+                        user: Sender {
+                            id: user.id,
+                            name: user.name.clone(),
+                        },
+                        gift: info.clone(),
+                        count: event.count,
+                        value: event.value,
+                    });
+                }
+                info
+            }
+        };
+        Ok((outcome, gift))
+    }
+
+    /// Deletes a message of `channel` and tells the room.
+    pub async fn delete_message(
+        &self,
+        channel: &Channel,
+        message_id: i64,
+        by: i64,
+    ) -> Result<ChatMessage, ModerationError> {
+        match self.store.chat_message_by_id(message_id).await? {
+            Some(m) if m.channel_id == channel.id && m.deleted_at.is_none() => {}
+            _ => return Err(ModerationError::NoMessage(message_id)),
+        }
+        let deleted = self
+            .store
+            .delete_chat_message(message_id, by)
+            .await?
+            .ok_or(ModerationError::NoMessage(message_id))?;
+        if let Some(room) = self.existing_room(&channel.slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::MessageDeleted {
+                message_id,
+            }));
+        }
+        Ok(deleted)
+    }
+
+    /// Mutes a user in `channel` until `until` and tells the room.
+    pub async fn mute(
+        &self,
+        channel: &Channel,
+        user_id: i64,
+        until: DateTime<Utc>,
+        by: i64,
+    ) -> Result<(), ModerationError> {
+        self.store
+            .mute_in_channel(channel.id, user_id, until, Some(by))
+            .await?;
+        if let Some(room) = self.existing_room(&channel.slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::UserMuted {
+                user_id,
+                until,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Bans a user from `channel`'s chat and tells the room.
+    pub async fn ban(
+        &self,
+        channel: &Channel,
+        user_id: i64,
+        by: i64,
+    ) -> Result<(), ModerationError> {
+        self.store
+            .ban_in_channel(channel.id, user_id, Some(by))
+            .await?;
+        if let Some(room) = self.existing_room(&channel.slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::UserBanned { user_id }));
+        }
+        Ok(())
+    }
+
+    /// Lifts a user's mute in `channel` and tells the room; `false` when there was none.
+    pub async fn unmute(&self, channel: &Channel, user_id: i64) -> Result<bool, ModerationError> {
+        let lifted = self.store.unmute_in_channel(channel.id, user_id).await?;
+        if lifted && let Some(room) = self.existing_room(&channel.slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::UserUnmuted { user_id }));
+        }
+        Ok(lifted)
+    }
+
+    /// Lifts a user's ban from `channel`'s chat and tells the room; `false` when there was
+    /// none.
+    pub async fn unban(&self, channel: &Channel, user_id: i64) -> Result<bool, ModerationError> {
+        let lifted = self.store.unban_in_channel(channel.id, user_id).await?;
+        if lifted && let Some(room) = self.existing_room(&channel.slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::UserUnbanned { user_id }));
+        }
+        Ok(lifted)
+    }
+
+    /// Chat members of every room now.
+    pub fn members_total(&self) -> u64 {
+        let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
+        rooms.iter().map(|r| r.member_count()).sum()
+    }
+
+    /// Chat members of `slug` now.
+    pub fn members(&self, slug: &str) -> u64 {
+        self.existing_room(slug).map_or(0, |r| r.member_count())
+    }
+
+    /// Stores and broadcasts pending likes; on a store failure they are kept for the next
+    /// batch.
+    async fn flush_likes(&self) {
+        let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
+        for room in rooms {
+            let count = room.pending_likes.swap(0, Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let session = self.live_offset(&room).await.0;
+            match self.store.add_likes(room.channel.id, session, count).await {
+                Ok(total) => room.broadcast(&ServerFrame::Like { count, total }),
+                Err(e) => {
+                    debug!(channel = room.channel.slug, error = %e, "cannot store likes; kept");
+                    room.pending_likes.fetch_add(count, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Broadcasts the audience, and `live_started`/`live_ended` when that changed.
+    /// Forgets rate windows that are over and last-message times no slow mode can still
+    /// refer to, so the maps hold the recent senders only, not everyone who ever wrote.
+    fn prune(&self, now: Instant) {
+        let window = self.config.user_window;
+        self.user_windows
+            .lock()
+            .retain(|_, w| !w.is_over(now, window));
+        let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
+        for room in rooms {
+            // Kept at least ten minutes, so raising a room's slow mode still finds who spoke.
+            let keep = self
+                .slow_mode(room.channel.id)
+                .unwrap_or_default()
+                .max(Duration::from_secs(600));
+            room.last_message
+                .lock()
+                .retain(|_, at| now.saturating_duration_since(*at) < keep);
+        }
+    }
+
+    fn announce_viewers(&self) {
+        let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
+        for room in rooms {
+            let since = self.host.live_since(&room.channel.slug);
+            let changed = {
+                let mut live = room.live.lock();
+                let changed = live.since.is_some() != since.is_some();
+                if live.since != since {
+                    live.since = since;
+                    live.session_id = None;
+                }
+                changed
+            };
+            if changed {
+                room.broadcast(&ServerFrame::System(if since.is_some() {
+                    SystemEvent::LiveStarted
+                } else {
+                    SystemEvent::LiveEnded
+                }));
+            }
+            let video = self.host.video_viewers(&room.channel.slug);
+            let chat = room.member_count();
+            room.broadcast(&ServerFrame::Viewers {
+                video,
+                chat,
+                total: video + chat,
+            });
+        }
+    }
+
+    /// The like batches and audience frames, until `shutdown`; then the last likes are
+    /// stored.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut likes = tokio::time::interval(self.config.like_interval);
+        let mut viewers = tokio::time::interval(self.config.viewers_interval);
+        likes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        viewers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = likes.tick() => self.flush_likes().await,
+                _ = viewers.tick() => {
+                    self.announce_viewers();
+                    self.prune(Instant::now());
+                }
+            }
+        }
+        self.flush_likes().await;
+    }
+}
