@@ -354,6 +354,7 @@ impl Channel {
             waiting_keyframe: false,
             skips: 0,
             last_skip: None,
+            skipped_total: 0,
         }
     }
 
@@ -565,6 +566,7 @@ pub struct Subscriber {
     waiting_keyframe: bool,
     skips: u32,
     last_skip: Option<Timestamp>,
+    skipped_total: u64,
 }
 
 impl Subscriber {
@@ -703,6 +705,7 @@ impl Subscriber {
             _ => 1,
         };
         self.last_skip = Some(head);
+        self.skipped_total += 1;
         if self.skips > self.channel.config.max_skips {
             st.dropped_slow += 1;
             return Err(RecvError::TooSlow { skips: self.skips });
@@ -753,6 +756,13 @@ impl Subscriber {
         {
             self.advance_to(&st, k);
         }
+    }
+
+    /// How many times this subscriber was moved forward for falling behind, ever. A consumer
+    /// that must know where its stream has a hole (the HLS recorder marks a discontinuity
+    /// there) compares it before and after each delivery.
+    pub fn skipped(&self) -> u64 {
+        self.skipped_total
     }
 
     /// How this subscriber watches.

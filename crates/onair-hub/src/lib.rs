@@ -503,7 +503,9 @@ mod tests {
             "a new reader starts at the newest keyframe"
         );
         push_secs(&p, 2);
+        assert_eq!(slow.skipped(), 0);
         let got = frames(&mut slow);
+        assert_eq!(slow.skipped(), 1, "the skip is counted");
         assert!(got[0].keyframe, "skipped forward to a keyframe");
         assert_eq!(got[0].timestamp.as_millis(), 3000, "the newest keyframe");
         push_secs(&p, 2);

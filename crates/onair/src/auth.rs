@@ -1,14 +1,17 @@
-//! Who may publish where. The RTMP ingest asks one [`PublishAuth`]; today that is the static
-//! key map or open mode from `[dev]`, and the accounts work swaps in signed, revocable keys
-//! behind the same trait.
+//! Who may publish where. The RTMP ingest asks one [`PublishAuth`]: [`StoreAuth`] checks the
+//! signed, revocable keys the platform issues (and falls back to the static keys and open mode
+//! of `[dev]`); [`DevAuth`] alone serves setups without accounts.
 
 use std::fmt;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use onair_auth::VerifyError;
+
 use crate::channel::is_valid_name;
 use crate::config::DevConfig;
+use crate::platform::Platform;
 use crate::secret::StreamKey;
 
 /// A publish to authorise.
@@ -27,6 +30,21 @@ pub struct PublishRequest {
 pub struct Authorized {
     /// The public channel name the stream goes live under (never the key).
     pub channel: String,
+    /// The channel's row, when the key came from the store.
+    pub channel_id: Option<i64>,
+    /// The key's jti, when the key came from the store; the handle to revoke it by.
+    pub key_jti: Option<String>,
+}
+
+impl Authorized {
+    /// A publish under `channel` without a stored key (`[dev]`).
+    pub fn dev(channel: String) -> Self {
+        Authorized {
+            channel,
+            channel_id: None,
+            key_jti: None,
+        }
+    }
 }
 
 /// Why a publish was refused. The message is safe to log and to send to the publisher: it
@@ -44,6 +62,24 @@ pub enum Refusal {
     /// the app out of its URL (`rtmp://host/KEY`) sends its key as the app.
     #[error("unknown application (publish to rtmp://host/live/STREAM_KEY)")]
     UnknownApp,
+    /// The key is not one we issued: bad signature, or not a key at all.
+    #[error("invalid stream key ({0})")]
+    InvalidKey(String),
+    /// The key was issued with an expiry that has passed.
+    #[error("the stream key has expired; issue a new one")]
+    Expired,
+    /// The key was revoked (rotated, or revoked by its owner or an admin).
+    #[error("the stream key was revoked; use the channel's current key")]
+    Revoked,
+    /// The key's channel no longer exists.
+    #[error("the stream key's channel no longer exists")]
+    NoChannel,
+    /// The channel's owner is banned.
+    #[error("the channel's owner is banned")]
+    Banned,
+    /// The channel's owner is not a streamer (any more).
+    #[error("the channel's owner may not stream (their role is viewer)")]
+    NotStreamer,
     /// The key check itself failed (e.g. the store is down).
     #[error("cannot check the key now: {0}")]
     Unavailable(String),
@@ -96,19 +132,108 @@ impl PublishAuth for DevAuth {
                 }
             }
             if let Some(channel) = found {
-                return Ok(Authorized { channel });
+                return Ok(Authorized::dev(channel));
             }
             if self.config.open {
                 let name = request.key.expose();
                 return if is_valid_name(name) {
-                    Ok(Authorized {
-                        channel: name.to_owned(),
-                    })
+                    Ok(Authorized::dev(name.to_owned()))
                 } else {
                     Err(Refusal::InvalidName)
                 };
             }
             Err(Refusal::UnknownKey)
+        })
+    }
+}
+
+/// Whether `name` has the shape of a signed key (three base64url parts, a JSON header): a
+/// channel name never does, since it has no dots.
+pub fn looks_like_jwt(name: &str) -> bool {
+    name.starts_with("eyJ")
+        && name.split('.').count() == 3
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// How long a publish waits for the store's answer about its key.
+const STORE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keys issued by the platform, checked against the store; then the `[dev]` keys.
+#[derive(Debug)]
+pub struct StoreAuth {
+    platform: Arc<Platform>,
+    dev: DevAuth,
+}
+
+impl StoreAuth {
+    /// An authoriser over `platform`, with `dev` for static keys and open mode.
+    pub fn new(platform: Arc<Platform>, dev: DevConfig) -> Arc<Self> {
+        Arc::new(StoreAuth {
+            platform,
+            dev: DevAuth { config: dev },
+        })
+    }
+
+    async fn check(&self, token: &str) -> Result<Authorized, Refusal> {
+        let claims = onair_auth::verify_stream_key(
+            self.platform.signing_key(),
+            token,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|e| match e {
+            VerifyError::Expired { .. } => Refusal::Expired,
+            // The error names the token's length and what is wrong, never the token.
+            other => Refusal::InvalidKey(other.to_string()),
+        })?;
+        let jti = claims.jti.as_str();
+        // A database that stops answering on an open connection would otherwise hold the
+        // publisher for as long as TCP retransmits; the encoder retries a refused publish.
+        let grant = tokio::time::timeout(
+            STORE_CHECK_TIMEOUT,
+            self.platform.store().publish_grant(jti),
+        )
+        .await
+        .map_err(|_| Refusal::Unavailable("the database did not answer in time".into()))?
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?
+        .ok_or(Refusal::NoChannel)?;
+        if grant.channel_id != claims.channel_id {
+            // Only a forged key could get here: ours are signed with the channel they name.
+            return Err(Refusal::InvalidKey("the key names another channel".into()));
+        }
+        if grant.revoked_at.is_some() {
+            return Err(Refusal::Revoked);
+        }
+        if grant.owner_banned {
+            return Err(Refusal::Banned);
+        }
+        if !grant.allows_publish() {
+            return Err(Refusal::NotStreamer);
+        }
+        Ok(Authorized {
+            channel: grant.channel_slug,
+            channel_id: Some(grant.channel_id),
+            key_jti: Some(jti.to_owned()),
+        })
+    }
+}
+
+impl PublishAuth for StoreAuth {
+    fn is_stream_key(&self, name: &str) -> bool {
+        looks_like_jwt(name) || self.dev.is_stream_key(name)
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        request: &'a PublishRequest,
+    ) -> BoxFuture<'a, Result<Authorized, Refusal>> {
+        Box::pin(async move {
+            let key = request.key.expose();
+            if looks_like_jwt(key) {
+                return self.check(key).await;
+            }
+            self.dev.authorize(request).await
         })
     }
 }
@@ -137,9 +262,7 @@ mod tests {
         });
         assert_eq!(
             auth.authorize(&req("k-123456")).await,
-            Ok(Authorized {
-                channel: "demo".into()
-            })
+            Ok(Authorized::dev("demo".into()))
         );
         assert_eq!(
             auth.authorize(&req("demo")).await,
@@ -162,13 +285,156 @@ mod tests {
         });
         assert_eq!(
             auth.authorize(&req("cam1")).await,
-            Ok(Authorized {
-                channel: "cam1".into()
-            })
+            Ok(Authorized::dev("cam1".into()))
         );
         assert_eq!(
             auth.authorize(&req("../x")).await,
             Err(Refusal::InvalidName)
         );
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use onair_store::{NewChannel, Role, Store};
+
+    fn req(key: &str) -> PublishRequest {
+        PublishRequest {
+            app: "live".into(),
+            key: StreamKey::new(key.into()),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn issued_keys_publish_until_revoked_banned_or_deleted() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let platform = Platform::with_store(store, &Default::default())
+            .await
+            .unwrap();
+        let owner = platform
+            .create_user("erin", "password-1", Role::Streamer)
+            .await
+            .unwrap();
+        let channel = platform
+            .store()
+            .create_channel(NewChannel {
+                slug: "erin".into(),
+                title: "t".into(),
+                owner_id: owner.id,
+                category: String::new(),
+                tags: vec![],
+            })
+            .await
+            .unwrap();
+        let key = platform
+            .issue_stream_key(channel.id, "OBS", None)
+            .await
+            .unwrap();
+        let auth = StoreAuth::new(platform.clone(), DevConfig::default());
+        let token = key.token.expose();
+        assert!(auth.is_stream_key(token));
+        assert!(!auth.is_stream_key("erin"));
+        let ok = auth.authorize(&req(token)).await.unwrap();
+        assert_eq!(ok.channel, "erin");
+        assert_eq!(ok.key_jti.as_deref(), Some(key.row.jti.as_str()));
+
+        // Forged: same claims, signed with another key.
+        let other = onair_auth::SigningKey::generate([1; 32]);
+        let forged = onair_auth::issue_stream_key(
+            &other,
+            channel.id,
+            crate::platform::random_jti(),
+            std::time::SystemTime::now(),
+            None,
+        )
+        .unwrap();
+        assert!(matches!(
+            auth.authorize(&req(forged.expose())).await,
+            Err(Refusal::InvalidKey(_))
+        ));
+        // Tampered payload.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let evil = "eyJzdWIiOiJzdHJlYW1fa2V5IiwiY2giOjk5LCJqdGkiOiIwMCIsImlhdCI6MX0";
+        parts[1] = evil;
+        assert!(matches!(
+            auth.authorize(&req(&parts.join("."))).await,
+            Err(Refusal::InvalidKey(_))
+        ));
+        // Malformed.
+        assert!(matches!(
+            auth.authorize(&req("eyJ.x.y")).await,
+            Err(Refusal::InvalidKey(_))
+        ));
+        assert_eq!(
+            auth.authorize(&req("random-junk")).await,
+            Err(Refusal::UnknownKey)
+        );
+        // Expired.
+        let expired = onair_auth::issue_stream_key(
+            platform.signing_key(),
+            channel.id,
+            crate::platform::random_jti(),
+            std::time::SystemTime::now() - std::time::Duration::from_secs(7200),
+            Some(std::time::Duration::from_secs(3600)),
+        )
+        .unwrap();
+        assert_eq!(
+            auth.authorize(&req(expired.expose())).await,
+            Err(Refusal::Expired)
+        );
+        // Signed by us but never recorded (its jti is unknown).
+        let unrecorded = onair_auth::issue_stream_key(
+            platform.signing_key(),
+            channel.id,
+            crate::platform::random_jti(),
+            std::time::SystemTime::now(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            auth.authorize(&req(unrecorded.expose())).await,
+            Err(Refusal::NoChannel)
+        );
+
+        platform
+            .store()
+            .set_user_banned(owner.id, true)
+            .await
+            .unwrap();
+        assert_eq!(auth.authorize(&req(token)).await, Err(Refusal::Banned));
+        platform
+            .store()
+            .set_user_role(owner.id, Role::Viewer)
+            .await
+            .unwrap();
+        platform
+            .store()
+            .set_user_banned(owner.id, false)
+            .await
+            .unwrap();
+        assert_eq!(auth.authorize(&req(token)).await, Err(Refusal::NotStreamer));
+        platform
+            .store()
+            .set_user_role(owner.id, Role::Streamer)
+            .await
+            .unwrap();
+        assert!(auth.authorize(&req(token)).await.is_ok());
+        platform
+            .store()
+            .set_user_banned(owner.id, false)
+            .await
+            .unwrap();
+        assert!(platform.revoke_stream_key(&key.row.jti).await.unwrap());
+        assert_eq!(auth.authorize(&req(token)).await, Err(Refusal::Revoked));
+        for r in [
+            Refusal::Revoked,
+            Refusal::InvalidKey("x".into()),
+            Refusal::Expired,
+        ] {
+            assert!(!r.to_string().contains(token));
+        }
     }
 }

@@ -13,6 +13,18 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A channel slug, as the API accepts it: 2–64 characters of `[a-z0-9_-]` starting with a
+/// letter or digit. Lower case only, so `Alice` and `alice` cannot be two channels; every slug
+/// is also a valid channel name.
+pub fn is_valid_slug(slug: &str) -> bool {
+    let bytes = slug.as_bytes();
+    (2..=MAX_NAME_LEN).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// Splits an RTMP stream name into the name and its query string: OBS and ffmpeg users
 /// append `?param=…` to keys and play names.
 pub fn split_query(name: &str) -> (&str, Option<&str>) {
@@ -25,6 +37,27 @@ pub fn split_query(name: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slugs() {
+        for good in ["ab", "alice", "cam-1", "0day", "a_b", &"x".repeat(64)] {
+            assert!(is_valid_slug(good), "{good}");
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Alice",
+            "-x",
+            "_x",
+            "a b",
+            "a/b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_valid_slug(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn names() {

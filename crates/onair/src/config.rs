@@ -8,15 +8,17 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::secret::StreamKey;
+use crate::secret::{SecretText, StreamKey};
 
 /// Sections of the file, for telling `ONAIR_<SECTION>_<KEY>` from `ONAIR_<KEY>`.
-const SECTIONS: [&str; 5] = ["rtmp", "http", "hub", "dev", "log"];
+const SECTIONS: [&str; 9] = [
+    "rtmp", "http", "hub", "dev", "log", "storage", "auth", "hls", "chat",
+];
 
 /// Variables with the `ONAIR_` prefix that are not config keys.
 const NOT_CONFIG: [&str; 2] = ["ONAIR_CONFIG", "ONAIR_LOG"];
@@ -38,6 +40,14 @@ pub struct Config {
     pub dev: DevConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Where accounts, channels and keys are kept.
+    pub storage: StorageConfig,
+    /// Accounts, logins and stream keys.
+    pub auth: AuthConfig,
+    /// HLS live playlists and replays.
+    pub hls: HlsConfig,
+    /// Live chat, danmaku, likes and gifts.
+    pub chat: ChatSection,
 }
 
 impl Default for Config {
@@ -49,6 +59,89 @@ impl Default for Config {
             hub: HubSection::default(),
             dev: DevConfig::default(),
             log: LogConfig::default(),
+            storage: StorageConfig::default(),
+            auth: AuthConfig::default(),
+            hls: HlsConfig::default(),
+            chat: ChatSection::default(),
+        }
+    }
+}
+
+/// `[chat]`: the limits of every channel's chat room.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatSection {
+    /// Messages a client gets when it joins a room.
+    pub history: u32,
+    /// Longest chat line or danmaku, in characters.
+    pub max_message_chars: usize,
+    /// Messages one user may send per `user_window`.
+    pub user_messages: u32,
+    /// The window of `user_messages`.
+    #[serde(with = "duration")]
+    pub user_window: Duration,
+    /// Frames one connection may send per second (the flood guard).
+    pub flood_frames_per_second: u32,
+    /// Default slow mode: one message per user per this interval (unset: off).
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub slow_mode: Option<Duration>,
+    /// Frames queued for one client before it is dropped as too slow.
+    pub client_queue: usize,
+    /// How long a busy room gathers broadcasts before each member gets them in one write
+    /// (`0ms`: never batch).
+    #[serde(with = "duration")]
+    pub broadcast_window: Duration,
+    /// Rooms with fewer members send every broadcast at once.
+    pub batch_min_members: usize,
+    /// How often the audience is sent to every room.
+    #[serde(with = "duration")]
+    pub viewers_interval: Duration,
+    /// How often an idle client is pinged.
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// A client silent for this long (no frame, no pong) is dropped.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ChatSection {
+    fn default() -> Self {
+        let d = onair_chat::ChatConfig::default();
+        ChatSection {
+            history: d.history,
+            max_message_chars: d.max_message_chars,
+            user_messages: d.user_messages,
+            user_window: d.user_window,
+            flood_frames_per_second: d.flood_frames,
+            slow_mode: d.slow_mode,
+            client_queue: d.client_queue,
+            broadcast_window: d.broadcast_window,
+            batch_min_members: d.batch_min_members,
+            viewers_interval: d.viewers_interval,
+            ping_interval: d.ping_interval,
+            idle_timeout: d.idle_timeout,
+        }
+    }
+}
+
+impl ChatSection {
+    /// The chat crate's configuration.
+    pub fn chat_config(&self) -> onair_chat::ChatConfig {
+        onair_chat::ChatConfig {
+            history: self.history,
+            max_message_chars: self.max_message_chars,
+            user_messages: self.user_messages,
+            user_window: self.user_window,
+            flood_frames: self.flood_frames_per_second,
+            flood_window: Duration::from_secs(1),
+            slow_mode: self.slow_mode,
+            client_queue: self.client_queue,
+            broadcast_window: self.broadcast_window,
+            batch_min_members: self.batch_min_members,
+            viewers_interval: self.viewers_interval,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+            ..onair_chat::ChatConfig::default()
         }
     }
 }
@@ -196,6 +289,110 @@ pub struct DevKey {
     pub key: StreamKey,
 }
 
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file; unset means the
+    /// embedded SQLite file under `data_dir`. `DATABASE_URL` sets it too. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<SecretText>,
+    /// Directory for the embedded database (and, later, recordings).
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            database_url: None,
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The secret stream keys and access tokens are signed with (at least 32 bytes). Unset: one
+    /// is generated on first start and kept in the database, so keys survive restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretText>,
+    /// Anyone may create a viewer account with `POST /api/v1/auth/register`.
+    pub registration: bool,
+    /// How long an access token from `/api/v1/auth/login` is valid.
+    #[serde(with = "duration")]
+    pub access_token_ttl: Duration,
+    /// How long a stream key is valid after it is issued; unset means until revoked.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub stream_key_ttl: Option<Duration>,
+    /// Login attempts allowed per minute from one address, and for one account.
+    pub login_attempts_per_minute: u32,
+    /// On first start with an empty database, create an admin, a demo channel and a key, and
+    /// print them once.
+    pub bootstrap: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: None,
+            registration: false,
+            access_token_ttl: Duration::from_secs(3600),
+            stream_key_ttl: None,
+            login_attempts_per_minute: 10,
+            bootstrap: true,
+        }
+    }
+}
+
+/// `[hls]`: every live channel is also served as HLS, and each live is kept as a replay.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Segment live channels into HLS at all.
+    pub enabled: bool,
+    /// Segments are cut at the first keyframe after this much media.
+    #[serde(with = "duration")]
+    pub target_duration: Duration,
+    /// Segments listed in the live playlist (`/live/{channel}/index.m3u8`).
+    pub live_window: usize,
+    /// Where segments and playlists are written; unset means `recordings` under
+    /// `storage.data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recordings_dir: Option<PathBuf>,
+    /// Replays older than this are deleted (unset: kept), unless an admin set a policy.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub retention_max_age: Option<Duration>,
+    /// The oldest replays of a channel are deleted while its replays take more bytes than
+    /// this (unset: no limit), unless an admin set a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_max_bytes: Option<u64>,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            enabled: true,
+            target_duration: Duration::from_secs(2),
+            live_window: 6,
+            recordings_dir: None,
+            retention_max_age: None,
+            retention_max_bytes: None,
+        }
+    }
+}
+
+impl Config {
+    /// Where HLS segments and playlists are written.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.hls
+            .recordings_dir
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("recordings"))
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -286,7 +483,14 @@ impl Config {
                     message: e.to_string(),
                 })?;
         let mut overridden = Vec::new();
+        let mut database_url_env = None;
         for (var, value) in env {
+            if var == "DATABASE_URL" {
+                // The conventional variable, as Docker images and PaaS set it. An explicit
+                // storage.database_url (file or ONAIR_STORAGE_DATABASE_URL) wins.
+                database_url_env = Some(value);
+                continue;
+            }
             let Some(rest) = var.strip_prefix("ONAIR_") else {
                 continue;
             };
@@ -316,6 +520,16 @@ impl Config {
             };
             target.insert(key, parsed);
             overridden.push((var, dotted));
+        }
+        if let Some(url) = database_url_env.filter(|u| !u.is_empty()) {
+            let storage = table
+                .entry("storage")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(storage) = storage.as_table_mut() {
+                storage
+                    .entry("database_url")
+                    .or_insert(toml::Value::String(url));
+            }
         }
         let config: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             let message = e.to_string();
@@ -370,7 +584,106 @@ impl Config {
                 });
             }
         }
+        if let Some(secret) = &self.auth.secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::Invalid {
+                key: "auth.secret",
+                message: "must be at least 32 bytes (e.g. `openssl rand -base64 32`)".into(),
+            });
+        }
+        if self.auth.login_attempts_per_minute == 0 {
+            return Err(ConfigError::Invalid {
+                key: "auth.login_attempts_per_minute",
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(url) = &self.storage.database_url {
+            let url = url.expose();
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "storage.database_url",
+                    message: "must start with postgres://, postgresql:// or sqlite:".into(),
+                });
+            }
+        }
+        if self
+            .auth
+            .stream_key_ttl
+            .is_some_and(|d| d < Duration::from_secs(60))
+        {
+            return Err(ConfigError::Invalid {
+                key: "auth.stream_key_ttl",
+                message: "must be at least 60s, or unset for keys that last until revoked".into(),
+            });
+        }
+        if !(Duration::from_millis(500)..=Duration::from_secs(30))
+            .contains(&self.hls.target_duration)
+        {
+            return Err(ConfigError::Invalid {
+                key: "hls.target_duration",
+                message: "must be between 500ms and 30s".into(),
+            });
+        }
+        // RFC 8216 §6.2.2: a live playlist must span at least three target durations.
+        let chat = &self.chat;
+        let chat_checks: [(&'static str, bool, &str); 8] = [
+            ("chat.history", chat.history <= 1000, "must be at most 1000"),
+            (
+                "chat.max_message_chars",
+                (1..=10_000).contains(&chat.max_message_chars),
+                "must be 1..=10000",
+            ),
+            (
+                "chat.user_messages",
+                chat.user_messages >= 1,
+                "must be at least 1",
+            ),
+            (
+                "chat.flood_frames_per_second",
+                chat.flood_frames_per_second >= 1,
+                "must be at least 1",
+            ),
+            (
+                "chat.client_queue",
+                (4..=1_000_000).contains(&chat.client_queue),
+                "must be 4..=1000000",
+            ),
+            (
+                "chat.broadcast_window",
+                chat.broadcast_window <= Duration::from_secs(1),
+                "must be at most 1s",
+            ),
+            (
+                "chat.viewers_interval",
+                chat.viewers_interval >= Duration::from_millis(100),
+                "must be at least 100ms",
+            ),
+            (
+                "chat.idle_timeout",
+                chat.idle_timeout > chat.ping_interval && !chat.ping_interval.is_zero(),
+                "must be longer than a non-zero chat.ping_interval",
+            ),
+        ];
+        for (key, ok, message) in chat_checks {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: message.to_owned(),
+                });
+            }
+        }
+        if !(3..=1000).contains(&self.hls.live_window) {
+            return Err(ConfigError::Invalid {
+                key: "hls.live_window",
+                message: format!("{} is outside 3..=1000", self.hls.live_window),
+            });
+        }
         for d in [
+            ("auth.access_token_ttl", self.auth.access_token_ttl),
             ("rtmp.handshake_timeout", self.rtmp.handshake_timeout),
             ("rtmp.idle_timeout", self.rtmp.idle_timeout),
             ("rtmp.ping_interval", self.rtmp.ping_interval),
@@ -407,7 +720,7 @@ fn parse_env_value(value: &str) -> toml::Value {
     }
 }
 
-/// Parses durations written as `250ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+/// Parses durations written as `250ms`, `10s`, `5m`, `1h`, `30d`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -422,9 +735,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         other => {
             return Err(format!(
-                "unknown duration unit {other:?} in {text:?} (use ms, s, m or h)"
+                "unknown duration unit {other:?} in {text:?} (use ms, s, m, h or d)"
             ));
         }
     };
@@ -458,6 +772,21 @@ mod duration {
             Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
             Raw::Seconds(s) => Ok(Duration::from_secs(s)),
         }
+    }
+}
+
+mod optional_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        duration::deserialize(d).map(Some)
     }
 }
 
@@ -586,12 +915,142 @@ pub fn reference() -> String {
             "tracing filter (ONAIR_LOG overrides)",
         ),
         ("log.format", "text".into(), "text or json"),
+        (
+            "storage.database_url",
+            "(unset)".into(),
+            "postgres://… or sqlite:…; unset = SQLite in data_dir; DATABASE_URL too",
+        ),
+        (
+            "storage.data_dir",
+            d.storage.data_dir.display().to_string(),
+            "directory for the embedded database",
+        ),
+        (
+            "auth.secret",
+            "(generated)".into(),
+            "signing secret for keys and tokens, >= 32 bytes; kept in the database if unset",
+        ),
+        (
+            "auth.registration",
+            d.auth.registration.to_string(),
+            "anyone may register a viewer account",
+        ),
+        (
+            "auth.access_token_ttl",
+            format_duration(d.auth.access_token_ttl),
+            "lifetime of a login's access token",
+        ),
+        (
+            "auth.stream_key_ttl",
+            "(unset)".into(),
+            "lifetime of a stream key; unset = until revoked",
+        ),
+        (
+            "auth.login_attempts_per_minute",
+            d.auth.login_attempts_per_minute.to_string(),
+            "login attempts per minute per address and per account",
+        ),
+        (
+            "auth.bootstrap",
+            d.auth.bootstrap.to_string(),
+            "first start: create an admin, a demo channel and a key",
+        ),
+        (
+            "hls.enabled",
+            d.hls.enabled.to_string(),
+            "serve live channels as HLS and record replays",
+        ),
+        (
+            "hls.target_duration",
+            format_duration(d.hls.target_duration),
+            "HLS segments cut at the first keyframe after this",
+        ),
+        (
+            "hls.live_window",
+            d.hls.live_window.to_string(),
+            "segments in the live playlist (3..=1000)",
+        ),
+        (
+            "hls.recordings_dir",
+            "(data_dir/recordings)".into(),
+            "where segments, playlists and replays are written",
+        ),
+        (
+            "hls.retention_max_age",
+            "(unset)".into(),
+            "delete replays older than this; an admin policy wins",
+        ),
+        (
+            "hls.retention_max_bytes",
+            "(unset)".into(),
+            "per channel, delete the oldest replays beyond this size",
+        ),
+        (
+            "chat.history",
+            d.chat.history.to_string(),
+            "messages a client gets when it joins a room",
+        ),
+        (
+            "chat.max_message_chars",
+            d.chat.max_message_chars.to_string(),
+            "longest chat line or danmaku, in characters",
+        ),
+        (
+            "chat.user_messages",
+            d.chat.user_messages.to_string(),
+            "messages one user may send per chat.user_window",
+        ),
+        (
+            "chat.user_window",
+            format_duration(d.chat.user_window),
+            "the window of chat.user_messages",
+        ),
+        (
+            "chat.flood_frames_per_second",
+            d.chat.flood_frames_per_second.to_string(),
+            "frames one connection may send per second",
+        ),
+        (
+            "chat.slow_mode",
+            "(unset)".into(),
+            "default slow mode: one message per user per this",
+        ),
+        (
+            "chat.client_queue",
+            d.chat.client_queue.to_string(),
+            "frames queued per client before it is dropped",
+        ),
+        (
+            "chat.broadcast_window",
+            format_duration(d.chat.broadcast_window),
+            "how long a busy room gathers broadcasts into one write per client",
+        ),
+        (
+            "chat.batch_min_members",
+            d.chat.batch_min_members.to_string(),
+            "rooms with fewer members send every broadcast at once",
+        ),
+        (
+            "chat.viewers_interval",
+            format_duration(d.chat.viewers_interval),
+            "how often rooms get the audience count",
+        ),
+        (
+            "chat.ping_interval",
+            format_duration(d.chat.ping_interval),
+            "how often idle chat clients are pinged",
+        ),
+        (
+            "chat.idle_timeout",
+            format_duration(d.chat.idle_timeout),
+            "chat clients silent this long are dropped",
+        ),
     ];
     let mut out = String::from(
         "CONFIGURATION (TOML file via --config or ONAIR_CONFIG; each key also as ONAIR_<SECTION>_<KEY>):\n",
     );
     for (key, default, meaning) in rows {
-        out.push_str(&format!("  {key:<24} {default:<16} {meaning}\n"));
+        out.push_str(&format!("  {key:<32} {default:<16} {meaning}\n"));
     }
     out
 }
@@ -663,6 +1122,75 @@ mod tests {
         assert!(err.to_string().contains("ONAIR_HUB_MAX_LAG"), "{err}");
         let err = Config::load(None, env(&[("ONAIR_RTMP_NO_SUCH_KEY", "1")])).unwrap_err();
         assert!(err.to_string().contains("no_such_key"), "{err}");
+    }
+
+    #[test]
+    fn database_url_comes_from_the_conventional_variable_unless_set_explicitly() {
+        let c = Config::load(None, env(&[("DATABASE_URL", "postgres://db/onair")])).unwrap();
+        assert_eq!(
+            c.storage.database_url.as_ref().map(|u| u.expose()),
+            Some("postgres://db/onair")
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://db/onair"),
+                ("ONAIR_STORAGE_DATABASE_URL", "sqlite:other.db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage.database_url.as_ref().map(|u| u.expose()),
+            Some("sqlite:other.db")
+        );
+        let err = Config::load(None, env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("storage.database_url"), "{err}");
+        let text = Config::load(None, env(&[("DATABASE_URL", "postgres://u:pw@db/x")]))
+            .unwrap()
+            .redacted_toml();
+        assert!(!text.contains("pw@db"), "{text}");
+    }
+
+    #[test]
+    fn auth_values_are_checked() {
+        let err = Config::load(None, env(&[("ONAIR_AUTH_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("auth.secret"), "{err}");
+        let err = Config::load(None, env(&[("ONAIR_AUTH_STREAM_KEY_TTL", "5s")])).unwrap_err();
+        assert!(err.to_string().contains("auth.stream_key_ttl"), "{err}");
+        let c = Config::load(
+            None,
+            env(&[
+                ("ONAIR_AUTH_STREAM_KEY_TTL", "30d"),
+                ("ONAIR_AUTH_REGISTRATION", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.auth.stream_key_ttl, Some(Duration::from_secs(720 * 3600)));
+        assert!(c.auth.registration);
+    }
+
+    #[test]
+    fn hls_values_are_checked() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("ONAIR_HLS_LIVE_WINDOW", "10"),
+                ("ONAIR_HLS_TARGET_DURATION", "4s"),
+                ("ONAIR_HLS_RETENTION_MAX_AGE", "30d"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.hls.live_window, 10);
+        assert_eq!(c.hls.target_duration, Duration::from_secs(4));
+        assert_eq!(
+            c.hls.retention_max_age,
+            Some(Duration::from_secs(720 * 3600))
+        );
+        assert_eq!(c.recordings_dir(), PathBuf::from("data/recordings"));
+        let err = Config::load(None, env(&[("ONAIR_HLS_LIVE_WINDOW", "2")])).unwrap_err();
+        assert!(err.to_string().contains("hls.live_window"), "{err}");
+        let err = Config::load(None, env(&[("ONAIR_HLS_TARGET_DURATION", "100ms")])).unwrap_err();
+        assert!(err.to_string().contains("hls.target_duration"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
     let listener = listener.tap_io(move |tcp| crate::net::configure(tcp, stall));
     let shutdown = state.shutdown.clone();
     let app = router(state);
+    // The REST API's login limit keys on the peer address, never on a forwarding header.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -57,8 +59,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     // its own instead (see `live`) and only the short requests are traced per response.
     let traced = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::hls::http::router())
+        .merge(crate::api::router(state.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span));
     Router::new()
         .route("/live/{file}", get(live))
@@ -79,7 +83,8 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
 
 fn cors(origins: &[String]) -> CorsLayer {
     // flv.js/mpegts.js in a page on another origin fetch with Range preflights (flv.js
-    // docs/cors.md): allow GET and OPTIONS with a Range header.
+    // docs/cors.md). The API authenticates with a bearer header, never a cookie, so a page
+    // elsewhere can call it without opening a CSRF hole: no credentials are allowed.
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -87,9 +92,22 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::OPTIONS])
-        .allow_headers([header::RANGE])
-        .expose_headers([header::CONTENT_LENGTH])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::RANGE, header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+        ])
 }
 
 fn problem(status: StatusCode, title: &str, detail: String) -> Response {
@@ -393,8 +411,26 @@ impl Tracks {
     }
 }
 
+/// Ready when the store answers within a second: without it no publish can be authorised and
+/// the API cannot serve, so a load balancer should send traffic elsewhere. Streams already
+/// live keep playing either way.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(1), state.platform.store().ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(e)) => {
+            warn!(error = %e, "not ready: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => {
+            warn!("not ready: the database did not answer within 1 s");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let m = &state.metrics;
+    let chat = state.chat.metrics();
     let mut out = String::new();
     let counters = [
         (
@@ -426,6 +462,26 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "onair_bytes_in_total",
             "media bytes received from publishers",
             m.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_chat_messages_total",
+            "chat lines and danmaku stored and broadcast",
+            chat.messages.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_chat_refused_total",
+            "chat client frames answered with an error frame",
+            chat.refused.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_chat_dropped_slow_total",
+            "chat clients dropped for falling chat.client_queue frames behind",
+            chat.dropped_slow.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_chat_clients",
+            "chat connections open now, over every room",
+            state.chat.members_total(),
         ),
     ];
     for (name, help, value) in counters {

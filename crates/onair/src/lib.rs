@@ -1,24 +1,30 @@
-//! OnAir, the server: configuration, the RTMP driver, HTTP-FLV/WS-FLV, and the command-line
-//! publish/play clients. The protocol work lives in the `onair-*` library crates; this crate
+//! OnAir, the server: configuration, the RTMP driver, HTTP-FLV/WS-FLV, the platform (accounts,
+//! channels, stream keys over the store) and the command-line publish/play clients. The protocol work lives in the `onair-*` library crates; this crate
 //! wires them to sockets, clocks and the operator.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use onair::{auth::DevAuth, config::Config, server::RunningServer};
+//! use onair::{config::Config, platform::Platform, server::RunningServer};
 //! let config = Config::load(None, std::env::vars())?;
-//! let server = RunningServer::start(config.clone(), DevAuth::new(config.dev.clone())).await?;
+//! let platform = Platform::open(&config.storage, &config.auth).await?;
+//! let server = RunningServer::start(config, platform).await?;
 //! println!("rtmp on {}, http on {}", server.rtmp_addr, server.http_addr);
 //! server.run_until_signal().await;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod auth;
 pub mod channel;
+pub mod chat;
 pub mod client;
 pub mod config;
+pub mod hls;
 pub mod http;
 mod ingest;
+pub mod lives;
 pub mod net;
+pub mod platform;
 pub mod secret;
 pub mod server;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use onair::auth::DevAuth;
 use onair::config::{Config, LogFormat};
+use onair::platform::Platform;
 use onair::server::RunningServer;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
@@ -41,6 +41,17 @@ enum Command {
     ///
     /// Example: onair play rtmp://localhost/live/demo -o demo.flv --duration 10s
     Play(cli::play::PlayArgs),
+    /// Create or update the database schema (the server also does this at start-up) and exit.
+    Migrate,
+    /// Manage accounts: create, list, role, ban, unban.
+    #[command(subcommand)]
+    User(cli::user::UserCommand),
+    /// Manage channels: create, list.
+    #[command(subcommand)]
+    Channel(cli::channel::ChannelCommand),
+    /// Manage stream keys: issue, revoke, list.
+    #[command(subcommand)]
+    Key(cli::key::KeyCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,7 +81,27 @@ fn main() -> anyhow::Result<()> {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::play::run(args)))
         }
+        Command::Migrate => operator(load(), |config| async move {
+            cli::migrate::run(&config.storage).await
+        }),
+        Command::User(command) => operator(load(), |config| cli::user::run(command, config)),
+        Command::Channel(command) => operator(load(), |config| cli::channel::run(command, config)),
+        Command::Key(command) => operator(load(), |config| cli::key::run(command, config)),
     }
+}
+
+/// Runs an operator command on the loaded configuration and exits as [`exit_with`] does.
+fn operator<F, Fut>(config: anyhow::Result<Config>, command: F) -> !
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_client_logging();
+    let result = config.and_then(|config| {
+        let runtime = client_runtime().context("starting the runtime")?;
+        runtime.block_on(command(config))
+    });
+    exit_with(result)
 }
 
 /// Ends a client command: an error becomes one line on stderr (the chain of causes, without
@@ -108,15 +139,73 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.dev.open {
         tracing::warn!("dev.open is on: anyone can publish to any channel name");
     }
-    if !config.dev.open && config.dev.keys.is_empty() {
-        tracing::warn!(
-            "no stream keys configured ([[dev.keys]]) and dev.open is off: every publish will be refused"
-        );
+    let platform = Platform::open(&config.storage, &config.auth)
+        .await
+        .context("opening the database")?;
+    info!(backend = ?platform.store().backend(), "database ready");
+    let bootstrap = if config.auth.bootstrap {
+        platform.bootstrap().await.context("first-start set-up")?
+    } else {
+        None
+    };
+    let store = platform.store().clone();
+    let server = RunningServer::start(config, platform).await?;
+    if let Some(b) = bootstrap {
+        print_bootstrap(&b, &server);
     }
-    let auth = DevAuth::new(config.dev.clone());
-    let server = RunningServer::start(config, auth).await?;
+    close_leftover_sessions(&store).await;
     server.run_until_signal().await;
+    store.close().await;
     Ok(())
+}
+
+/// Live sessions still open at start-up were cut off by a crash or a kill: nothing is live
+/// before this server accepts a publish. They are closed at the time they were found.
+async fn close_leftover_sessions(store: &onair_store::Store) {
+    match store.open_live_sessions().await {
+        Ok(open) => {
+            for s in open {
+                if let Err(e) = store
+                    .end_live_session(s.id, chrono::Utc::now(), s.bytes_in, s.peak_viewers)
+                    .await
+                {
+                    tracing::warn!(error = %e, session = s.id, "cannot close a leftover live session");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look for leftover live sessions"),
+    }
+}
+
+/// Prints what the first start created, once, on stdout (not in the logs: the password and
+/// the key must not end up in a log collector).
+fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
+    let rtmp = server.rtmp_addr.port();
+    let http = server.http_addr.port();
+    let (user, password) = (&b.username, b.password.expose());
+    let (key, slug) = (b.key.token.expose(), &b.channel.slug);
+    let rule = "=".repeat(72);
+    let lines = [
+        String::new(),
+        rule.clone(),
+        "OnAir first start: an admin account and a demo channel were created.".into(),
+        "They are shown this once; only the password's hash is kept.".into(),
+        String::new(),
+        format!("  admin login   {user} / {password}"),
+        String::new(),
+        "  OBS > Settings > Stream > Service: Custom".into(),
+        format!("    Server      rtmp://localhost:{rtmp}/live"),
+        format!("    Stream Key  {key}"),
+        String::new(),
+        format!("  ffmpeg -re -i input.mp4 -c copy -f flv rtmp://localhost:{rtmp}/live/{key}"),
+        format!("  watch         http://localhost:{http}/live/{slug}.flv"),
+        format!("  log in        curl -X POST http://localhost:{http}/api/v1/auth/login \\"),
+        "                  -H 'content-type: application/json' \\".into(),
+        format!("                  -d '{{\"username\":\"{user}\",\"password\":\"PASSWORD\"}}'"),
+        rule,
+        String::new(),
+    ];
+    println!("{}", lines.join("\n"));
 }
 
 fn init_logging(config: &Config) {

@@ -58,6 +58,47 @@ impl<'de> Deserialize<'de> for StreamKey {
     }
 }
 
+/// Any other secret text from the configuration: a signing secret, a database URL (which may
+/// carry a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(text: String) -> Self {
+        SecretText(text)
+    }
+
+    /// The secret itself, for use; never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for SecretText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretText)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +115,16 @@ mod tests {
         assert!(k.matches("abc123secret"));
         assert!(!k.matches("abc123secreT"));
         assert!(!k.matches("abc"));
+    }
+
+    #[test]
+    fn secret_text_never_formats_as_itself() {
+        let s = SecretText::new("postgres://u:pw@db/x".into());
+        assert_eq!(format!("{s} {s:?}"), format!("{REDACTED} {REDACTED}"));
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            format!("\"{REDACTED}\"")
+        );
+        assert_eq!(s.expose(), "postgres://u:pw@db/x");
     }
 }

@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::auth::PublishAuth;
+use crate::auth::{PublishAuth, StoreAuth};
 use crate::config::Config;
+use crate::hls::Hls;
+use crate::lives::{LiveStream, Lives};
+use crate::platform::Platform;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -22,12 +25,70 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Who may publish.
     pub auth: Arc<dyn PublishAuth>,
+    /// The store and signing key.
+    pub platform: Arc<Platform>,
+    /// The publishes live on this node, tied to their keys and channel rows.
+    pub lives: Arc<Lives>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     /// Tracks every connection task so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// HLS live playlists and replays.
+    pub hls: Arc<Hls>,
+    /// Every channel's chat room.
+    pub chat: Arc<onair_chat::ChatService>,
+}
+
+impl AppState {
+    /// Shared state for `config` and `platform` with no listeners: what `Router::oneshot`
+    /// tests need.
+    pub fn new(config: Config, platform: Arc<Platform>) -> Arc<AppState> {
+        let hub = Hub::new(config.hub.hub_config());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let hls = Hls::new(
+            &config,
+            hub.clone(),
+            platform.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
+        let lives = Arc::new(Lives::default());
+        let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        Arc::new(AppState {
+            hub,
+            chat,
+            auth: StoreAuth::new(platform.clone(), config.dev.clone()),
+            config,
+            platform,
+            lives,
+            shutdown,
+            metrics: Metrics::default(),
+            tasks,
+            hls,
+        })
+    }
+
+    /// Ends the live publish that uses the stream key `jti`, if there is one on this node.
+    /// Other nodes (and this one, if the call is missed) end it on their next store check.
+    pub fn kick_key(&self, jti: &str) -> bool {
+        match self.lives.channel_of_key(jti) {
+            Some(channel) => crate::lives::kick_if_key(&self.lives, &self.hub, &channel, jti),
+            None => false,
+        }
+    }
+
+    /// Ends the live publish on `channel`, whatever its key.
+    pub fn kick_channel(&self, channel: &str) -> bool {
+        self.hub.kick(channel)
+    }
+
+    /// Every live stream with its figures, busiest first.
+    pub fn live_now(&self) -> Vec<LiveStream> {
+        self.lives.snapshot(&self.hub)
+    }
 }
 
 /// Process-wide counters.
@@ -81,10 +142,11 @@ pub enum StartError {
 }
 
 impl RunningServer {
-    /// Binds the listeners and starts serving.
+    /// Binds the listeners and starts serving. Publishes are authorised by the keys in
+    /// `platform`'s store, then by the `[dev]` keys.
     pub async fn start(
         config: Config,
-        auth: Arc<dyn PublishAuth>,
+        platform: Arc<Platform>,
     ) -> Result<RunningServer, StartError> {
         let rtmp = crate::net::listen(config.rtmp.listen).map_err(|source| StartError::Bind {
             addr: config.rtmp.listen,
@@ -106,14 +168,26 @@ impl RunningServer {
             what: "http",
             source,
         })?;
-        let state = Arc::new(AppState {
-            hub: Hub::new(config.hub.hub_config()),
-            config,
-            auth,
-            shutdown: CancellationToken::new(),
-            metrics: Metrics::default(),
-            tasks: TaskTracker::new(),
+        let state = AppState::new(config, platform);
+        state.tasks.spawn(crate::lives::watch(
+            state.lives.clone(),
+            state.hub.clone(),
+            state.platform.clone(),
+            state.shutdown.clone(),
+        ));
+        state.tasks.spawn(crate::platform::housekeeping(
+            state.platform.clone(),
+            state.shutdown.clone(),
+        ));
+        let hls = state.hls.clone();
+        let shutdown = state.shutdown.clone();
+        state.tasks.spawn(async move {
+            hls.recover().await;
+            crate::hls::retention::run(hls, shutdown).await;
         });
+        state
+            .tasks
+            .spawn(state.chat.clone().run(state.shutdown.clone()));
         state.tasks.spawn(crate::ingest::serve(state.clone(), rtmp));
         state.tasks.spawn(crate::http::serve(state.clone(), http));
         info!(%rtmp_addr, %http_addr, "listening");

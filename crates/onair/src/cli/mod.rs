@@ -1,14 +1,31 @@
-//! The client subcommands: `onair publish FILE.flv URL` and `onair play URL`.
+//! The subcommands besides `serve`.
 //!
-//! Both speak RTMP through [`onair::client::RtmpClient`]. Progress, the summary and errors go
-//! to stderr, never stdout: `onair play … -o -` writes the FLV stream there. Publish URLs are
-//! printed as `rtmp://host:port/app/[redacted]`, so a key never reaches a terminal log or a
-//! CI transcript.
+//! The clients, `onair publish FILE.flv URL` and `onair play URL`, speak RTMP through
+//! [`onair::client::RtmpClient`]. Progress, the summary and errors go to stderr, never stdout:
+//! `onair play … -o -` writes the FLV stream there. Publish URLs are printed as
+//! `rtmp://host:port/app/[redacted]`, so a key never reaches a terminal log or a CI transcript.
+//!
+//! The operator commands (`onair migrate`, `onair user …`, `onair channel …`, `onair key …`)
+//! open the database the server's configuration names and work on it directly, so a server
+//! need not be running. Their stdout carries only what a script wants (a key or password alone
+//! on its line, or a table); confirmations and hints go to stderr. Each change is recorded in
+//! the audit log with no actor: the CLI acts as the operator of the machine.
 
+pub mod channel;
+pub mod key;
+pub mod migrate;
 pub mod play;
 pub mod publish;
+pub mod user;
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use onair::config::Config;
+use onair::platform::Platform;
 
 /// SIGINT (Ctrl-C) and, on Unix, SIGTERM: the signals that end a publish or play cleanly.
 ///
@@ -45,6 +62,66 @@ impl Interrupt {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Opens the configured database (migrated and with its signing key, as the server would),
+/// runs `command` on it, and closes it.
+pub async fn with_platform<F, Fut>(config: &Config, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Platform>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let platform = Platform::open(&config.storage, &config.auth)
+        .await
+        .with_context(|| format!("opening the {}", migrate::describe(&config.storage)))?;
+    let result = command(platform.clone()).await;
+    platform.store().close().await;
+    result
+}
+
+/// Records an operator's action in the audit log. The action has happened by then, so a
+/// failure to record it is reported, not treated as the action failing.
+pub async fn audit(platform: &Platform, action: &str, target: String, detail: serde_json::Value) {
+    if let Err(e) = platform
+        .store()
+        .record_audit(None, action, &target, &detail)
+        .await
+    {
+        eprintln!("warning: {action} on {target} done, but not recorded in the audit log: {e:#}");
+    }
+}
+
+/// A time as the tables show it, to the second, or `-`.
+pub fn format_time(time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+/// Prints `rows` under `header` on stdout in left-aligned columns.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i + 1 == widths.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
     }
 }
 

@@ -1,0 +1,465 @@
+//! The REST API under `/api/v1`, and its OpenAPI 3.1 document at `/api/openapi.json`.
+//!
+//! | concern | how |
+//! | --- | --- |
+//! | routes and document | one list ([`routes`]): utoipa-axum's `OpenApiRouter` builds the axum router and the document from the same `#[utoipa::path]` handlers, so neither can miss a route |
+//! | errors | [`ApiError`](problem::ApiError) → `application/problem+json` (RFC 9457) with a stable `type` per kind; causes of 500/503 are logged in the request span, never sent |
+//! | input | [`extract::Json`], [`extract::Query`], [`extract::Path`] answer 400 naming the field; [`validate::Checks`] holds the rules |
+//! | who | [`session`]: bearer access tokens checked against the store on every request; roles viewer < streamer < admin |
+//! | logins | [`rate_limit::LoginLimiter`]: per client address (from the socket) and per account |
+//! | audit | every admin write and every key issue, revoke and rotate is recorded ([`ApiState::audit`]) |
+//!
+//! Roles: anyone reaches `/channels`; any signed-in account `/auth/*`; streamers and admins
+//! `/me/*` (their own channels only: another's channel answers 404, as if it did not exist);
+//! admins `/admin/*`.
+
+mod account;
+mod admin;
+mod chat;
+mod directory;
+pub mod extract;
+mod me;
+pub mod model;
+pub mod problem;
+pub mod rate_limit;
+mod replays;
+pub mod session;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bytes::Bytes;
+use onair_store::Store;
+use serde::Serialize;
+use tracing::{error, info};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{OpenApi as OpenApiDoc, RefOr};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::model::{IssuedStreamKey, StreamKey};
+use self::problem::{ApiError, FieldError, Problem};
+use self::rate_limit::LoginLimiter;
+use crate::platform::Platform;
+use crate::server::AppState;
+
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// Largest request body the API reads; every body it takes is a few hundred bytes.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the API handlers share: the server's state, the login limiter and the document.
+#[derive(Clone)]
+pub struct ApiState {
+    app: Arc<AppState>,
+    limiter: Arc<LoginLimiter>,
+    openapi: Bytes,
+}
+
+impl ApiState {
+    /// The store and signing key.
+    pub fn platform(&self) -> &Platform {
+        &self.app.platform
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.app.platform.store()
+    }
+
+    /// The login limiter.
+    pub fn limiter(&self) -> &LoginLimiter {
+        &self.limiter
+    }
+
+    /// Whether `slug` is live on this node now.
+    pub fn is_live(&self, slug: &str) -> bool {
+        self.app.hub.is_live(slug)
+    }
+
+    /// Records an action in the audit log. The action has happened by then (a key issued is
+    /// shown once and must reach its owner), so a failed write is logged, not answered.
+    pub async fn audit(&self, actor: i64, action: &str, target: String, detail: serde_json::Value) {
+        if let Err(e) = self
+            .store()
+            .record_audit(Some(actor), action, &target, &detail)
+            .await
+        {
+            error!(action, target, error = %e, "cannot record an audit entry");
+        }
+    }
+
+    /// Issues a key for `channel` and records `key.issue`.
+    async fn issue_key(
+        &self,
+        channel: &onair_store::Channel,
+        label: &str,
+        ttl: Option<Duration>,
+        host: &RtmpHost,
+        actor: i64,
+    ) -> Result<IssuedStreamKey, ApiError> {
+        let issued = self.issue_key_quietly(channel, label, ttl, host).await?;
+        self.audit(
+            actor,
+            "key.issue",
+            format!("key:{}", issued.key.jti),
+            serde_json::json!({ "channel": channel.slug, "label": issued.key.label, "expires_at": issued.expires_at }),
+        )
+        .await;
+        info!(
+            channel = channel.slug,
+            jti = issued.key.jti,
+            "stream key issued"
+        );
+        Ok(issued)
+    }
+
+    async fn issue_key_quietly(
+        &self,
+        channel: &onair_store::Channel,
+        label: &str,
+        ttl: Option<Duration>,
+        host: &RtmpHost,
+    ) -> Result<IssuedStreamKey, ApiError> {
+        let issued = self
+            .platform()
+            .issue_stream_key(channel.id, label, ttl)
+            .await?;
+        Ok(IssuedStreamKey {
+            key: StreamKey::from(issued.row),
+            expires_at: issued.expires_at,
+            rtmp_url: host.0.clone(),
+            stream_key: issued.token.expose().to_owned(),
+        })
+    }
+
+    /// Revokes `key` (if it is not already), ends a live publish with it, and records
+    /// `key.revoke`. Revoking a revoked key changes nothing and records nothing.
+    async fn revoke_key(&self, key: &onair_store::StreamKey, actor: i64) -> Result<(), ApiError> {
+        if let Some(kicked) = self.revoke_key_quietly(key).await? {
+            self.audit(
+                actor,
+                "key.revoke",
+                format!("key:{}", key.jti),
+                serde_json::json!({ "channel_id": key.channel_id, "kicked": kicked }),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// `Some(kicked)` if this call revoked the key.
+    async fn revoke_key_quietly(
+        &self,
+        key: &onair_store::StreamKey,
+    ) -> Result<Option<bool>, ApiError> {
+        if !self.platform().revoke_stream_key(&key.jti).await? {
+            return Ok(None);
+        }
+        let kicked = self.app.kick_key(&key.jti);
+        info!(jti = key.jti, kicked, "stream key revoked");
+        Ok(Some(kicked))
+    }
+
+    /// Ends every live publish on a channel owned by `user_id`; returns their names.
+    async fn kick_owner(&self, user_id: i64) -> Result<Vec<String>, ApiError> {
+        let mut kicked = Vec::new();
+        for live in self.app.live_now() {
+            let Some(channel_id) = live.channel_id else {
+                continue;
+            };
+            let owned = self
+                .store()
+                .channel_by_id(channel_id)
+                .await?
+                .is_some_and(|c| c.owner_id == user_id);
+            if owned && self.app.kick_channel(&live.channel) {
+                kicked.push(live.channel);
+            }
+        }
+        Ok(kicked)
+    }
+}
+
+/// The RTMP URL a publisher of this server uses (`rtmp://{host}[:{port}]/{app}`): the host
+/// the API was reached at, without its port, and the RTMP listener's port (left out when it
+/// is RTMP's 1935).
+#[derive(Debug, Clone)]
+pub struct RtmpHost(pub String);
+
+impl FromRequestParts<ApiState> for RtmpHost {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let authority = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        let host = host_without_port(authority).unwrap_or("localhost");
+        let rtmp = &state.app.config.rtmp;
+        let port = rtmp.listen.port();
+        let url = if port == 1935 {
+            format!("rtmp://{host}/{}", rtmp.app)
+        } else {
+            format!("rtmp://{host}:{port}/{}", rtmp.app)
+        };
+        Ok(RtmpHost(url))
+    }
+}
+
+/// The host of a `Host` header value (`example.com:8080`, `[::1]:8080`), or `None` when it
+/// holds anything a host name or address cannot.
+fn host_without_port(authority: &str) -> Option<&str> {
+    let host = if authority.starts_with('[') {
+        &authority[..=authority.find(']')?]
+    } else {
+        authority.split(':').next()?
+    };
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    ok.then_some(host)
+}
+
+/// 201 with a `Location` header and a JSON body.
+pub fn created<T: Serialize>(location: String, body: T) -> Response {
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Marks a response that carries a secret (a token, a stream key) as not cacheable
+/// (RFC 6749 §5.1).
+pub fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl<T: Serialize> IntoResponse for extract::Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The document's fixed parts; the paths come from [`routes`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "OnAir REST API",
+        description = "Accounts, channels, stream keys and live streams of an OnAir server. \
+            Errors are `application/problem+json` (RFC 9457) with a stable `type` URI per kind. \
+            Authenticate with `Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`.",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    modifiers(&Conventions),
+    components(
+        schemas(Problem, FieldError),
+        responses(
+            problem::BadRequest,
+            problem::Unauthorized,
+            problem::Forbidden,
+            problem::NotFound,
+            problem::Conflict,
+            problem::Unprocessable,
+            problem::TooManyRequests,
+            problem::InternalError,
+            problem::ServiceUnavailable,
+        ),
+    ),
+    tags(
+        (name = "auth", description = "Register, log in, refresh, log out"),
+        (name = "streamer", description = "A streamer's own channels, keys and live status"),
+        (name = "admin", description = "Users, channels, keys, live streams and the audit log"),
+        (name = "public", description = "The channel directory; no login"),
+        (name = "chat", description = "Chat history, replay danmaku, gifts, wallets and moderation; the chat itself is a WebSocket at /api/v1/channels/{slug}/chat"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+/// What every operation shares, added once here instead of on every handler: the bearer
+/// scheme, 401 on each secured operation, and 500 and 503 everywhere.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from POST /api/v1/auth/login (expires; see expires_at)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the shared responses to every operation of `doc` (after the routes are in).
+fn add_shared_responses(doc: &mut OpenApiDoc) {
+    let reference = |name: &str| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let responses = &mut operation.responses.responses;
+            if secured {
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| reference("Unauthorized"));
+            }
+            responses
+                .entry("500".into())
+                .or_insert_with(|| reference("InternalError"));
+            responses
+                .entry("503".into())
+                .or_insert_with(|| reference("ServiceUnavailable"));
+        }
+    }
+}
+
+/// Every route of the API: the one list that builds both the router and the document.
+pub fn routes() -> OpenApiRouter<ApiState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(account::register))
+        .routes(routes!(account::login))
+        .routes(routes!(account::refresh))
+        .routes(routes!(account::logout))
+        .routes(routes!(account::me))
+        .routes(routes!(me::list_channels, me::create_channel))
+        .routes(routes!(me::channel, me::update_channel, me::delete_channel))
+        .routes(routes!(me::list_keys, me::issue_key))
+        .routes(routes!(me::revoke_key))
+        .routes(routes!(me::rotate_key))
+        .routes(routes!(me::live))
+        .routes(routes!(me::sessions))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::user, admin::update_user))
+        .routes(routes!(admin::list_channels))
+        .routes(routes!(admin::channel_keys))
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(admin::live))
+        .routes(routes!(admin::kick))
+        .routes(routes!(admin::audit))
+        .routes(routes!(directory::list))
+        .routes(routes!(directory::channel))
+        .routes(routes!(replays::list))
+        .routes(routes!(replays::get, replays::delete))
+        .routes(routes!(replays::retention, replays::set_retention))
+        .routes(routes!(chat::messages))
+        .routes(routes!(chat::delete_message))
+        .routes(routes!(chat::danmaku))
+        .routes(routes!(chat::gifts))
+        .routes(routes!(chat::wallet))
+        .routes(routes!(chat::send_gift))
+        .routes(routes!(chat::credit))
+        .routes(routes!(chat::mute))
+        .routes(routes!(chat::unmute))
+        .routes(routes!(chat::ban))
+        .routes(routes!(chat::unban))
+        .routes(routes!(chat::slow_mode));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> OpenApiDoc {
+    let mut doc = routes().into_openapi();
+    add_shared_responses(&mut doc);
+    doc
+}
+
+/// The API's routes with their state, ready to merge into the server's router.
+pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S> {
+    let (router, mut doc) = routes().split_for_parts();
+    add_shared_responses(&mut doc);
+    // Serialising a document built from static parts cannot fail; an empty body would show
+    // at once in the test that fetches it.
+    let openapi = Bytes::from(doc.to_pretty_json().unwrap_or_default());
+    let limiter = LoginLimiter::new(
+        app.config.auth.login_attempts_per_minute,
+        rate_limit::DEFAULT_CAPACITY,
+    );
+    let state = ApiState {
+        app,
+        limiter: Arc::new(limiter),
+        openapi,
+    };
+    router
+        .route(
+            "/api/v1/channels/{slug}/chat",
+            axum::routing::get(chat::socket),
+        )
+        // Unknown paths under /api answer problem+json too; wildcard routes lose to every
+        // real one.
+        .route("/api/{*rest}", any(problem::no_such_route))
+        .method_not_allowed_fallback(problem::no_such_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(problem::log_causes))
+        .with_state(state)
+}
+
+/// This document: the OpenAPI 3.1 description of every route.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+async fn openapi_json(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi.clone(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        assert_eq!(host_without_port("example.com:8080"), Some("example.com"));
+        assert_eq!(host_without_port("example.com"), Some("example.com"));
+        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
+        assert_eq!(host_without_port("bad host"), None);
+        assert_eq!(host_without_port("a\"b"), None);
+        assert_eq!(host_without_port(""), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! The OpenAPI document: served, complete, and in step with the router.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::platform::Platform;
+use crate::server::AppState;
+
+/// Every route of the API. Adding a route means adding it here, to the router and to the
+/// document at once (they come from one list in `api::routes`).
+const ROUTES: [(&str, &str); 49] = [
+    ("GET", "/api/openapi.json"),
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/auth/me"),
+    ("GET", "/api/v1/me/channels"),
+    ("POST", "/api/v1/me/channels"),
+    ("GET", "/api/v1/me/channels/{slug}"),
+    ("PATCH", "/api/v1/me/channels/{slug}"),
+    ("DELETE", "/api/v1/me/channels/{slug}"),
+    ("GET", "/api/v1/me/channels/{slug}/keys"),
+    ("POST", "/api/v1/me/channels/{slug}/keys"),
+    ("DELETE", "/api/v1/me/channels/{slug}/keys/{jti}"),
+    ("POST", "/api/v1/me/channels/{slug}/keys/{jti}/rotate"),
+    ("GET", "/api/v1/me/channels/{slug}/live"),
+    ("GET", "/api/v1/me/channels/{slug}/sessions"),
+    ("GET", "/api/v1/admin/users"),
+    ("POST", "/api/v1/admin/users"),
+    ("GET", "/api/v1/admin/users/{id}"),
+    ("PATCH", "/api/v1/admin/users/{id}"),
+    ("GET", "/api/v1/admin/channels"),
+    ("GET", "/api/v1/admin/channels/{slug}/keys"),
+    ("DELETE", "/api/v1/admin/keys/{jti}"),
+    ("GET", "/api/v1/admin/live"),
+    ("POST", "/api/v1/admin/live/{slug}/kick"),
+    ("GET", "/api/v1/admin/audit"),
+    ("GET", "/api/v1/channels"),
+    ("GET", "/api/v1/channels/{slug}"),
+    ("GET", "/api/v1/channels/{slug}/replays"),
+    ("GET", "/api/v1/replays/{id}"),
+    ("DELETE", "/api/v1/replays/{id}"),
+    ("GET", "/api/v1/admin/replays/retention"),
+    ("PUT", "/api/v1/admin/replays/retention"),
+    ("GET", "/api/v1/channels/{slug}/messages"),
+    ("DELETE", "/api/v1/channels/{slug}/messages/{id}"),
+    ("GET", "/api/v1/recordings/{id}/danmaku"),
+    ("GET", "/api/v1/gifts"),
+    ("GET", "/api/v1/me/wallet"),
+    ("POST", "/api/v1/channels/{slug}/gifts"),
+    ("POST", "/api/v1/admin/users/{id}/wallet"),
+    ("POST", "/api/v1/channels/{slug}/mutes"),
+    ("DELETE", "/api/v1/channels/{slug}/mutes/{user_id}"),
+    ("POST", "/api/v1/channels/{slug}/bans"),
+    ("DELETE", "/api/v1/channels/{slug}/bans/{user_id}"),
+    ("PUT", "/api/v1/channels/{slug}/slow-mode"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                out.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+async fn server_router() -> axum::Router {
+    let store = onair_store::Store::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let config = Config::default();
+    let platform = Platform::with_store(store, &config.auth).await.unwrap();
+    crate::http::router(AppState::new(config, platform))
+}
+
+async fn fetch(router: &axum::Router, method: &str, uri: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(uri)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_server_serves_the_document() {
+    let router = server_router().await;
+    let (status, served) = fetch(&router, "GET", "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let built = serde_json::to_value(super::super::openapi()).unwrap();
+    assert_eq!(served, built);
+    assert_eq!(served["openapi"], "3.1.0");
+    assert_eq!(
+        served["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for schema in [
+        "Problem",
+        "FieldError",
+        "User",
+        "Channel",
+        "IssuedStreamKey",
+        "LiveNow",
+    ] {
+        assert!(
+            served["components"]["schemas"].get(schema).is_some(),
+            "{schema}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_api_route_is_in_the_document_and_every_documented_route_is_served() {
+    let router = server_router().await;
+    let doc = serde_json::to_value(super::super::openapi()).unwrap();
+    let documented = operations(&doc);
+    let api_routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .filter(|(_, path)| path.starts_with("/api/"))
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, api_routes);
+
+    // Each route answers from its handler, never from the router's "no such route" or
+    // "method not allowed": without a token a protected route says 401, a public one
+    // answers or says its resource is missing.
+    for (method, path) in ROUTES {
+        let uri = path
+            .replace("{slug}", "some-channel")
+            .replace("{jti}", "0123")
+            .replace("{id}", "1");
+        let (status, body) = fetch(&router, method, &uri).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_ne!(body["detail"], "no such API route", "{method} {path}");
+        if status == StatusCode::NOT_FOUND {
+            assert!(
+                body["detail"].is_string(),
+                "{method} {path}: a handler's 404"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_errors() {
+    let doc = serde_json::to_value(super::super::openapi()).unwrap();
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let responses = op["responses"].as_object().unwrap();
+        let secured = op.get("security").is_some();
+        for code in ["500", "503"] {
+            assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+        }
+        if secured {
+            assert!(responses.contains_key("401"), "{method} {path} lacks 401");
+        }
+        // Reading a channel's chat, danmaku and the gift catalogue is public; sending gifts
+        // and moderating under /channels are not.
+        let public = (method == "GET"
+            && ["/api/v1/channels", "/api/v1/replays", "/api/v1/recordings"]
+                .iter()
+                .any(|p| path.starts_with(p)))
+            || path == "/api/v1/gifts"
+            || path == "/api/openapi.json"
+            || ["/api/v1/auth/login", "/api/v1/auth/register"].contains(&path.as_str());
+        assert_eq!(secured, !public, "{method} {path}");
+        assert!(
+            responses.keys().any(|c| c.starts_with('2')),
+            "{method} {path} has no success"
+        );
+    }
+    // Every reference points at a component that exists.
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/").skip(1) {
+        let target = &piece[..piece.find('"').unwrap()];
+        let (kind, name) = target.split_once('/').unwrap();
+        assert!(
+            doc["components"][kind].get(name).is_some(),
+            "dangling reference {target}"
+        );
+    }
+}

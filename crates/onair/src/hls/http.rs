@@ -1,0 +1,381 @@
+//! HLS over HTTP: `/live/{channel}/index.m3u8` (the live window) and its segments, and
+//! `/replays/{id}/index.m3u8` (EVENT while recording, VOD once finished) and its segments.
+//!
+//! Names are checked strictly before anything touches the disk: a channel name, a numeric
+//! replay id, and a file that is `index.m3u8` or a numbered segment; the path served is built
+//! from those parsed values, never from the request's text. Files are streamed with
+//! single-range support (`206`, `416`); playlists are `no-cache` while they can change,
+//! segments are immutable (their URLs are never reused).
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::BytesMut;
+use onair_store::RecordingState;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tracing::warn;
+
+use super::files::{self, ServedFile};
+use crate::channel::is_valid_name;
+use crate::server::AppState;
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const SEGMENT_TYPE: &str = "video/mp2t";
+/// A playlist that can still change: players poll it, caches must revalidate.
+const CHANGING: &str = "no-cache";
+/// A finished replay's playlist changes only if the replay is deleted.
+const FINISHED: &str = "public, max-age=3600";
+/// Segment URLs are unique forever (a live's segments are named after its start time, a
+/// replay's by its id), so a cache may keep them.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Body chunks when streaming a file.
+const CHUNK: usize = 64 * 1024;
+
+/// The HLS routes; the caller adds CORS and state.
+pub fn router() -> Router<Arc<AppState>> {
+    // `{file}` rather than another name: matchit wants one parameter name per position, and
+    // `/live/{file}` (HTTP-FLV) shares the first one.
+    Router::new()
+        .route("/live/{file}/{name}", get(live))
+        .route("/replays/{id}/{name}", get(replay))
+}
+
+async fn live(
+    State(state): State<Arc<AppState>>,
+    UrlPath((channel, name)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_valid_name(&channel) {
+        return status(StatusCode::BAD_REQUEST, "invalid channel name");
+    }
+    let Some(dir) = state.hls.live_dir(&channel) else {
+        return status(StatusCode::NOT_FOUND, "channel is not live");
+    };
+    let Some(file) = parse_live_name(&dir, &name) else {
+        return status(StatusCode::NOT_FOUND, "no such file");
+    };
+    let (content_type, cache) = match file {
+        ServedFile::Playlist => (PLAYLIST_TYPE, CHANGING),
+        ServedFile::Segment(_) => (SEGMENT_TYPE, IMMUTABLE),
+    };
+    serve_file(
+        &dir.join(file.file_name(true)),
+        content_type,
+        cache,
+        &headers,
+    )
+    .await
+}
+
+/// A live's names: `index.m3u8`, or `{live}-{n}.ts` where `{live}` is the current live's
+/// directory name (see [`live_segment_prefix`]): a segment URL of an earlier live is a 404,
+/// never another live's segment.
+fn parse_live_name(dir: &Path, name: &str) -> Option<ServedFile> {
+    if name == files::REPLAY_PLAYLIST {
+        return Some(ServedFile::Playlist);
+    }
+    let prefix = live_segment_prefix(dir)?;
+    let rest = name.strip_prefix(prefix.as_str())?.strip_prefix('-')?;
+    match ServedFile::parse(rest)? {
+        ServedFile::Segment(n) => Some(ServedFile::Segment(n)),
+        ServedFile::Playlist => None,
+    }
+}
+
+/// What the live playlist puts before each segment number: the live's directory name.
+pub fn live_segment_prefix(dir: &Path) -> Option<String> {
+    dir.file_name()?.to_str().map(str::to_owned)
+}
+
+async fn replay(
+    State(state): State<Arc<AppState>>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return status(StatusCode::NOT_FOUND, "no such replay");
+    };
+    let Some(file) = ServedFile::parse(&name) else {
+        return status(StatusCode::NOT_FOUND, "no such file");
+    };
+    let rec = match state.platform.store().recording_by_id(id).await {
+        Ok(Some(rec)) if rec.state != RecordingState::Failed => rec,
+        Ok(_) => return status(StatusCode::NOT_FOUND, "no such replay"),
+        Err(e) => {
+            warn!(error = %e, "cannot read a recording");
+            return status(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+        }
+    };
+    let Some(dir) = files::resolve(state.hls.root(), &rec.path) else {
+        warn!(
+            recording = id,
+            "recording path is not a plain relative path"
+        );
+        return status(StatusCode::NOT_FOUND, "no such replay");
+    };
+    let (content_type, cache) = match (file, rec.state) {
+        (ServedFile::Playlist, RecordingState::Recording) => (PLAYLIST_TYPE, CHANGING),
+        (ServedFile::Playlist, _) => (PLAYLIST_TYPE, FINISHED),
+        (ServedFile::Segment(_), _) => (SEGMENT_TYPE, IMMUTABLE),
+    };
+    serve_file(
+        &dir.join(file.file_name(false)),
+        content_type,
+        cache,
+        &headers,
+    )
+    .await
+}
+
+/// A replay id: 1–19 ASCII digits, positive.
+fn parse_id(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|&id| id > 0)
+}
+
+fn status(code: StatusCode, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": code.canonical_reason().unwrap_or("Error"),
+        "status": code.as_u16(),
+        "detail": detail,
+    });
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "application/problem+json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// What a `Range` header asks of a file of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    Whole,
+    /// Inclusive byte positions.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range (`a-b`, `a-`, `-n`). Several ranges, other units or bad syntax: the
+/// whole file, which RFC 9110 §14.2 allows a server to send instead.
+fn wanted(range: Option<&HeaderValue>, len: u64) -> Wanted {
+    let Some(spec) = range
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Wanted::Whole;
+    };
+    if spec.contains(',') {
+        return Wanted::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Wanted::Whole;
+    };
+    let number = |t: &str| -> Option<u64> {
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    match (number(first), number(last), first.is_empty()) {
+        // `-n`: the last n bytes.
+        (None, Some(n), true) => {
+            if n == 0 || len == 0 {
+                Wanted::Unsatisfiable
+            } else {
+                Wanted::Part(len.saturating_sub(n), len - 1)
+            }
+        }
+        (Some(a), None, false) if last.is_empty() => {
+            if a >= len {
+                Wanted::Unsatisfiable
+            } else {
+                Wanted::Part(a, len - 1)
+            }
+        }
+        (Some(a), Some(b), _) if a <= b => {
+            if a >= len {
+                Wanted::Unsatisfiable
+            } else {
+                Wanted::Part(a, b.min(len - 1))
+            }
+        }
+        _ => Wanted::Whole,
+    }
+}
+
+async fn serve_file(
+    path: &PathBuf,
+    content_type: &'static str,
+    cache: &'static str,
+    headers: &HeaderMap,
+) -> Response {
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return status(StatusCode::NOT_FOUND, "no such file");
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot open an HLS file");
+            return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
+        }
+    };
+    let len = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(e) => {
+            warn!(error = %e, "cannot stat an HLS file");
+            return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
+        }
+    };
+    let builder = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, cache)
+        .header(header::ACCEPT_RANGES, "bytes");
+    let (builder, start, count) = match wanted(headers.get(header::RANGE), len) {
+        Wanted::Whole => (builder.status(StatusCode::OK), 0, len),
+        Wanted::Part(a, b) => (
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}")),
+            a,
+            b - a + 1,
+        ),
+        Wanted::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .header(header::CACHE_CONTROL, "no-cache")
+                .body(Body::empty())
+                .unwrap_or_else(|_| status(StatusCode::RANGE_NOT_SATISFIABLE, "bad range"));
+        }
+    };
+    if start > 0
+        && let Err(e) = file.seek(SeekFrom::Start(start)).await
+    {
+        warn!(error = %e, "cannot seek an HLS file");
+        return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
+    }
+    let body = futures_util::stream::unfold((file, count), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        let mut buf = BytesMut::zeroed(want);
+        match file.read(&mut buf).await {
+            // The file got shorter than its length said (deleted meanwhile): end the body;
+            // the client sees a short response.
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((
+                    Ok::<_, std::io::Error>(buf.freeze()),
+                    (file, left - n as u64),
+                ))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    builder
+        .header(header::CONTENT_LENGTH, count)
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| {
+            status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot build the response",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str) -> Option<HeaderValue> {
+        Some(HeaderValue::from_str(v).unwrap())
+    }
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(wanted(None, 100), Wanted::Whole);
+        assert_eq!(wanted(range("bytes=0-9").as_ref(), 100), Wanted::Part(0, 9));
+        assert_eq!(
+            wanted(range("bytes=90-").as_ref(), 100),
+            Wanted::Part(90, 99)
+        );
+        assert_eq!(
+            wanted(range("bytes=-10").as_ref(), 100),
+            Wanted::Part(90, 99)
+        );
+        assert_eq!(
+            wanted(range("bytes=-500").as_ref(), 100),
+            Wanted::Part(0, 99)
+        );
+        assert_eq!(
+            wanted(range("bytes=50-500").as_ref(), 100),
+            Wanted::Part(50, 99)
+        );
+        assert_eq!(
+            wanted(range("bytes=100-").as_ref(), 100),
+            Wanted::Unsatisfiable
+        );
+        assert_eq!(
+            wanted(range("bytes=200-300").as_ref(), 100),
+            Wanted::Unsatisfiable
+        );
+        assert_eq!(
+            wanted(range("bytes=-0").as_ref(), 100),
+            Wanted::Unsatisfiable
+        );
+        for ignored in [
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=x-1",
+            "bytes=--1",
+        ] {
+            assert_eq!(
+                wanted(range(ignored).as_ref(), 100),
+                Wanted::Whole,
+                "{ignored}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_and_live_names_are_strict() {
+        assert_eq!(parse_id("42"), Some(42));
+        for bad in ["0", "-1", "1e3", "", "12345678901234567890", "..", "1%2F"] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+        let dir = Path::new("/r/demo/20261121T212415123Z");
+        assert_eq!(
+            parse_live_name(dir, "index.m3u8"),
+            Some(ServedFile::Playlist)
+        );
+        assert_eq!(
+            parse_live_name(dir, "20261121T212415123Z-7.ts"),
+            Some(ServedFile::Segment(7))
+        );
+        for bad in [
+            "7.ts",
+            "20261121T212415000Z-7.ts",
+            "20261121T212415123Z-index.m3u8",
+            "20261121T212415123Z-../7.ts",
+            "live.m3u8",
+        ] {
+            assert_eq!(parse_live_name(dir, bad), None, "{bad:?}");
+        }
+    }
+}
