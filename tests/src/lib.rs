@@ -11,6 +11,7 @@
 //! | [`FlvReader`] | HTTP-FLV and WS-FLV playback, demuxed with `onair_flv::FlvDemuxer` |
 //! | [`rtmp`] | raw RTMP bytes for misbehaving-peer tests |
 //! | [`logs`] | a global tracing subscriber that keeps every line, for the redaction test |
+//! | [`binary`] | the real `onair` binary (built when stale) and temporary data directories |
 //!
 //! Every wait is bounded: [`wait_until`] polls a condition up to a deadline, readers take a
 //! timeout, and child processes are killed when their handle drops.
@@ -30,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod binary;
 pub mod ffmpeg;
 pub mod flv;
 pub mod http;

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onair::auth::DevAuth;
 use onair::config::{Config, DevKey};
-use onair::secret::StreamKey;
+use onair::platform::Platform;
+use onair::secret::{SecretText, StreamKey};
 use onair::server::{AppState, RunningServer};
 use onair_hub::{Hub, Protocol};
 
@@ -26,11 +26,15 @@ pub struct TestServer {
     pub channel: String,
     /// The dev stream key of [`TestServer::channel`]; random per test.
     pub key: String,
+    /// Where HLS segments and replays are written: a fresh directory per test, removed when
+    /// the server is dropped (unless `configure` pointed `hls.recordings_dir` elsewhere).
+    pub recordings_dir: std::path::PathBuf,
+    owns_recordings_dir: bool,
 }
 
 impl TestServer {
     /// Starts a server. `configure` sees the test defaults (loopback port 0, the dev key,
-    /// open publishing off) and may change anything.
+    /// open publishing off, a private in-memory SQLite database) and may change anything.
     ///
     /// # Panics
     ///
@@ -47,9 +51,16 @@ impl TestServer {
             key: StreamKey::new(key.clone()),
         }];
         config.shutdown_grace = Duration::from_secs(2);
+        config.storage.database_url = Some(SecretText::new("sqlite::memory:".into()));
+        let own_dir = std::env::temp_dir().join(random_name("onair-e2e-recordings"));
+        config.hls.recordings_dir = Some(own_dir.clone());
         configure(&mut config);
-        let auth = DevAuth::new(config.dev.clone());
-        let server = RunningServer::start(config, auth)
+        let recordings_dir = config.recordings_dir();
+        let owns_recordings_dir = recordings_dir == own_dir;
+        let platform = Platform::open(&config.storage, &config.auth)
+            .await
+            .expect("the test database opens");
+        let server = RunningServer::start(config, platform)
             .await
             .expect("the test server starts on port 0");
         TestServer {
@@ -58,6 +69,8 @@ impl TestServer {
             server: Some(server),
             channel,
             key,
+            recordings_dir,
+            owns_recordings_dir,
         }
     }
 
@@ -71,6 +84,11 @@ impl TestServer {
     /// The hub.
     pub fn hub(&self) -> &Arc<Hub> {
         self.running().hub()
+    }
+
+    /// The store and signing key.
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.running().state().platform
     }
 
     /// The shared state: config and metrics.
@@ -155,6 +173,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(server) = &self.server {
             server.state().shutdown.cancel();
+        }
+        if self.owns_recordings_dir {
+            let _ = std::fs::remove_dir_all(&self.recordings_dir);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Architecture invariants that code review alone would let slip: the protocol crates stay
-//! sans-IO (no tokio, sockets, files or clock), so they remain fuzzable and reusable.
+//! sans-IO (no tokio, sockets, files or clock), so they remain fuzzable and reusable; the
+//! service crates keep to the arrows of the style guide (auth and store know nothing of HTTP,
+//! chat knows nothing of HTTP, WebSockets or the hub).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +19,87 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("tests/ sits in the workspace root")
         .to_path_buf()
+}
+
+/// Service crates and what each must not pull in, normal dependencies only: the HTTP and
+/// WebSocket stack belongs to the `onair` binary, and chat reaches the hub and live registry
+/// only through its `ChatHost` trait.
+const SERVICE_BOUNDARIES: [(&str, &[&str]); 3] = [
+    ("onair-auth", &["sqlx", "axum", "hyper", "tower"]),
+    ("onair-store", &["axum", "hyper", "tower", "onair-hub"]),
+    (
+        "onair-chat",
+        &[
+            "axum",
+            "hyper",
+            "tower",
+            "tungstenite",
+            "tokio-tungstenite",
+            "onair-hub",
+            "onair",
+        ],
+    ),
+];
+
+/// `cargo tree -e normal --prefix none -p krate`: one line per dependency, `name vX.Y.Z …`.
+fn normal_tree(krate: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            krate,
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {krate} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        tree.lines().count() > 1,
+        "cargo tree printed nothing useful for {krate}: {tree}"
+    );
+    tree
+}
+
+/// The names of the packages in a [`normal_tree`], the root included.
+fn package_names(tree: &str) -> Vec<&str> {
+    tree.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
+#[test]
+fn service_crates_keep_to_their_dependency_arrows() {
+    for (krate, banned) in SERVICE_BOUNDARIES {
+        let tree = normal_tree(krate);
+        let names = package_names(&tree);
+        assert_eq!(names.first(), Some(&krate), "unexpected tree root:\n{tree}");
+        for dep in banned {
+            assert!(
+                !names[1..].contains(dep),
+                "{krate} depends on {dep}, which the style guide's arrows forbid:\n{tree}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dependency_names_are_read_from_the_tree() {
+    let names = package_names(
+        "onair-chat v0.1.0 (/w/crates/onair-chat)\naxum v0.8.9\nonair-store v0.1.0 (/w)\n",
+    );
+    assert_eq!(names, ["onair-chat", "axum", "onair-store"]);
+    assert!(!names.contains(&"onair"), "prefix matches are not names");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! A real browser: mpegts.js in headless Chromium plays HTTP-FLV (cross-origin, so through
-//! CORS) and WS-FLV from a page served on a port other than OnAir's, and the video advances.
+//! CORS) and WS-FLV from a page served on a port other than OnAir's, and the video advances;
+//! hls.js in the same browser plays the live HLS playlist, cross-origin too.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
 //! (`npm ci --prefix tests/browser`); skipped without them on a developer machine, failed under
@@ -77,6 +78,11 @@ async fn serve_page() -> String {
                     "/" | "/index.html" => Some(("index.html", "text/html; charset=utf-8")),
                     "/mpegts.js" => Some((
                         "node_modules/mpegts.js/dist/mpegts.js",
+                        "text/javascript; charset=utf-8",
+                    )),
+                    "/hls.html" => Some(("hls.html", "text/html; charset=utf-8")),
+                    "/hls.js" => Some((
+                        "node_modules/hls.js/dist/hls.js",
                         "text/javascript; charset=utf-8",
                     )),
                     _ => None,
@@ -202,6 +208,77 @@ async fn mpegts_js_in_chromium_plays_http_flv_cross_origin_and_ws_flv() {
             number("first_frame_ms").unwrap_or(f64::NAN)
         );
     }
+    drop(ffmpeg);
+    server.shutdown().await;
+}
+
+/// The page loads once three segments exist (hls.js starts three from the live edge), so the
+/// first frame needs a playlist fetch, a segment fetch and a decode (measured: ~400 ms).
+const HLS_FIRST_FRAME_MAX_MS: f64 = 12_000.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_in_chromium_plays_the_live_playlist_cross_origin() {
+    let browser = browser_dir();
+    let ffmpeg = require_ffmpeg();
+    let chromium = require("chromium", "", Path::new(CHROMIUM).exists());
+    let node = require("node", "", has_node());
+    let modules = require(
+        "tests/browser/node_modules",
+        " (run npm ci in tests/browser)",
+        browser.join("node_modules/playwright-core").is_dir()
+            && browser.join("node_modules/hls.js/dist/hls.js").is_file(),
+    );
+    if !(ffmpeg && chromium && node && modules) {
+        return;
+    }
+
+    let server = TestServer::start(|_| {}).await;
+    let ffmpeg = Ffmpeg::publish_test_pattern(&server.publish_url(&server.key), PUBLISH_SECONDS);
+    let url = server.http_url(&format!("/live/{}/index.m3u8", server.channel));
+    // hls.js gives up on a playlist that is not there yet: wait for three segments, as many
+    // as it holds back from the live edge.
+    let ready = onair_e2e::wait_until_async(LIVE_TIMEOUT, || async {
+        onair_e2e::http::get_text(&url, Duration::from_secs(2))
+            .await
+            .is_ok_and(|t| t.matches("#EXTINF").count() >= 3)
+    })
+    .await;
+    assert!(
+        ready,
+        "the live playlist never listed 3 segments; ffmpeg said:\n{}",
+        ffmpeg.stderr()
+    );
+    let page = serve_page().await.replace("index.html", "hls.html");
+
+    let (exited_ok, result) = play(&page, &url).await;
+    println!("hls: {result}");
+    let number = |k: &str| result.get(k).and_then(Value::as_f64);
+    assert_ne!(
+        result
+            .get("page_origin")
+            .and_then(Value::as_str)
+            .map(|o| o.trim_start_matches("http://")),
+        Some(origin(&url)),
+        "the page must be on another origin than the stream"
+    );
+    assert!(
+        exited_ok && result.get("ok") == Some(&Value::Bool(true)),
+        "hls.js did not play {url}: {result}"
+    );
+    assert_eq!(number("video_width"), Some(320.0), "{result}");
+    let advanced = number("advanced_s").unwrap_or(0.0);
+    assert!(
+        advanced > 1.0,
+        "currentTime advanced {advanced}s in 2 s: {result}"
+    );
+    let first_frame = number("first_frame_after_load_ms").unwrap_or(f64::INFINITY);
+    assert!(
+        first_frame < HLS_FIRST_FRAME_MAX_MS,
+        "first frame after {first_frame} ms: {result}"
+    );
+    println!(
+        "hls: first frame {first_frame} ms after hls.loadSource(); currentTime advanced {advanced:.2} s in 2 s"
+    );
     drop(ffmpeg);
     server.shutdown().await;
 }

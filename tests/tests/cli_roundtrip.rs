@@ -1,10 +1,8 @@
 //! `onair publish` and `onair play` as real processes against an in-process server: what
 //! one publishes from an FLV file, the other writes to an FLV file byte for byte.
 //!
-//! The tests run the `onair` binary from the target directory this test was built into.
-//! `cargo test -p onair-e2e` does not build another package's binaries, so
-//! [`onair_binary`] runs `cargo build -p onair --bin onair` into that same target directory
-//! first; when the binary is already fresh that is a no-op of a second or so.
+//! The tests run the `onair` binary from the target directory this test was built into
+//! ([`onair_binary`] builds it first when it is stale).
 //!
 //! The server needs no external tools, so these tests never skip.
 
@@ -13,11 +11,12 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use onair::auth::DevAuth;
 use onair::config::{Config, DevKey};
+use onair::platform::Platform;
 use onair::secret::StreamKey;
 use onair::server::RunningServer;
 use onair_amf::Value;
+use onair_e2e::binary::{TempDir, onair_binary};
 use onair_flv::{FlvDemuxer, FlvHeader};
 use onair_media::{MediaKind, Timestamp};
 use rand::rngs::StdRng;
@@ -32,8 +31,6 @@ const KEY: &str = "sk-cli-roundtrip-7f3a9c2e51";
 /// Longest any one step may take; generous for a loaded CI machine, never needed in a
 /// passing run.
 const STEP: Duration = Duration::from_secs(60);
-/// Building the binary, when the test has to, may compile the whole server.
-const BUILD: Duration = Duration::from_secs(900);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn avc_and_aac_round_trip_byte_exact_through_publish_and_play_to_a_file() {
@@ -447,8 +444,11 @@ async fn start_server() -> RunningServer {
     // The player ends on UnpublishNotify, which the server sends once the publisher has
     // not come back within this grace.
     config.hub.republish_grace = Duration::from_millis(200);
-    let auth = DevAuth::new(config.dev.clone());
-    timeout(STEP, RunningServer::start(config, auth))
+    config.storage.database_url = Some(onair::secret::SecretText::new("sqlite::memory:".into()));
+    let platform = Platform::open(&config.storage, &config.auth)
+        .await
+        .expect("in-memory database");
+    timeout(STEP, RunningServer::start(config, platform))
         .await
         .expect("server start timed out")
         .expect("server start")
@@ -507,79 +507,4 @@ fn watch_for(
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("temp paths are UTF-8")
-}
-
-/// The `onair` binary in this test's target directory, built (once per test process) with
-/// `cargo build -p onair --bin onair` so it is never stale.
-async fn onair_binary() -> PathBuf {
-    static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            let exe = std::env::current_exe().expect("the test's own path");
-            // target/<profile>/deps/cli_roundtrip-<hash>
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("test binary in target/<profile>/deps");
-            let target_dir = profile_dir.parent().expect("target/<profile>");
-            let binary = profile_dir.join(format!("onair{}", std::env::consts::EXE_SUFFIX));
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("tests/ is in the workspace");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "onair",
-                    "--bin",
-                    "onair",
-                    "--target-dir",
-                ])
-                .arg(target_dir)
-                .current_dir(workspace)
-                .kill_on_drop(true);
-            if profile_dir.file_name().is_some_and(|p| p == "release") {
-                build.arg("--release");
-            }
-            let status = timeout(BUILD, build.status())
-                .await
-                .expect("building onair timed out")
-                .expect("running cargo");
-            assert!(status.success(), "cargo build -p onair --bin onair failed");
-            assert!(
-                binary.exists(),
-                "{} missing after the build",
-                binary.display()
-            );
-            binary
-        })
-        .await
-        .clone()
-}
-
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("onair-cli-{}-{name}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("creating a temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

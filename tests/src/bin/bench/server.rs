@@ -30,6 +30,16 @@ impl ServerProcess {
         core: Option<usize>,
         log: PathBuf,
     ) -> anyhow::Result<ServerProcess> {
+        Self::start_with(binary, core, log, &[])
+    }
+
+    /// [`ServerProcess::start`] with more `ONAIR_*` settings.
+    pub fn start_with(
+        binary: &Path,
+        core: Option<usize>,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
         let rtmp = free_port()?;
         let http = free_port()?;
         let mut command = match core {
@@ -46,6 +56,7 @@ impl ServerProcess {
         }
         let stderr =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        command.envs(env.iter().copied());
         let child = command
             .env("ONAIR_RTMP_LISTEN", rtmp.to_string())
             .env("ONAIR_HTTP_LISTEN", http.to_string())

@@ -1,0 +1,1044 @@
+//! The chat with real WebSocket clients (tokio-tungstenite) against a real server: order,
+//! anonymous readers, history, limits, moderation on open connections, gifts (also 100 at
+//! once), a restart, a store outage that leaves the video alone, like batches, a client that
+//! never reads, the idle timeout, and danmaku found again with the replay of the live.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use onair::config::Config;
+use onair::secret::SecretText;
+use onair_e2e::{Ffmpeg, FlvReader, TestServer, require_ffmpeg};
+use onair_store::{NewChannel, Role, User};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+struct Client(Socket);
+
+impl Client {
+    async fn join(server: &TestServer, channel: &str) -> Client {
+        let url = format!("ws://{}/api/v1/channels/{channel}/chat", server.http_addr);
+        let (socket, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connects in time")
+            .expect("chat socket opens");
+        let mut client = Client(socket);
+        assert_eq!(client.next().await["type"], "history");
+        client
+    }
+
+    async fn signed_in(server: &TestServer, channel: &str, token: &str) -> Client {
+        let mut c = Client::join(server, channel).await;
+        c.send(json!({"type": "auth", "v": 1, "token": token}))
+            .await;
+        assert_eq!(c.next_of("ack").await["type"], "ack");
+        c
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.0.send(Message::text(frame.to_string())).await.unwrap();
+    }
+
+    /// The next frame, skipping audience updates.
+    async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(TIMEOUT, self.0.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("socket open")
+                .expect("no socket error");
+            if let Message::Text(text) = msg {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["v"], 1);
+                if v["type"] != "viewers" {
+                    return v;
+                }
+            }
+        }
+    }
+
+    async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+}
+
+/// A JSON request; returns the status and the body.
+async fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(server.http_addr).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.http_addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+async fn account(server: &TestServer, name: &str, role: Role) -> (User, String) {
+    let platform = server.platform();
+    let user = platform
+        .create_user(name, "password-123", role)
+        .await
+        .unwrap();
+    let (token, _) = platform.issue_access_token(&user).await.unwrap();
+    (user, token.expose().to_owned())
+}
+
+async fn channel(server: &TestServer, owner: &User, slug: &str) -> onair_store::Channel {
+    server
+        .platform()
+        .store()
+        .create_channel(NewChannel {
+            slug: slug.into(),
+            title: slug.into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_see_each_other_in_order_and_anonymous_clients_only_read() {
+    let server = TestServer::start(|_| {}).await;
+    let (owner, owner_token) = account(&server, "owner", Role::Streamer).await;
+    let (_, viewer_token) = account(&server, "viewer", Role::Viewer).await;
+    channel(&server, &owner, "room").await;
+    let mut a = Client::signed_in(&server, "room", &owner_token).await;
+    let mut b = Client::signed_in(&server, "room", &viewer_token).await;
+    let mut anon = Client::join(&server, "room").await;
+    for i in 0..5 {
+        a.send(json!({"type": "chat", "v": 1, "text": format!("a{i}")}))
+            .await;
+        b.send(json!({"type": "chat", "v": 1, "text": format!("b{i}")}))
+            .await;
+    }
+    let mut seen = [Vec::new(), Vec::new(), Vec::new()];
+    for (i, c) in [&mut a, &mut b, &mut anon].into_iter().enumerate() {
+        while seen[i].len() < 10 {
+            let f = c.next_of("chat").await;
+            seen[i].push((
+                f["id"].as_i64().unwrap(),
+                f["text"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[0], seen[2]);
+    assert!(
+        seen[0].windows(2).all(|w| w[0].0 < w[1].0),
+        "in stored order"
+    );
+    let a_texts: Vec<_> = seen[0]
+        .iter()
+        .filter(|(_, t)| t.starts_with('a'))
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert_eq!(a_texts, ["a0", "a1", "a2", "a3", "a4"]);
+
+    anon.send(json!({"type": "chat", "v": 1, "text": "let me in", "nonce": "x"}))
+        .await;
+    let e = anon.next_of("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["nonce"].as_str()),
+        (Some("unauthenticated"), Some("x"))
+    );
+    anon.send(json!({"type": "auth", "v": 1, "token": "not-a-token"}))
+        .await;
+    assert_eq!(anon.next_of("error").await["code"], "invalid_token");
+
+    // A new viewer gets the room's history, oldest first.
+    let url = format!("ws://{}/api/v1/channels/room/chat", server.http_addr);
+    let (mut late, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let Some(Ok(Message::Text(history))) = late.next().await else {
+        panic!("no history")
+    };
+    let history: Value = serde_json::from_str(&history).unwrap();
+    let ids: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, seen[0].iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    // And the REST history is newest first.
+    let (status, page) = call(
+        &server,
+        "GET",
+        "/api/v1/channels/room/messages?limit=3",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 10);
+    assert_eq!(page["items"][0]["id"].as_i64(), Some(seen[0][9].0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_and_slow_mode_answer_with_error_frames() {
+    let server = TestServer::start(|c: &mut Config| {
+        c.chat.user_messages = 3;
+        c.chat.user_window = Duration::from_secs(60);
+    })
+    .await;
+    let (owner, owner_token) = account(&server, "owner", Role::Streamer).await;
+    let (_, viewer_token) = account(&server, "viewer", Role::Viewer).await;
+    let (_, other_token) = account(&server, "other", Role::Viewer).await;
+    channel(&server, &owner, "limits").await;
+    let mut v = Client::signed_in(&server, "limits", &viewer_token).await;
+    for _ in 0..3 {
+        v.send(json!({"type": "chat", "v": 1, "text": "hi"})).await;
+        v.next_of("ack").await;
+    }
+    v.send(json!({"type": "chat", "v": 1, "text": "one more"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "rate_limited");
+    v.send(json!({"type": "chat", "v": 1, "text": "x".repeat(201)}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "too_long");
+
+    let (status, _) = call(
+        &server,
+        "PUT",
+        "/api/v1/channels/limits/slow-mode",
+        Some(&viewer_token),
+        Some(json!({"seconds": 30})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        "PUT",
+        "/api/v1/channels/limits/slow-mode",
+        Some(&owner_token),
+        Some(json!({"seconds": 30})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let mut o = Client::signed_in(&server, "limits", &other_token).await;
+    o.send(json!({"type": "chat", "v": 1, "text": "first"}))
+        .await;
+    o.next_of("ack").await;
+    o.send(json!({"type": "chat", "v": 1, "text": "second"}))
+        .await;
+    let e = o.next_of("error").await;
+    assert_eq!(e["code"], "slow_mode");
+    assert!(e["retry_after_ms"].as_u64().unwrap() > 20_000);
+    // Still connected: a like is accepted.
+    o.send(json!({"type": "like", "v": 1})).await;
+    o.next_of("ack").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_mute_ban_and_a_global_ban_reach_open_connections() {
+    let server = TestServer::start(|_| {}).await;
+    let (owner, owner_token) = account(&server, "owner", Role::Streamer).await;
+    let (admin, admin_token) = account(&server, "root", Role::Admin).await;
+    let (viewer, viewer_token) = account(&server, "viewer", Role::Viewer).await;
+    let _ = admin;
+    channel(&server, &owner, "mod").await;
+    let mut o = Client::signed_in(&server, "mod", &owner_token).await;
+    let mut v = Client::signed_in(&server, "mod", &viewer_token).await;
+    v.send(json!({"type": "chat", "v": 1, "text": "spam"}))
+        .await;
+    let id = v.next_of("ack").await["id"].as_i64().unwrap();
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        &format!("/api/v1/channels/mod/messages/{id}"),
+        Some(&viewer_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &server,
+        "DELETE",
+        &format!("/api/v1/channels/mod/messages/{id}"),
+        Some(&owner_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let s = o.next_of("system").await;
+    assert_eq!(
+        (s["event"].as_str(), s["message_id"].as_i64()),
+        (Some("message_deleted"), Some(id))
+    );
+
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/api/v1/channels/mod/mutes",
+        Some(&owner_token),
+        Some(json!({"user_id": viewer.id, "seconds": 600})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    v.send(json!({"type": "chat", "v": 1, "text": "still here"}))
+        .await;
+    let e = v.next_of("error").await;
+    assert_eq!(e["code"], "muted");
+    assert!(e["until"].as_str().is_some());
+    server
+        .platform()
+        .store()
+        .unmute_in_channel(
+            server
+                .platform()
+                .store()
+                .channel_by_slug("mod")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            viewer.id,
+        )
+        .await
+        .unwrap();
+
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/api/v1/channels/mod/bans",
+        Some(&admin_token),
+        Some(json!({"user_id": viewer.id})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    v.send(json!({"type": "chat", "v": 1, "text": "banned?"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "channel_banned");
+    // Nor may they gift over REST (a gift shows their name to the room).
+    let (_, gifts) = call(&server, "GET", "/api/v1/gifts", None, None).await;
+    let gift_id = gifts[0]["id"].as_i64().expect("a gift in the catalogue");
+    let (status, problem) = call(
+        &server,
+        "POST",
+        "/api/v1/channels/mod/gifts",
+        Some(&viewer_token),
+        Some(json!({"gift_id": gift_id, "idempotency_key": "banned-1"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+
+    // A platform ban from the admin API counts at the next send of an open connection.
+    let (_, other_token) = account(&server, "other", Role::Viewer).await;
+    let other = server
+        .platform()
+        .store()
+        .user_by_name("other")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut w = Client::signed_in(&server, "mod", &other_token).await;
+    server
+        .platform()
+        .store()
+        .set_user_banned(other.id, true)
+        .await
+        .unwrap();
+    w.send(json!({"type": "chat", "v": 1, "text": "hello"}))
+        .await;
+    assert_eq!(w.next_of("error").await["code"], "banned");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gifts_are_paid_once_and_never_overdraw_under_100_concurrent_sends() {
+    let server = TestServer::start(|_| {}).await;
+    let (owner, _) = account(&server, "owner", Role::Streamer).await;
+    let (_, admin_token) = account(&server, "root", Role::Admin).await;
+    let (viewer, viewer_token) = account(&server, "viewer", Role::Viewer).await;
+    channel(&server, &owner, "gifts").await;
+    let (_, gifts) = call(&server, "GET", "/api/v1/gifts", None, None).await;
+    let rose = gifts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "rose")
+        .unwrap()
+        .clone();
+    let rose_id = rose["id"].as_i64().unwrap();
+    let mut watcher = Client::join(&server, "gifts").await;
+    let mut v = Client::signed_in(&server, "gifts", &viewer_token).await;
+
+    v.send(json!({"type": "gift", "v": 1, "gift_id": rose_id, "idempotency_key": "ws-1"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "insufficient_balance");
+    let (status, _) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/admin/users/{}/wallet", viewer.id),
+        Some(&viewer_token),
+        Some(json!({"amount": 5})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, wallet) = call(
+        &server,
+        "POST",
+        &format!("/api/v1/admin/users/{}/wallet", viewer.id),
+        Some(&admin_token),
+        Some(json!({"amount": 5 + 37 * 5, "reason": "test"})),
+    )
+    .await;
+    assert_eq!((status, wallet["balance"].as_i64()), (200, Some(190)));
+
+    v.send(json!({"type": "gift", "v": 1, "gift_id": rose_id, "idempotency_key": "ws-1"}))
+        .await;
+    let ack = v.next_of("ack").await;
+    assert_eq!(ack["balance"], 185);
+    let g = watcher.next_of("gift").await;
+    assert_eq!(
+        (g["value"].as_i64(), g["user"]["name"].as_str()),
+        (Some(5), Some("viewer"))
+    );
+    v.send(json!({"type": "gift", "v": 1, "gift_id": rose_id, "idempotency_key": "ws-1"}))
+        .await;
+    let again = v.next_of("ack").await;
+    assert_eq!(
+        (&again["id"], &again["replayed"]),
+        (&ack["id"], &json!(true))
+    );
+
+    let sends: Vec<_> = (0..100)
+        .map(|i| {
+            let token = viewer_token.clone();
+            let addr = server.http_addr;
+            tokio::spawn(async move {
+                let body = json!({"gift_id": rose_id, "idempotency_key": format!("rest-{i}")});
+                let head = format!(
+                    "POST /api/v1/channels/gifts/gifts HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.to_string().len()
+                );
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                s.write_all(head.as_bytes()).await.unwrap();
+                let mut raw = Vec::new();
+                tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut raw)).await.unwrap().unwrap();
+                String::from_utf8_lossy(&raw)[9..12].to_owned()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    let mut refused = 0;
+    for send in sends {
+        match send.await.unwrap().as_str() {
+            "201" => created += 1,
+            "409" => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((created, refused), (37, 63));
+    let (_, wallet) = call(
+        &server,
+        "GET",
+        "/api/v1/me/wallet",
+        Some(&viewer_token),
+        None,
+    )
+    .await;
+    assert_eq!(wallet["balance"], 0);
+    let store = server.platform().store();
+    assert_eq!(store.wallet_balance(owner.id).await.unwrap(), 38 * 5);
+    assert_eq!(store.count_gift_events_by(viewer.id).await.unwrap(), 38);
+    // A retried REST key answers the original and charges nothing.
+    let (status, replay) = call(
+        &server,
+        "POST",
+        "/api/v1/channels/gifts/gifts",
+        Some(&viewer_token),
+        Some(json!({"gift_id": rose_id, "idempotency_key": "rest-0"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{replay}");
+    assert_eq!(replay["replayed"], true);
+    assert_eq!(store.count_gift_events_by(viewer.id).await.unwrap(), 38);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!("onair-chat-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("onair.db").display());
+    let configure = |c: &mut Config| c.storage.database_url = Some(SecretText::new(url.clone()));
+    let server = TestServer::start(configure).await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    channel(&server, &owner, "kept").await;
+    let mut a = Client::signed_in(&server, "kept", &token).await;
+    let mut ids = Vec::new();
+    for text in ["before", "the", "restart"] {
+        a.send(json!({"type": "chat", "v": 1, "text": text})).await;
+        ids.push(a.next_of("ack").await["id"].as_i64().unwrap());
+    }
+    drop(a);
+    server.shutdown().await;
+
+    let server = TestServer::start(configure).await;
+    let url = format!("ws://{}/api/v1/channels/kept/chat", server.http_addr);
+    let (mut b, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let Some(Ok(Message::Text(history))) = b.next().await else {
+        panic!("no history")
+    };
+    let history: Value = serde_json::from_str(&history).unwrap();
+    let got: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        ids.into_iter()
+            .zip(["before", "the", "restart"].map(String::from))
+            .collect::<Vec<_>>()
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_gives_error_frames_while_the_video_goes_on() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    let ch = channel(&server, &owner, "outage").await;
+    let key = server
+        .platform()
+        .issue_stream_key(ch.id, "OBS", None)
+        .await
+        .unwrap();
+    let live = Ffmpeg::publish_test_pattern(&server.publish_url(key.token.expose()), 20);
+    assert!(
+        server.wait_live("outage", Duration::from_secs(15)).await,
+        "not live: {}",
+        live.stderr()
+    );
+    let (_, _, mut viewer) = FlvReader::http(&server.flv_url("outage"), Duration::from_secs(5))
+        .await
+        .expect("http-flv opens");
+    let mut c = Client::signed_in(&server, "outage", &token).await;
+    c.send(json!({"type": "danmaku", "v": 1, "text": "live!"}))
+        .await;
+    let d = c.next_of("danmaku").await;
+    assert!(d["offset_ms"].as_i64().unwrap() >= 0);
+
+    server.platform().store().close().await;
+    c.send(json!({"type": "chat", "v": 1, "text": "anyone?", "nonce": "n"}))
+        .await;
+    let e = c.next_of("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["nonce"].as_str()),
+        (Some("store_unavailable"), Some("n"))
+    );
+    // The video keeps flowing to its viewer after the store went away.
+    let mut tags = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(2), viewer.next_tag()).await {
+            Ok(Ok(Some(_))) => tags += 1,
+            other => panic!("video stopped: {other:?}"),
+        }
+    }
+    assert!(tags > 30, "only {tags} tags");
+    server.shutdown().await;
+}
+
+/// Reads `socket` until the server ends it: the close frame's code and reason (`None` when the
+/// connection just ended) and how many `chat` frames came before.
+async fn read_to_end<S>(
+    socket: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> (Option<(u16, String)>, usize)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut chats = 0;
+    loop {
+        match tokio::time::timeout(TIMEOUT, socket.next())
+            .await
+            .expect("the server ends the connection within 10 s")
+        {
+            Some(Ok(Message::Text(t))) => {
+                if t.as_str().contains(r#""type":"chat""#) {
+                    chats += 1;
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return (
+                    frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned())),
+                    chats,
+                );
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (None, chats),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_likes_arrive_as_few_like_frames_with_summed_counts() {
+    let server = TestServer::start(|c: &mut Config| {
+        c.chat.flood_frames_per_second = 1000;
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    channel(&server, &owner, "likes").await;
+    let mut liker = Client::signed_in(&server, "likes", &token).await;
+    let mut watcher = Client::join(&server, "likes").await;
+    const SENDS: u64 = 60;
+    for _ in 0..SENDS {
+        liker
+            .send(json!({"type": "like", "v": 1, "count": 3}))
+            .await;
+    }
+    for _ in 0..SENDS {
+        liker.next_of("ack").await;
+    }
+    let (mut frames, mut sum, mut last_total) = (0u64, 0u64, 0u64);
+    while sum < 3 * SENDS {
+        let f = watcher.next_of("like").await;
+        frames += 1;
+        sum += f["count"].as_u64().unwrap();
+        last_total = f["total"].as_u64().unwrap();
+    }
+    assert_eq!(sum, 3 * SENDS, "every like counted once");
+    assert_eq!(last_total, 3 * SENDS, "the running total");
+    // Likes are added up per like_interval (500 ms): 60 sends in a burst take far fewer
+    // frames than sends, however the burst falls across batch boundaries.
+    assert!(frames < SENDS / 2, "{frames} like frames for {SENDS} sends");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_while_others_keep_receiving() {
+    let server = TestServer::start(|c: &mut Config| {
+        c.chat.client_queue = 16;
+        c.chat.max_message_chars = 10_000;
+        c.chat.user_messages = 100_000;
+        c.chat.flood_frames_per_second = 100_000;
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    channel(&server, &owner, "slow").await;
+    // A small receive buffer, so the server's socket fills after a few MB (its send buffer).
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(server.http_addr).await.unwrap();
+    let url = format!("ws://{}/api/v1/channels/slow/chat", server.http_addr);
+    let (mut stalled, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+
+    let mut watcher = Client::join(&server, "slow").await;
+    let (mut sender_tx, mut sender_rx) = Client::signed_in(&server, "slow", &token).await.0.split();
+    // ~10 KB a message: 800 of them are more than the stalled client's socket buffers hold.
+    const MESSAGES: usize = 800;
+    let text = "x".repeat(10_000);
+    let sending = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            let frame = json!({"type": "chat", "v": 1, "text": text});
+            sender_tx
+                .send(Message::text(frame.to_string()))
+                .await
+                .unwrap();
+        }
+        sender_tx
+    });
+    // The sender reads too (its own acks and broadcasts), or it would be the slow one.
+    let draining = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < MESSAGES {
+            match tokio::time::timeout(Duration::from_secs(30), sender_rx.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains(r#""type":"ack""#) => {
+                    acks += 1
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("sender socket after {acks} acks: {other:?}"),
+            }
+        }
+    });
+    let mut seen = 0;
+    while seen < MESSAGES {
+        watcher.next_of("chat").await;
+        seen += 1;
+    }
+    let _sender = sending.await.unwrap();
+    draining.await.unwrap();
+
+    // Only now does the stalled client read: what was in flight, then the end.
+    let (close, chats) = read_to_end(&mut stalled).await;
+    assert!(
+        chats < MESSAGES,
+        "the stalled client got all {chats} messages: it was never dropped"
+    );
+    if let Some((code, reason)) = close {
+        assert_eq!((code, reason.as_str()), (1008, "too slow"));
+    }
+    // The watcher is still in the room.
+    watcher
+        .0
+        .send(Message::text(
+            json!({"type": "auth", "v": 1, "token": token}).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(watcher.next_of("ack").await["type"], "ack");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_after_the_idle_timeout() {
+    let server = TestServer::start(|c: &mut Config| {
+        c.chat.ping_interval = Duration::from_millis(100);
+        c.chat.idle_timeout = Duration::from_millis(500);
+        c.chat.viewers_interval = Duration::from_millis(100);
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    channel(&server, &owner, "idle").await;
+    // A bare socket that does the upgrade and then never writes a byte: no pong, no frame.
+    // (A WebSocket client would answer the pings once read, and its pongs would meet a closed
+    // socket.)
+    let mut silent = TcpStream::connect(server.http_addr).await.unwrap();
+    silent
+        .write_all(
+            b"GET /api/v1/channels/idle/chat HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut active = Client::signed_in(&server, "idle", &token).await;
+    // The active client keeps reading (and so answering pings) until the audience shows the
+    // silent one gone.
+    let mut audiences = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(TIMEOUT, active.0.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .expect("no socket error");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "viewers" {
+                audiences.push(v["chat"].as_u64().unwrap());
+                if v["chat"] == 1 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        audiences.contains(&2) || audiences.len() == 1,
+        "both were counted before: {audiences:?}"
+    );
+    let mut raw = Vec::new();
+    tokio::time::timeout(TIMEOUT, silent.read_to_end(&mut raw))
+        .await
+        .expect("the server ends the connection within 10 s")
+        .unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 101"), "upgraded");
+    // The last frame: close (0x88), 2-byte code 1001, then the reason.
+    let mut close = vec![0x88, 2 + 12, 0x03, 0xe9];
+    close.extend_from_slice(b"idle timeout");
+    assert!(
+        raw.ends_with(&close),
+        "ends with a close frame 1001 \"idle timeout\": {:?}",
+        String::from_utf8_lossy(&raw[raw.len().saturating_sub(40)..])
+    );
+    active
+        .send(json!({"type": "chat", "v": 1, "text": "still here"}))
+        .await;
+    assert_eq!(active.next_of("chat").await["text"], "still here");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn danmaku_sent_while_live_come_back_with_the_replay_at_their_offsets() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(|c: &mut Config| {
+        c.hub.republish_grace = Duration::from_secs(1);
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    let ch = channel(&server, &owner, "replayed").await;
+    // A stored key, so the live is recorded as a replay.
+    let key = server
+        .platform()
+        .issue_stream_key(ch.id, "OBS", None)
+        .await
+        .unwrap();
+    let mut live = Ffmpeg::publish_test_pattern(&server.publish_url(key.token.expose()), 10);
+    assert!(
+        server.wait_live("replayed", Duration::from_secs(15)).await,
+        "not live: {}",
+        live.stderr()
+    );
+    let store = server.platform().store().clone();
+    let mut c = Client::signed_in(&server, "replayed", &token).await;
+    // The ingest writes the session row from its own task; the danmaku offsets count from it.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let session = loop {
+        let (sessions, _) = store
+            .list_live_sessions(ch.id, onair_store::Page::default())
+            .await
+            .unwrap();
+        if let Some(s) = sessions.into_iter().next() {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no live session row"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        if i > 0 {
+            // Spread in time: the offsets are what the test checks.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let at = chrono::Utc::now();
+        c.send(json!({"type": "danmaku", "v": 1, "text": format!("d{i}"), "color": "#FF0000"}))
+            .await;
+        let d = c.next_of("danmaku").await;
+        assert_eq!(d["text"], format!("d{i}"));
+        sent.push(((at - session.started_at).num_milliseconds(), d));
+    }
+    c.send(json!({"type": "chat", "v": 1, "text": "not a danmaku"}))
+        .await;
+    c.next_of("chat").await;
+    let status = live
+        .wait(Duration::from_secs(40))
+        .await
+        .expect("ffmpeg ends");
+    assert!(status.success(), "ffmpeg failed:\n{}", live.stderr());
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let recording = loop {
+        let (rows, _) = store
+            .list_recordings(ch.id, onair_store::Page::default())
+            .await
+            .unwrap();
+        if let Some(r) = rows
+            .into_iter()
+            .find(|r| r.state == onair_store::RecordingState::Finished)
+        {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no finished recording"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(recording.live_session_id, Some(session.id));
+
+    let path = format!("/api/v1/recordings/{}/danmaku", recording.id);
+    let (status, all) = call(&server, "GET", &path, None, None).await;
+    assert_eq!(status, 200, "{all}");
+    let all = all.as_array().unwrap();
+    let texts: Vec<_> = all.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["d0", "d1", "d2"], "danmaku only, in offset order");
+    for ((sent_offset, frame), stored) in sent.iter().zip(all) {
+        let offset = stored["offset_ms"].as_i64().unwrap();
+        assert_eq!(stored["offset_ms"], frame["offset_ms"], "as broadcast live");
+        assert!(
+            (offset - sent_offset).abs() <= 1000,
+            "{}: offset {offset} ms, sent {sent_offset} ms after the live began",
+            stored["text"]
+        );
+        assert_eq!(stored["color"], "#ff0000");
+    }
+    // A range around the middle one returns only it.
+    let middle = all[1]["offset_ms"].as_i64().unwrap();
+    let (status, some) = call(
+        &server,
+        "GET",
+        &format!("{path}?from_ms={}&to_ms={}", middle - 200, middle + 200),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let texts: Vec<_> = some
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["d1"]);
+    let (status, _) = call(
+        &server,
+        "GET",
+        &format!("{path}?from_ms=5&to_ms=1"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    server.shutdown().await;
+}
+
+/// `GET /metrics`: the value of the series `name` (no labels).
+async fn metric(server: &TestServer, name: &str) -> u64 {
+    let mut stream = TcpStream::connect(server.http_addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_lift_mutes_and_bans_over_rest_audited_and_counted_on_metrics() {
+    let server = TestServer::start(|_| {}).await;
+    let (owner, owner_token) = account(&server, "owner", Role::Streamer).await;
+    let (_, admin_token) = account(&server, "root", Role::Admin).await;
+    let (viewer, viewer_token) = account(&server, "viewer", Role::Viewer).await;
+    channel(&server, &owner, "lift").await;
+    let mut watcher = Client::join(&server, "lift").await;
+    let mut v = Client::signed_in(&server, "lift", &viewer_token).await;
+    assert_eq!(metric(&server, "onair_chat_clients").await, 2);
+    let messages0 = metric(&server, "onair_chat_messages_total").await;
+    let refused0 = metric(&server, "onair_chat_refused_total").await;
+
+    let mute = format!("/api/v1/channels/lift/mutes/{}", viewer.id);
+    let ban = format!("/api/v1/channels/lift/bans/{}", viewer.id);
+    let (status, _) = call(&server, "DELETE", &mute, Some(&owner_token), None).await;
+    assert_eq!(status, 404, "nothing to lift yet");
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/api/v1/channels/lift/mutes",
+        Some(&owner_token),
+        Some(json!({"user_id": viewer.id, "seconds": 600})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    v.send(json!({"type": "chat", "v": 1, "text": "muted?"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "muted");
+    let (status, _) = call(&server, "DELETE", &mute, Some(&viewer_token), None).await;
+    assert_eq!(status, 403, "only the owner or an admin");
+    let (status, _) = call(&server, "DELETE", &mute, Some(&owner_token), None).await;
+    assert_eq!(status, 204);
+    let e = watcher.next_of("system").await;
+    assert_eq!(e["event"], "user_muted");
+    let e = watcher.next_of("system").await;
+    assert_eq!(
+        (e["event"].as_str(), e["user_id"].as_i64()),
+        (Some("user_unmuted"), Some(viewer.id))
+    );
+    v.send(json!({"type": "chat", "v": 1, "text": "free"}))
+        .await;
+    assert_eq!(v.next_of("chat").await["text"], "free");
+
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/api/v1/channels/lift/bans",
+        Some(&owner_token),
+        Some(json!({"user_id": viewer.id})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    v.send(json!({"type": "chat", "v": 1, "text": "banned?"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "channel_banned");
+    let (status, _) = call(&server, "DELETE", &ban, Some(&admin_token), None).await;
+    assert_eq!(status, 204, "an admin lifts it too");
+    let (status, _) = call(&server, "DELETE", &ban, Some(&admin_token), None).await;
+    assert_eq!(status, 404);
+    v.send(json!({"type": "chat", "v": 1, "text": "back"}))
+        .await;
+    assert_eq!(v.next_of("chat").await["text"], "back");
+
+    let (status, audit) = call(
+        &server,
+        "GET",
+        "/api/v1/admin/audit?limit=100",
+        Some(&admin_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let actions: Vec<(&str, &str)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .filter(|(a, _)| a.starts_with("chat."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("chat.unban", "channel:lift"),
+            ("chat.ban", "channel:lift"),
+            ("chat.unmute", "channel:lift"),
+            ("chat.mute", "channel:lift"),
+        ],
+        "newest first"
+    );
+    assert_eq!(
+        metric(&server, "onair_chat_messages_total").await,
+        messages0 + 2
+    );
+    assert_eq!(
+        metric(&server, "onair_chat_refused_total").await,
+        refused0 + 2
+    );
+    server.shutdown().await;
+}
