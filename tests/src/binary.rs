@@ -9,9 +9,16 @@ use tokio::process::Command;
 /// Building the binary, when a test has to, may compile the whole server.
 const BUILD: Duration = Duration::from_secs(900);
 
-/// The `onair` binary in this test's target directory, built (once per test process) with
-/// `cargo build -p onair --bin onair` so it is never stale: `cargo test -p onair-e2e` does not
-/// build another package's binaries. When the binary is fresh that is a no-op of a second or so.
+/// The `onair` binary in this test's target directory, brought up to date (once per test
+/// process) so it is never stale: `cargo test -p onair-e2e` does not build another package's
+/// binaries. When the binary is fresh that is a no-op of a second or so.
+///
+/// The build is `cargo test --workspace --no-run --test cli_admin`, not `cargo build -p onair`:
+/// it resolves features the way the README's `cargo test --workspace` does (dev-dependencies
+/// turn on features such as tokio's `test-util` and bitflags' `std`), so it reuses that run's
+/// artifacts. A `-p onair` build resolves them differently and compiles tokio, sqlx and
+/// everything above them a second time, which once filled CI's disk. `cli_admin` is onair's own
+/// integration test; selecting it is what makes cargo link the `onair` binary.
 ///
 /// # Panics
 ///
@@ -35,12 +42,12 @@ pub async fn onair_binary() -> PathBuf {
             let mut build = Command::new(cargo);
             build
                 .args([
-                    "build",
+                    "test",
+                    "--workspace",
+                    "--no-run",
                     "--quiet",
-                    "-p",
-                    "onair",
-                    "--bin",
-                    "onair",
+                    "--test",
+                    "cli_admin",
                     "--target-dir",
                 ])
                 .arg(target_dir)
@@ -53,7 +60,7 @@ pub async fn onair_binary() -> PathBuf {
                 .await
                 .expect("building onair timed out")
                 .expect("running cargo");
-            assert!(status.success(), "cargo build -p onair --bin onair failed");
+            assert!(status.success(), "building the onair binary failed");
             assert!(
                 binary.exists(),
                 "{} missing after the build",
