@@ -45,29 +45,35 @@ impl Client {
         self.0.send(Message::text(frame.to_string())).await.unwrap();
     }
 
-    /// The next frame, skipping audience updates.
+    /// The next frame, skipping audience updates. The 10 s deadline covers the skipping too:
+    /// audience frames arrive every few seconds and must not keep a waiting test alive.
     async fn next(&mut self) -> Value {
+        tokio::time::timeout(TIMEOUT, self.next_any(|_| true))
+            .await
+            .expect("a frame within 10 s")
+    }
+
+    /// The next frame of this type, skipping others, within 10 s.
+    async fn next_of(&mut self, kind: &str) -> Value {
+        tokio::time::timeout(TIMEOUT, self.next_any(|v| v["type"] == kind))
+            .await
+            .unwrap_or_else(|_| panic!("a {kind} frame within 10 s"))
+    }
+
+    async fn next_any(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
         loop {
-            let msg = tokio::time::timeout(TIMEOUT, self.0.next())
+            let msg = self
+                .0
+                .next()
                 .await
-                .expect("a frame within 10 s")
                 .expect("socket open")
                 .expect("no socket error");
             if let Message::Text(text) = msg {
                 let v: Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(v["v"], 1);
-                if v["type"] != "viewers" {
+                if v["type"] != "viewers" && wanted(&v) {
                     return v;
                 }
-            }
-        }
-    }
-
-    async fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let v = self.next().await;
-            if v["type"] == kind {
-                return v;
             }
         }
     }
@@ -203,6 +209,61 @@ async fn two_clients_see_each_other_in_order_and_anonymous_clients_only_read() {
     assert_eq!(status, 200);
     assert_eq!(page["total"], 10);
     assert_eq!(page["items"][0]["id"].as_i64(), Some(seen[0][9].0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_ends_the_sockets_sign_in_until_it_signs_in_again() {
+    let server = TestServer::start(|_| {}).await;
+    let (owner, _) = account(&server, "owner", Role::Streamer).await;
+    let (viewer, token) = account(&server, "viewer", Role::Viewer).await;
+    channel(&server, &owner, "logout").await;
+    let mut v = Client::signed_in(&server, "logout", &token).await;
+    v.send(json!({"type": "chat", "v": 1, "text": "before", "nonce": "c1"}))
+        .await;
+    assert_eq!(v.next_of("ack").await["nonce"], "c1");
+
+    let (status, _) = call(&server, "POST", "/api/v1/auth/logout", Some(&token), None).await;
+    assert_eq!(status, 204);
+    v.send(json!({"type": "chat", "v": 1, "text": "after", "nonce": "c2"}))
+        .await;
+    let e = v.next_of("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["nonce"].as_str()),
+        (Some("unauthenticated"), Some("c2"))
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("sign-in has ended"),
+        "{e}"
+    );
+    // The old token is refused; a new one signs the same socket in again.
+    v.send(json!({"type": "auth", "v": 1, "token": token, "nonce": "a1"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "invalid_token");
+    let (fresh, _) = server.platform().issue_access_token(&viewer).await.unwrap();
+    v.send(json!({"type": "auth", "v": 1, "token": fresh.expose(), "nonce": "a2"}))
+        .await;
+    assert_eq!(v.next_of("ack").await["nonce"], "a2");
+    v.send(json!({"type": "like", "v": 1, "nonce": "l1"})).await;
+    assert_eq!(v.next_of("ack").await["nonce"], "l1");
+
+    // Only "before" was stored.
+    let (status, page) = call(
+        &server,
+        "GET",
+        "/api/v1/channels/logout/messages",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let texts: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["before"]);
     server.shutdown().await;
 }
 

@@ -143,7 +143,13 @@ impl Connection {
                 });
             }
             Ok(other) => self.membership.send(&other),
-            Err(refusal) => self.refuse(nonce, refusal),
+            Err(refusal) => {
+                // The sign-in ended: the client may authenticate again on this connection.
+                if refusal.code == ErrorCode::Unauthenticated {
+                    self.user = None;
+                }
+                self.refuse(nonce, refusal)
+            }
         }
     }
 

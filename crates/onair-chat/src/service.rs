@@ -32,6 +32,10 @@ pub struct ChatUser {
     pub name: String,
     /// Admins moderate every room.
     pub admin: bool,
+    /// The jti of the access token this user signed in with over the socket: once that
+    /// sign-in ends (logout, refresh, a ban, expiry) sends are refused until the client
+    /// authenticates again. `None` where each request is authenticated on its own (REST).
+    pub session: Option<String>,
 }
 
 /// A boxed future, for [`ChatHost::authenticate`].
@@ -563,8 +567,9 @@ impl ChatService {
         self.check_restriction(room.channel.id, user, false).await
     }
 
-    /// Bans and mutes of `user` in `channel_id`, read from the store now. A muted user may
-    /// still like (`allow_muted`); nothing else a banned one does reaches the room.
+    /// Bans and mutes of `user` in `channel_id`, and whether the sign-in `user` sent with has
+    /// ended, read from the store now. A muted user may still like (`allow_muted`); nothing
+    /// else a banned or signed-out one does reaches the room.
     async fn check_restriction(
         &self,
         channel_id: i64,
@@ -573,9 +578,15 @@ impl ChatService {
     ) -> Result<(), Refusal> {
         let restriction = self
             .store
-            .chat_restriction(channel_id, user.id, Utc::now())
+            .chat_restriction(channel_id, user.id, user.session.as_deref(), Utc::now())
             .await
             .map_err(|e| Refusal::store(&e))?;
+        if restriction.signed_out {
+            return Err(Refusal::new(
+                ErrorCode::Unauthenticated,
+                "your sign-in has ended (logged out or expired); send an auth frame with a new access token",
+            ));
+        }
         if restriction.banned {
             return Err(Refusal::new(ErrorCode::Banned, "your account is banned"));
         }

@@ -30,6 +30,7 @@ impl ChatHost for Host {
                 id: u.id,
                 name: u.username,
                 admin: u.role == Role::Admin,
+                session: None,
             }))
         })
     }
@@ -56,27 +57,32 @@ impl Client {
             .unwrap();
     }
 
-    /// The next text frame, skipping pings and audience frames.
+    /// The next text frame, skipping pings and audience frames. The 10 s deadline covers the
+    /// skipping too, so periodic frames cannot keep a waiting test alive.
     async fn next(&mut self) -> Value {
-        loop {
-            let out = tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
-                .await
-                .expect("a frame within 10 s")
-                .expect("connection open");
-            if let Outbound::Text(text) = out {
-                let v: Value = serde_json::from_str(&text).unwrap();
-                if v["type"] != "viewers" {
-                    return v;
-                }
-            }
-        }
+        tokio::time::timeout(Duration::from_secs(10), self.next_any(|_| true))
+            .await
+            .expect("a frame within 10 s")
     }
 
+    /// The next text frame of this type, skipping others, within 10 s.
     async fn next_of(&mut self, kind: &str) -> Value {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            self.next_any(|v| v["type"] == kind),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a {kind} frame within 10 s"))
+    }
+
+    async fn next_any(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
         loop {
-            let v = self.next().await;
-            if v["type"] == kind {
-                return v;
+            let out = self.rx.recv().await.expect("connection open");
+            if let Outbound::Text(text) = out {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if v["type"] != "viewers" && wanted(&v) {
+                    return v;
+                }
             }
         }
     }
@@ -520,6 +526,7 @@ async fn a_gift_to_a_channel_deleted_meanwhile_is_refused_as_not_found(store: St
         id: viewer.id,
         name: viewer.username.clone(),
         admin: false,
+        session: None,
     };
     let sent = service
         .send_gift(&channel, &user, rose.id, 1, "k".into())

@@ -120,12 +120,15 @@ pub struct ChatRestriction {
     pub channel_banned: bool,
     /// Muted in this channel until then.
     pub muted_until: Option<DateTime<Utc>>,
+    /// The sign-in the sender authenticated with has ended: logged out, refreshed, ended by
+    /// a ban, or expired. Always false when no sign-in was named.
+    pub signed_out: bool,
 }
 
 impl ChatRestriction {
     /// Whether nothing stops the user from sending.
     pub fn is_clear(&self) -> bool {
-        !self.banned && !self.channel_banned && self.muted_until.is_none()
+        !self.banned && !self.channel_banned && self.muted_until.is_none() && !self.signed_out
     }
 }
 
@@ -134,6 +137,7 @@ struct RestrictionRow {
     banned: bool,
     channel_banned: bool,
     muted_until: Option<DateTime<Utc>>,
+    signed_out: bool,
 }
 
 /// Chat messages, likes and moderation.
@@ -422,17 +426,22 @@ impl Store {
     }
 
     /// What stops `user_id` from sending in `channel_id` at `at`: a platform ban, a channel
-    /// ban, a mute that has not run out. One query, read on every send so a ban takes effect
-    /// at once; [`StoreError::NotFound`] when the user does not exist.
+    /// ban, a mute that has not run out, and, when `session` names the jti of the access
+    /// token the sender signed in with, that sign-in having ended. One query, read on every
+    /// send so a ban or a logout takes effect at once; [`StoreError::NotFound`] when the user
+    /// does not exist.
     pub async fn chat_restriction(
         &self,
         channel_id: i64,
         user_id: i64,
+        session: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<ChatRestriction, StoreError> {
         const SQL: &str = "SELECT u.banned AS banned, \
              EXISTS (SELECT 1 FROM chat_bans b WHERE b.channel_id = $1 AND b.user_id = u.id) AS channel_banned, \
-             (SELECT m.until FROM chat_mutes m WHERE m.channel_id = $1 AND m.user_id = u.id AND m.until > $3) AS muted_until \
+             (SELECT m.until FROM chat_mutes m WHERE m.channel_id = $1 AND m.user_id = u.id AND m.until > $3) AS muted_until, \
+             CASE WHEN $4 IS NULL THEN FALSE ELSE NOT EXISTS (SELECT 1 FROM auth_sessions s \
+               WHERE s.jti = $4 AND s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $3) END AS signed_out \
              FROM users u WHERE u.id = $2";
         let at = db_time(at);
         let row = with_pool!(self, |pool| {
@@ -440,6 +449,7 @@ impl Store {
                 .bind(channel_id)
                 .bind(user_id)
                 .bind(at)
+                .bind(session)
                 .fetch_optional(pool)
                 .await
         })?
@@ -450,6 +460,7 @@ impl Store {
             banned: row.banned,
             channel_banned: row.channel_banned,
             muted_until: row.muted_until,
+            signed_out: row.signed_out,
         })
     }
 }

@@ -66,6 +66,7 @@ store_test!(
     likes_are_one_counter_per_channel_and_session,
     mutes_and_channel_bans_restrict_and_lift,
     platform_bans_show_in_the_restriction,
+    an_ended_sign_in_shows_in_the_restriction,
     the_gift_catalogue_is_seeded_and_cheapest_first,
     admin_credits_add_up_and_are_recorded,
     a_gift_moves_coins_from_sender_to_owner,
@@ -276,7 +277,7 @@ async fn mutes_and_channel_bans_restrict_and_lift(store: Store) {
     let now = Utc::now();
     assert!(
         store
-            .chat_restriction(ch.id, bob.id, now)
+            .chat_restriction(ch.id, bob.id, None, now)
             .await
             .unwrap()
             .is_clear()
@@ -287,14 +288,17 @@ async fn mutes_and_channel_bans_restrict_and_lift(store: Store) {
         .mute_in_channel(ch.id, bob.id, until, Some(alice.id))
         .await
         .unwrap();
-    let r = store.chat_restriction(ch.id, bob.id, now).await.unwrap();
+    let r = store
+        .chat_restriction(ch.id, bob.id, None, now)
+        .await
+        .unwrap();
     assert_eq!(
         r.muted_until.map(|t| t.timestamp()),
         Some(until.timestamp())
     );
     assert!(
         store
-            .chat_restriction(other.id, bob.id, now)
+            .chat_restriction(other.id, bob.id, None, now)
             .await
             .unwrap()
             .is_clear()
@@ -302,7 +306,7 @@ async fn mutes_and_channel_bans_restrict_and_lift(store: Store) {
     // A mute that ran out restricts nothing.
     assert!(
         store
-            .chat_restriction(ch.id, bob.id, until + Duration::seconds(1))
+            .chat_restriction(ch.id, bob.id, None, until + Duration::seconds(1))
             .await
             .unwrap()
             .is_clear()
@@ -323,17 +327,21 @@ async fn mutes_and_channel_bans_restrict_and_lift(store: Store) {
             .unwrap()
     );
     assert_eq!(
-        store.chat_restriction(ch.id, bob.id, now).await.unwrap(),
+        store
+            .chat_restriction(ch.id, bob.id, None, now)
+            .await
+            .unwrap(),
         ChatRestriction {
             banned: false,
             channel_banned: true,
-            muted_until: None
+            muted_until: None,
+            signed_out: false,
         }
     );
     assert!(store.unban_in_channel(ch.id, bob.id).await.unwrap());
     assert!(
         store
-            .chat_restriction(ch.id, bob.id, now)
+            .chat_restriction(ch.id, bob.id, None, now)
             .await
             .unwrap()
             .is_clear()
@@ -350,16 +358,56 @@ async fn platform_bans_show_in_the_restriction(store: Store) {
     let ch = channel(&store, &alice, "alice").await;
     store.set_user_banned(bob.id, true).await.unwrap();
     let r = store
-        .chat_restriction(ch.id, bob.id, Utc::now())
+        .chat_restriction(ch.id, bob.id, None, Utc::now())
         .await
         .unwrap();
     assert!(r.banned && !r.channel_banned);
     assert!(matches!(
         store
-            .chat_restriction(ch.id, bob.id + 100, Utc::now())
+            .chat_restriction(ch.id, bob.id + 100, None, Utc::now())
             .await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+async fn an_ended_sign_in_shows_in_the_restriction(store: Store) {
+    let alice = user(&store, "alice", Role::Streamer).await;
+    let bob = user(&store, "bob", Role::Viewer).await;
+    let ch = channel(&store, &alice, "alice").await;
+    let now = Utc::now();
+    let expires = now + Duration::minutes(15);
+    store
+        .create_auth_session("bob-1", bob.id, expires)
+        .await
+        .unwrap();
+    store
+        .create_auth_session("alice-1", alice.id, expires)
+        .await
+        .unwrap();
+    let signed_out = |jti: Option<&'static str>, at| {
+        let store = store.clone();
+        async move {
+            store
+                .chat_restriction(ch.id, bob.id, jti, at)
+                .await
+                .unwrap()
+                .signed_out
+        }
+    };
+    assert!(!signed_out(Some("bob-1"), now).await);
+    assert!(!signed_out(None, now).await);
+    // Expired, unknown, or another user's sign-in.
+    assert!(signed_out(Some("bob-1"), expires + Duration::seconds(1)).await);
+    assert!(signed_out(Some("nobody"), now).await);
+    assert!(signed_out(Some("alice-1"), now).await);
+    // Logged out.
+    store.revoke_auth_session("bob-1", now).await.unwrap();
+    let r = store
+        .chat_restriction(ch.id, bob.id, Some("bob-1"), now)
+        .await
+        .unwrap();
+    assert!(r.signed_out && !r.is_clear());
+    assert!(!signed_out(None, now).await);
 }
 
 async fn the_gift_catalogue_is_seeded_and_cheapest_first(store: Store) {

@@ -63,6 +63,7 @@ impl ChatHost for Host {
                     id: s.user.id,
                     name: s.user.username,
                     admin: s.user.role == Role::Admin,
+                    session: Some(s.claims.jti.as_str().to_owned()),
                 })),
                 Err(PlatformError::Store(e)) => Err(e),
                 Err(_) => Ok(None),

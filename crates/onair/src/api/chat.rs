@@ -171,6 +171,7 @@ fn chat_user(caller: &Caller) -> ChatUser {
         id: caller.user().id,
         name: caller.user().username.clone(),
         admin: caller.user().role == onair_store::Role::Admin,
+        session: None,
     }
 }
 
