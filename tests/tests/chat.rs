@@ -1,7 +1,8 @@
 //! The chat with real WebSocket clients (tokio-tungstenite) against a real server: order,
 //! anonymous readers, history, limits, moderation on open connections, gifts (also 100 at
 //! once), a restart, a store outage that leaves the video alone, like batches, a client that
-//! never reads, the idle timeout, and danmaku found again with the replay of the live.
+//! never reads, the idle timeout, and danmaku found again with the replay of the live (also
+//! when the publisher came back within the grace and the replay has two parts).
 
 use std::time::Duration;
 
@@ -879,21 +880,7 @@ async fn danmaku_sent_while_live_come_back_with_the_replay_at_their_offsets() {
     let store = server.platform().store().clone();
     let mut c = Client::signed_in(&server, "replayed", &token).await;
     // The ingest writes the session row from its own task; the danmaku offsets count from it.
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let session = loop {
-        let (sessions, _) = store
-            .list_live_sessions(ch.id, onair_store::Page::default())
-            .await
-            .unwrap();
-        if let Some(s) = sessions.into_iter().next() {
-            break s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no live session row"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let session = live_session(&store, ch.id, 1).await;
     let mut sent = Vec::new();
     for i in 0..3 {
         if i > 0 {
@@ -916,24 +903,7 @@ async fn danmaku_sent_while_live_come_back_with_the_replay_at_their_offsets() {
         .expect("ffmpeg ends");
     assert!(status.success(), "ffmpeg failed:\n{}", live.stderr());
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    let recording = loop {
-        let (rows, _) = store
-            .list_recordings(ch.id, onair_store::Page::default())
-            .await
-            .unwrap();
-        if let Some(r) = rows
-            .into_iter()
-            .find(|r| r.state == onair_store::RecordingState::Finished)
-        {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no finished recording"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let recording = finished_recording(&store, ch.id).await;
     assert_eq!(recording.live_session_id, Some(session.id));
 
     let path = format!("/api/v1/recordings/{}/danmaku", recording.id);
@@ -980,6 +950,147 @@ async fn danmaku_sent_while_live_come_back_with_the_replay_at_their_offsets() {
     .await;
     assert_eq!(status, 400);
     server.shutdown().await;
+}
+
+/// The `n`th live session of a channel (1 = its first), once the ingest has written it.
+async fn live_session(
+    store: &onair_store::Store,
+    channel_id: i64,
+    n: usize,
+) -> onair_store::LiveSession {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let (mut sessions, _) = store
+            .list_live_sessions(channel_id, onair_store::Page::default())
+            .await
+            .unwrap();
+        if sessions.len() >= n {
+            // Newest first.
+            return sessions.swap_remove(sessions.len() - n);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no live session row {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The channel's one recording, once it is finished.
+async fn finished_recording(store: &onair_store::Store, channel_id: i64) -> onair_store::Recording {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let (rows, _) = store
+            .list_recordings(channel_id, onair_store::Page::default())
+            .await
+            .unwrap();
+        if let Some(r) = rows
+            .iter()
+            .find(|r| r.state == onair_store::RecordingState::Finished)
+        {
+            assert_eq!(rows.len(), 1, "one recording: {rows:?}");
+            return r.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no finished recording"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn danmaku_of_a_publisher_back_within_the_grace_land_after_the_first_part_of_the_replay() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(|c: &mut Config| {
+        c.hub.republish_grace = Duration::from_secs(5);
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    let ch = channel(&server, &owner, "parts").await;
+    let key = server
+        .platform()
+        .issue_stream_key(ch.id, "OBS", None)
+        .await
+        .unwrap();
+    let store = server.platform().store().clone();
+    let mut c = Client::signed_in(&server, "parts", &token).await;
+    let mut sent = Vec::new();
+    for part in 1..=2 {
+        let mut live = Ffmpeg::publish_test_pattern(&server.publish_url(key.token.expose()), 4);
+        assert!(
+            server.wait_live("parts", Duration::from_secs(15)).await,
+            "not live: {}",
+            live.stderr()
+        );
+        let session = live_session(&store, ch.id, part).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        c.send(json!({"type": "danmaku", "v": 1, "text": format!("part{part}")}))
+            .await;
+        let d = c.next_of("danmaku").await;
+        assert_eq!(d["text"], format!("part{part}"));
+        sent.push((session.id, d["offset_ms"].as_i64().unwrap()));
+        let status = live
+            .wait(Duration::from_secs(40))
+            .await
+            .expect("ffmpeg ends");
+        assert!(status.success(), "ffmpeg failed:\n{}", live.stderr());
+        // Back well within the 5 s grace.
+        assert!(
+            wait_not_live(&server, "parts").await,
+            "still live after ffmpeg ended"
+        );
+    }
+    let recording = finished_recording(&store, ch.id).await;
+    let parts = store.recording_parts(recording.id).await.unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p.live_session_id).collect::<Vec<_>>(),
+        [sent[0].0, sent[1].0],
+        "both sessions are parts of the one recording"
+    );
+    let second_starts = parts[1].offset_ms;
+    // The first part is about 4 s of media.
+    assert!(
+        (2_500..=6_000).contains(&second_starts),
+        "second part at {second_starts} ms"
+    );
+
+    let path = format!("/api/v1/recordings/{}/danmaku", recording.id);
+    let (status, all) = call(&server, "GET", &path, None, None).await;
+    assert_eq!(status, 200, "{all}");
+    let placed: Vec<(&str, i64)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap(),
+                m["offset_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [("part1", sent[0].1), ("part2", second_starts + sent[1].1)],
+        "the second session's danmaku move by where its part begins"
+    );
+    // A window that starts after the first part finds only the second's.
+    let (_, later) = call(
+        &server,
+        "GET",
+        &format!("{path}?from_ms={second_starts}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(later.as_array().unwrap().len(), 1, "{later}");
+    server.shutdown().await;
+}
+
+async fn wait_not_live(server: &TestServer, channel: &str) -> bool {
+    onair_e2e::wait_until(TIMEOUT, || !server.hub().is_live(channel)).await
 }
 
 /// `GET /metrics`: the value of the series `name` (no labels).

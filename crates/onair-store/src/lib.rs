@@ -65,7 +65,7 @@ pub use error::StoreError;
 pub use gifts::{Gift, GiftEvent, GiftOutcome, SendGift};
 pub use live_sessions::{LiveSession, NewLiveSession};
 pub use page::Page;
-pub use recordings::{NewRecording, Recording, RecordingState};
+pub use recordings::{NewRecording, Recording, RecordingPart, RecordingState};
 pub use store::{Backend, DEFAULT_SQLITE_FILE, Store};
 pub use stream_keys::{PublishGrant, StreamKey};
 pub use users::{NewUser, Role, UnknownRole, User};

@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::chat::ChatMessage;
 use crate::error::{ResultExt, StoreError};
 use crate::page::{Page, total};
 use crate::store::{Store, db_time};
@@ -86,6 +87,16 @@ pub struct Recording {
     pub size_bytes: u64,
     /// A still image, relative to the recordings root, if one was made.
     pub thumbnail: Option<String>,
+}
+
+/// One live session of a recording and where in the replay it starts: the first session at
+/// 0, then each session of a publisher that came back within the republish grace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RecordingPart {
+    /// The live session.
+    pub live_session_id: i64,
+    /// Milliseconds into the replay where its media begin.
+    pub offset_ms: i64,
 }
 
 /// A new recording for [`Store::create_recording`].
@@ -268,6 +279,83 @@ impl Store {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as::<_, Recording>(SQL).fetch_all(pool).await
         })?)
+    }
+
+    /// Records that `live_session_id` continues recording `recording_id` from `offset_ms`
+    /// into the replay (a publisher back within the republish grace). Adding a session that
+    /// is already a part keeps the first offset; [`StoreError::NotFound`] when the recording
+    /// or the session does not exist.
+    pub async fn add_recording_part(
+        &self,
+        recording_id: i64,
+        live_session_id: i64,
+        offset_ms: u64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO recording_parts (recording_id, live_session_id, offset_ms) \
+             VALUES ($1, $2, $3) ON CONFLICT (recording_id, live_session_id) DO NOTHING";
+        with_pool!(self, |pool| {
+            sqlx::query(SQL)
+                .bind(recording_id)
+                .bind(live_session_id)
+                .bind(clamp(offset_ms))
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .on_missing_reference(|| {
+            format!("recording {recording_id} or live session {live_session_id}")
+        })?;
+        Ok(())
+    }
+
+    /// The live sessions of a recording in replay order: its first session (when that row
+    /// still exists) at offset 0, then the parts added by [`Store::add_recording_part`].
+    pub async fn recording_parts(
+        &self,
+        recording_id: i64,
+    ) -> Result<Vec<RecordingPart>, StoreError> {
+        const SQL: &str = "SELECT live_session_id, CAST(0 AS BIGINT) AS offset_ms FROM recordings \
+             WHERE id = $1 AND live_session_id IS NOT NULL \
+             UNION ALL SELECT live_session_id, offset_ms FROM recording_parts WHERE recording_id = $1 \
+             ORDER BY offset_ms, live_session_id";
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as::<_, RecordingPart>(SQL)
+                .bind(recording_id)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// The danmaku drawn over a recording's replay between `from_ms` and `to_ms` (replay
+    /// time, both included), in order, at most `limit`. Each message's `offset_ms` is
+    /// rewritten from its own live session's clock to the replay's, so a session that
+    /// continued the recording after a republish lands after the part before it.
+    pub async fn recording_danmaku(
+        &self,
+        recording_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let mut all = Vec::new();
+        for part in self.recording_parts(recording_id).await? {
+            let shift = part.offset_ms;
+            let mut rows = self
+                .danmaku_between(
+                    part.live_session_id,
+                    from_ms.saturating_sub(shift),
+                    to_ms.saturating_sub(shift),
+                    limit,
+                )
+                .await?;
+            for row in &mut rows {
+                row.offset_ms = row.offset_ms.map(|o| o.saturating_add(shift));
+            }
+            all.append(&mut rows);
+        }
+        all.sort_by_key(|m| (m.offset_ms, m.id));
+        all.truncate(limit as usize);
+        Ok(all)
     }
 
     /// Deletes a recording's row and returns it, so the caller can delete its files;

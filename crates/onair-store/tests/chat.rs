@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use chrono::{Duration, Utc};
 use onair_store::{
     Channel, ChatRestriction, GiftOutcome, MessageKind, NewChannel, NewChatMessage, NewLiveSession,
-    NewRecording, NewUser, Page, Role, SendGift, Store, StoreError, User, store_test,
+    NewRecording, NewUser, Page, RecordingPart, Role, SendGift, Store, StoreError, User,
+    store_test,
 };
 
 async fn user(store: &Store, name: &str, role: Role) -> User {
@@ -63,6 +64,7 @@ store_test!(
     deletion_happens_once_and_names_who_deleted,
     messages_need_a_channel_and_a_user,
     danmaku_of_a_recorded_session_are_found_by_offset,
+    a_recording_continued_after_a_republish_places_each_sessions_danmaku,
     likes_are_one_counter_per_channel_and_session,
     mutes_and_channel_bans_restrict_and_lift,
     platform_bans_show_in_the_restriction,
@@ -252,6 +254,116 @@ async fn danmaku_of_a_recorded_session_are_found_by_offset(store: Store) {
             .len(),
         1
     );
+}
+
+async fn a_recording_continued_after_a_republish_places_each_sessions_danmaku(store: Store) {
+    let alice = user(&store, "alice", Role::Streamer).await;
+    let ch = channel(&store, &alice, "alice").await;
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let id = store
+            .start_live_session(NewLiveSession {
+                channel_id: ch.id,
+                started_at: Utc::now(),
+                publisher_addr: "203.0.113.7:5000".into(),
+                video_codec: None,
+                audio_codec: None,
+            })
+            .await
+            .unwrap();
+        sessions.push(id);
+    }
+    let recording = store
+        .create_recording(NewRecording {
+            channel_id: ch.id,
+            live_session_id: Some(sessions[0]),
+            title: "t".into(),
+            path: "alice/parts".into(),
+            started_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    // The second session began 60 s into the replay; adding it again keeps that.
+    store
+        .add_recording_part(recording.id, sessions[1], 60_000)
+        .await
+        .unwrap();
+    store
+        .add_recording_part(recording.id, sessions[1], 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recording_parts(recording.id).await.unwrap(),
+        [
+            RecordingPart {
+                live_session_id: sessions[0],
+                offset_ms: 0
+            },
+            RecordingPart {
+                live_session_id: sessions[1],
+                offset_ms: 60_000
+            },
+        ]
+    );
+    for (session, offset, text) in [
+        (sessions[1], 1_000, "second-1s"),
+        (sessions[0], 59_000, "first-59s"),
+        (sessions[0], 1_000, "first-1s"),
+        (sessions[1], 30_000, "second-30s"),
+    ] {
+        let mut m = chat(&ch, &alice, text);
+        m.kind = MessageKind::Danmaku;
+        m.live_session_id = Some(session);
+        m.offset_ms = Some(offset);
+        store.insert_chat_message(m).await.unwrap();
+    }
+    let placed = |from, to, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .recording_danmaku(recording.id, from, to, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.offset_ms.unwrap(), m.text))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        placed(0, i64::MAX, 100).await,
+        [
+            (1_000, "first-1s".to_owned()),
+            (59_000, "first-59s".to_owned()),
+            (61_000, "second-1s".to_owned()),
+            (90_000, "second-30s".to_owned()),
+        ]
+    );
+    // A window across the join, in replay time, and the limit over both parts.
+    assert_eq!(
+        placed(50_000, 70_000, 100).await,
+        [
+            (59_000, "first-59s".to_owned()),
+            (61_000, "second-1s".to_owned())
+        ]
+    );
+    assert_eq!(placed(0, i64::MAX, 3).await.len(), 3);
+    assert_eq!(placed(2_000, 50_000, 100).await, []);
+
+    assert!(matches!(
+        store
+            .add_recording_part(recording.id + 100, sessions[1], 0)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .add_recording_part(recording.id, sessions[1] + 100, 0)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Deleting the recording deletes its parts.
+    store.delete_recording(recording.id).await.unwrap();
+    assert_eq!(store.recording_parts(recording.id).await.unwrap(), []);
 }
 
 async fn likes_are_one_counter_per_channel_and_session(store: Store) {

@@ -40,7 +40,8 @@ pub struct Message {
     pub color: Option<String>,
     /// Danmaku mode.
     pub mode: Option<String>,
-    /// Milliseconds from the start of the live session.
+    /// Milliseconds from the start of the live session; in a replay's danmaku, the position
+    /// in the replay.
     pub offset_ms: Option<i64>,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
@@ -148,7 +149,7 @@ pub struct SlowMode {
 #[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DanmakuRange {
-    /// From this offset (ms from the live's start; default 0).
+    /// From this position in the replay, in ms (default 0).
     pub from_ms: Option<i64>,
     /// To this offset, inclusive (default: the end).
     pub to_ms: Option<i64>,
@@ -254,8 +255,9 @@ pub async fn messages(
     )))
 }
 
-/// The danmaku of a replay between two offsets, in offset order, to draw them at the moment
-/// they appeared live.
+/// The danmaku of a replay between two positions, in order, to draw them at the moment they
+/// appeared live. Their `offset_ms` is the position in the replay: the live's clock, plus, for
+/// a publisher that came back within the republish grace, where its part of the replay begins.
 #[utoipa::path(
     get,
     path = "/recordings/{id}/danmaku",
@@ -283,17 +285,14 @@ pub async fn danmaku(
             "must not be below from_ms",
         ));
     }
-    let recording = state
+    state
         .store()
         .recording_by_id(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
-    let Some(session) = recording.live_session_id else {
-        return Ok(Json(Vec::new()));
-    };
     let rows = state
         .store()
-        .danmaku_between(session, from, to, DANMAKU_LIMIT)
+        .recording_danmaku(id, from, to, DANMAKU_LIMIT)
         .await?;
     Ok(Json(
         rows.into_iter()

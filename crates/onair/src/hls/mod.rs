@@ -71,6 +71,9 @@ struct LiveDir {
     dir: PathBuf,
     generation: u64,
     ended_at: Option<tokio::time::Instant>,
+    /// Hands the running recorder the live-session row of a publisher that came back within
+    /// the republish grace, so that session's danmaku find their place in the replay.
+    continued: tokio::sync::mpsc::UnboundedSender<crate::lives::SessionRow>,
 }
 
 impl Hls {
@@ -109,8 +112,8 @@ impl Hls {
     /// channel's recorder is still running (a publisher that reconnected within the grace
     /// continues the same recording; the recorder sees the return in its subscription).
     /// `channel_id` is the channel's row; `None` (a `[dev]` key) records live HLS only.
-    /// `live_session` is the publish's live-session row, which the recording links to (a
-    /// recording continued after a republish keeps the first session's).
+    /// `live_session` is the publish's live-session row, which the recording links to; a
+    /// publish that continues a recording adds its session as a part of that recording.
     ///
     /// Call it after `Hub::publish` succeeded and before the first frame is pushed, so the
     /// recording starts with the publish's first frame.
@@ -124,13 +127,18 @@ impl Hls {
             return;
         }
         let mut lives = self.lives.lock();
-        if lives
+        if let Some(live) = lives
             .by_channel
             .get(channel)
-            .is_some_and(|l| l.ended_at.is_none())
+            .filter(|l| l.ended_at.is_none())
         {
+            if let Some(row) = live_session {
+                // Dropped only by a recorder that is shutting down.
+                let _ = live.continued.send(row);
+            }
             return;
         }
+        let (continued, continued_rx) = tokio::sync::mpsc::unbounded_channel();
         lives.next_generation += 1;
         let generation = lives.next_generation;
         let started_at = Utc::now();
@@ -142,6 +150,7 @@ impl Hls {
                 dir: dir.clone(),
                 generation,
                 ended_at: None,
+                continued,
             },
         );
         // Subscribed here, before the publisher's first push, so nothing is missed.
@@ -158,6 +167,7 @@ impl Hls {
                 started_at,
             },
             subscriber,
+            continued_rx,
         );
         self.tasks.spawn(recorder.run());
     }

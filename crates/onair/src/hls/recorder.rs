@@ -17,11 +17,13 @@ use onair_hls::{
 };
 use onair_hub::{Delivery, Protocol, RecvError, Subscriber};
 use onair_store::{NewRecording, RecordingState};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::Hls;
 use super::files::{self, LIVE_PLAYLIST, REPLAY_PLAYLIST};
+use crate::lives::SessionRow;
 
 /// How often the recording row's duration and size are brought up to date while live.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -69,10 +71,20 @@ pub(super) struct Recorder {
     hole: bool,
     progress_at: tokio::time::Instant,
     progress: Option<JoinHandle<()>>,
+    /// Live-session rows of publishers that came back within the grace.
+    continued: UnboundedReceiver<SessionRow>,
+    /// Those sessions and where in the replay each begins, until the row is there to link
+    /// them to.
+    parts: Vec<(SessionRow, u64)>,
 }
 
 impl Recorder {
-    pub(super) fn new(hls: Arc<Hls>, target: Target, subscriber: Subscriber) -> Recorder {
+    pub(super) fn new(
+        hls: Arc<Hls>,
+        target: Target,
+        subscriber: Subscriber,
+        continued: UnboundedReceiver<SessionRow>,
+    ) -> Recorder {
         let segmenter = Segmenter::new(SegmenterConfig {
             target_duration: hls.config.target_duration,
             first_sequence: 0,
@@ -106,6 +118,8 @@ impl Recorder {
             hole: false,
             progress_at: tokio::time::Instant::now(),
             progress: None,
+            continued,
+            parts: Vec::new(),
         }
     }
 
@@ -135,6 +149,15 @@ impl Recorder {
         let mut grace_until: Option<tokio::time::Instant> = None;
         loop {
             let delivery = tokio::select! {
+                // First: the new session is sent before the returning publisher's first frame
+                // is pushed, and its offset is the replay's length before that frame.
+                biased;
+                Some(session) = self.continued.recv() => {
+                    let offset = self.replay.duration().as_millis() as u64;
+                    self.parts.push((session, offset));
+                    self.link_parts();
+                    continue;
+                }
                 d = self.subscriber.recv(&mut batch) => d,
                 () = sleep_until_opt(grace_until) => {
                     if self.hls.try_end(&self.target.channel, self.target.generation) {
@@ -232,6 +255,30 @@ impl Recorder {
         )
     }
 
+    /// Links the sessions of returning publishers to the recording's row, off this task,
+    /// once the row is there (it is written while the first part plays, so it almost always
+    /// is). A part whose session row never came, or a store that refuses, loses only the
+    /// placing of that part's danmaku.
+    fn link_parts(&mut self) {
+        let Row::Ready(id) = self.row else { return };
+        for (session, offset) in self.parts.drain(..) {
+            let store = self.hls.platform.store().clone();
+            self.hls.tasks.spawn(
+                async move {
+                    let Ok(Some(session)) =
+                        tokio::time::timeout(Duration::from_secs(10), session).await
+                    else {
+                        return;
+                    };
+                    if let Err(e) = store.add_recording_part(id, session, offset).await {
+                        warn!(error = %e, recording = id, session, "cannot link the republished session to the recording; its danmaku are not placed in the replay");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+    }
+
     async fn drain(&mut self) {
         while let Some(output) = self.segmenter.poll_output() {
             match output {
@@ -320,6 +367,7 @@ impl Recorder {
             // Finished, so this await returns at once.
             if let Ok(Some(id)) = handle.await {
                 self.row = Row::Ready(id);
+                self.link_parts();
             }
         }
         if self.progress_at.elapsed() < PROGRESS_INTERVAL
@@ -367,6 +415,8 @@ impl Recorder {
             Row::None | Row::Lost => None,
         };
         if let Some(id) = row {
+            self.row = Row::Ready(id);
+            self.link_parts();
             let state = if segments > 0 {
                 RecordingState::Finished
             } else {
