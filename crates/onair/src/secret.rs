@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// What every secret prints as.
 pub const REDACTED: &str = "[redacted]";
@@ -23,14 +24,16 @@ impl StreamKey {
         &self.0
     }
 
-    /// Compares in time that does not depend on where the keys differ, so a publisher cannot
-    /// find a key byte by byte from response times.
+    /// Compares in time that depends neither on where the keys differ nor on their lengths,
+    /// so a publisher cannot find a key byte by byte, or its length, from response times: the
+    /// SHA-256 digests of both are compared, always all 32 bytes.
     pub fn matches(&self, other: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), other.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        let a = Sha256::digest(self.0.as_bytes());
+        let b = Sha256::digest(other.as_bytes());
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     }
 }
 
@@ -115,6 +118,8 @@ mod tests {
         assert!(k.matches("abc123secret"));
         assert!(!k.matches("abc123secreT"));
         assert!(!k.matches("abc"));
+        assert!(!k.matches("abc123secret "));
+        assert!(!k.matches(""));
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn list(
                 continue;
             };
             let owner = owners.name(&state, channel.owner_id).await?;
-            items.push(public(channel, owner, Some(stream)));
+            items.push(public(&state, channel, owner, Some(stream)));
         }
         return Ok(Json(Page::new(items, total, page)));
     }
@@ -72,7 +72,7 @@ pub async fn list(
     for channel in channels {
         let owner = owners.name(&state, channel.owner_id).await?;
         let stream = live.remove(&channel.slug);
-        items.push(public(channel, owner, stream));
+        items.push(public(&state, channel, owner, stream));
     }
     Ok(Json(Page::new(items, total, page)))
 }
@@ -103,10 +103,15 @@ pub async fn channel(
         .live_now()
         .into_iter()
         .find(|l| l.channel == channel.slug);
-    Ok(Json(public(channel, owner, stream)))
+    Ok(Json(public(&state, channel, owner, stream)))
 }
 
-fn public(channel: onair_store::Channel, owner: String, live: Option<LiveStream>) -> PublicChannel {
+fn public(
+    state: &ApiState,
+    channel: onair_store::Channel,
+    owner: String,
+    live: Option<LiveStream>,
+) -> PublicChannel {
     let live = live.map(|l| PublicLive {
         started_at: l.started_at,
         uptime_seconds: l.uptime_seconds,
@@ -117,6 +122,11 @@ fn public(channel: onair_store::Channel, owner: String, live: Option<LiveStream>
         height: l.media.height,
         play: PlayUrls {
             flv: format!("/live/{}.flv", channel.slug),
+            hls: state
+                .app
+                .hls
+                .is_enabled()
+                .then(|| format!("/live/{}/index.m3u8", channel.slug)),
         },
     });
     PublicChannel {

@@ -400,6 +400,9 @@ pub struct PlayUrls {
     /// HTTP-FLV (and WS-FLV with `ws://`), a path on this server.
     #[schema(example = "/live/alice.flv")]
     pub flv: String,
+    /// The live HLS playlist, a path on this server; `null` when `hls.enabled` is off.
+    #[schema(example = "/live/alice/index.m3u8")]
+    pub hls: Option<String>,
 }
 
 /// A channel in the public directory.

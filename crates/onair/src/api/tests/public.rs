@@ -28,6 +28,10 @@ async fn the_directory(store: Store) {
     assert_eq!(all["items"][0]["owner"], "alice");
     assert!(all["items"][0]["live"].is_null());
     assert_eq!(all["items"][1]["live"]["play"]["flv"], "/live/bob.flv");
+    assert_eq!(
+        all["items"][1]["live"]["play"]["hls"],
+        "/live/bob/index.m3u8"
+    );
 
     let live = api
         .get("/api/v1/channels?live=true", None)
