@@ -553,7 +553,7 @@ async fn gifts_are_paid_once_and_never_overdraw_under_100_concurrent_sends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_survive_a_restart() {
+async fn messages_and_slow_mode_survive_a_restart() {
     let dir = std::env::temp_dir().join(format!("onair-chat-restart-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("onair.db").display());
@@ -567,6 +567,15 @@ async fn messages_survive_a_restart() {
         a.send(json!({"type": "chat", "v": 1, "text": text})).await;
         ids.push(a.next_of("ack").await["id"].as_i64().unwrap());
     }
+    let (status, _) = call(
+        &server,
+        "PUT",
+        "/api/v1/channels/kept/slow-mode",
+        Some(&token),
+        Some(json!({"seconds": 30})),
+    )
+    .await;
+    assert_eq!(status, 204);
     drop(a);
     server.shutdown().await;
 
@@ -594,6 +603,13 @@ async fn messages_survive_a_restart() {
             .zip(["before", "the", "restart"].map(String::from))
             .collect::<Vec<_>>()
     );
+    // The slow mode set before the restart still holds.
+    let (_, viewer_token) = account(&server, "viewer", Role::Viewer).await;
+    let mut v = Client::signed_in(&server, "kept", &viewer_token).await;
+    v.send(json!({"type": "chat", "v": 1, "text": "one"})).await;
+    v.next_of("ack").await;
+    v.send(json!({"type": "chat", "v": 1, "text": "two"})).await;
+    assert_eq!(v.next_of("error").await["code"], "slow_mode");
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,6 +23,11 @@ use crate::protocol::{
     ErrorCode, GiftInfo, HistoryEntry, MessageFrame, Sender, ServerFrame, SystemEvent,
 };
 
+/// The settings key of a channel's slow mode, in seconds (0: off).
+fn slow_mode_key(channel_id: i64) -> String {
+    format!("chat.slow_mode.channel.{channel_id}")
+}
+
 /// A signed-in chat user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatUser {
@@ -511,6 +516,19 @@ impl ChatService {
             .channel_by_slug(slug)
             .await?
             .ok_or_else(|| JoinError::NoChannel(slug.to_owned()))?;
+        // A slow mode set before the last restart (or on another node before this room was
+        // made here); one set on this node since is newer and stays.
+        if let Some(seconds) = self
+            .store
+            .setting(&slow_mode_key(channel.id))
+            .await?
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            self.slow_modes
+                .lock()
+                .entry(channel.id)
+                .or_insert((seconds > 0).then(|| Duration::from_secs(seconds)));
+        }
         let room = Arc::new_cyclic(|me| Room {
             channel,
             members: Mutex::default(),
@@ -545,15 +563,22 @@ impl ChatService {
             .unwrap_or(self.config.slow_mode)
     }
 
-    /// Sets a channel's slow mode (`None`: off) and tells the room. Kept in memory: a
-    /// restart goes back to `chat.slow_mode`.
-    pub fn set_slow_mode(&self, channel: &Channel, interval: Option<Duration>) {
+    /// Sets a channel's slow mode (`None`: off), stores it so it outlives a restart, and
+    /// tells the room. A channel never set follows `chat.slow_mode`.
+    pub async fn set_slow_mode(
+        &self,
+        channel: &Channel,
+        interval: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let seconds = interval.map_or(0, |d| d.as_secs());
+        self.store
+            .set_setting(&slow_mode_key(channel.id), &seconds.to_string())
+            .await?;
         self.slow_modes.lock().insert(channel.id, interval);
         if let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::SlowMode {
-                seconds: interval.map_or(0, |d| d.as_secs()),
-            }));
+            room.broadcast(&ServerFrame::System(SystemEvent::SlowMode { seconds }));
         }
+        Ok(())
     }
 
     /// Whether `user` moderates `channel`: its owner or an admin.

@@ -308,20 +308,20 @@ async fn limits_answer_with_error_frames_and_keep_the_connection(store: Store) {
     // Slow mode stops a viewer but not the owner.
     let channel = store.channel_by_slug("demo").await.unwrap().unwrap();
     let mut o = signed_in(&service, &owner).await;
-    service.set_slow_mode(&channel, Some(Duration::from_secs(30)));
+    service
+        .set_slow_mode(&channel, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
     assert_eq!(o.next_of("system").await["event"], "slow_mode");
-    let mut w = signed_in(
-        &service,
-        &store
-            .create_user(NewUser {
-                username: "w".into(),
-                password_hash: "x".into(),
-                role: Role::Viewer,
-            })
-            .await
-            .unwrap(),
-    )
-    .await;
+    let w_user = store
+        .create_user(NewUser {
+            username: "w".into(),
+            password_hash: "x".into(),
+            role: Role::Viewer,
+        })
+        .await
+        .unwrap();
+    let mut w = signed_in(&service, &w_user).await;
     w.send(json!({"type": "chat", "v": 1, "text": "one"})).await;
     w.next_of("ack").await;
     w.send(json!({"type": "chat", "v": 1, "text": "two"})).await;
@@ -330,6 +330,21 @@ async fn limits_answer_with_error_frames_and_keep_the_connection(store: Store) {
         o.send(json!({"type": "chat", "v": 1, "text": t})).await;
         o.next_of("ack").await;
     }
+    // A new service on the same store (a restart) keeps the slow mode.
+    let restarted = ChatService::new(
+        store.clone(),
+        Arc::new(Host {
+            store: store.clone(),
+        }),
+        ChatConfig::default(),
+    );
+    let mut w = signed_in(&restarted, &w_user).await;
+    w.send(json!({"type": "chat", "v": 1, "text": "three"}))
+        .await;
+    w.next_of("ack").await;
+    w.send(json!({"type": "chat", "v": 1, "text": "four"}))
+        .await;
+    assert_eq!(w.next_of("error").await["code"], "slow_mode");
 }
 
 async fn moderation_reaches_open_connections(store: Store) {

@@ -662,8 +662,8 @@ pub async fn unban(
     lift(&state, &caller, &slug, user_id, Lift::Ban).await
 }
 
-/// Sets a channel's slow mode (the channel's owner or an admin). Kept until the server
-/// restarts.
+/// Sets a channel's slow mode (the channel's owner or an admin); stored, so it outlives a
+/// restart. 0 turns it off.
 #[utoipa::path(
     put,
     path = "/channels/{slug}/slow-mode",
@@ -689,6 +689,6 @@ pub async fn slow_mode(
     }
     let channel = moderated(&state, &caller, &slug).await?;
     let interval = (body.seconds > 0).then(|| Duration::from_secs(body.seconds));
-    state.app.chat.set_slow_mode(&channel, interval);
+    state.app.chat.set_slow_mode(&channel, interval).await?;
     Ok(StatusCode::NO_CONTENT)
 }
