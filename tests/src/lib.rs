@@ -11,6 +11,7 @@
 //! | [`FlvReader`] | HTTP-FLV and WS-FLV playback, demuxed with `onair_flv::FlvDemuxer` |
 //! | [`rtmp`] | raw RTMP bytes for misbehaving-peer tests |
 //! | [`logs`] | a global tracing subscriber that keeps every line, for the redaction test |
+//! | [`proxy`] | a TCP proxy that freezes on demand: a database that hangs instead of refusing |
 //! | [`binary`] | the real `onair` binary (built when stale) and temporary data directories |
 //!
 //! Every wait is bounded: [`wait_until`] polls a condition up to a deadline, readers take a
@@ -36,6 +37,7 @@ pub mod ffmpeg;
 pub mod flv;
 pub mod http;
 pub mod logs;
+pub mod proxy;
 pub mod rtmp;
 pub mod server;
 

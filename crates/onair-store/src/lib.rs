@@ -30,13 +30,18 @@
 //! ```
 #![deny(missing_docs)]
 
-/// Runs `$body` with `$pool` bound to the store's pool. The body is compiled once per backend,
-/// so one SQL text and one chain of binds serve both databases.
+/// Runs `$body` with `$pool` bound to the store's pool, within [`store::QUERY_DEADLINE`]. The
+/// body is compiled once per backend, so one SQL text and one chain of binds serve both
+/// databases.
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::Postgres($pool) => $body,
-            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => {
+                $crate::store::within_deadline(async { $body }).await
+            }
+            $crate::store::Pool::Sqlite($pool) => {
+                $crate::store::within_deadline(async { $body }).await
+            }
         }
     };
 }

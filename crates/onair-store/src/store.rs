@@ -30,6 +30,30 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// takes this long is stuck behind a lock or a sick server.
 const STATEMENT_TIMEOUT: &str = "10s";
 
+/// The longest one store call may take, client side. `statement_timeout` is enforced by the
+/// server, so it cannot help when the server or the network stops answering altogether: a
+/// query on a connection that went silent would otherwise wait for TCP to give up, minutes
+/// later, while holding whatever its caller holds (a chat room's send order, a publish).
+pub(crate) const QUERY_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Runs one store call, failing it with an I/O `TimedOut` (so [`StoreError::Unavailable`])
+/// once [`QUERY_DEADLINE`] has passed. Dropping the call drops its connection unreturned:
+/// sqlx pings a connection before taking it back, and gives it up if that fails.
+pub(crate) async fn within_deadline<T, E: From<sqlx::Error>>(
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match tokio::time::timeout(QUERY_DEADLINE, call).await {
+        Ok(result) => result,
+        Err(_) => Err(E::from(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the database did not answer within {} s",
+                QUERY_DEADLINE.as_secs()
+            ),
+        )))),
+    }
+}
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -220,7 +244,10 @@ impl Store {
     /// Closes every connection, waiting for those in use to be returned. Later calls fail with
     /// [`StoreError::Unavailable`].
     pub async fn close(&self) {
-        with_pool!(self, |pool| pool.close().await);
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::Sqlite(pool) => pool.close().await,
+        }
     }
 }
 
