@@ -20,20 +20,18 @@ use tokio_tungstenite::tungstenite::Message;
 const LIVE_TIMEOUT: Duration = Duration::from_secs(15);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_streams_outlast_the_database_and_new_publishes_are_refused_clearly() {
-    if !require_ffmpeg() {
-        return;
-    }
-    let captured = logs::capture();
-    let server = TestServer::start(|_| {}).await;
-    let platform = server.platform();
+/// A streamer `{name}-owner` with a channel and a stored stream key for each slug.
+async fn owner_with_keys(
+    platform: &onair::platform::Platform,
+    name: &str,
+    slugs: [&str; 2],
+) -> (onair_store::User, Vec<String>) {
     let owner = platform
-        .create_user("outage-owner", "password-123", Role::Streamer)
+        .create_user(&format!("{name}-owner"), "password-123", Role::Streamer)
         .await
         .unwrap();
     let mut keys = Vec::new();
-    for slug in ["outage-a", "outage-b"] {
+    for slug in slugs {
         let channel = platform
             .store()
             .create_channel(NewChannel {
@@ -51,6 +49,18 @@ async fn live_streams_outlast_the_database_and_new_publishes_are_refused_clearly
             .unwrap();
         keys.push(key.token.expose().to_owned());
     }
+    (owner, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_outlast_the_database_and_new_publishes_are_refused_clearly() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let captured = logs::capture();
+    let server = TestServer::start(|_| {}).await;
+    let platform = server.platform();
+    let (_, keys) = owner_with_keys(platform, "outage", ["outage-a", "outage-b"]).await;
 
     let mut live = Ffmpeg::publish_test_pattern(&server.publish_url(&keys[0]), 10);
     assert!(
@@ -198,29 +208,7 @@ async fn a_database_that_stops_answering_holds_nothing_up_and_is_used_again_once
     let server = TestServer::start(|c| c.storage.database_url = Some(SecretText::new(url))).await;
 
     let platform = server.platform();
-    let owner = platform
-        .create_user("hang-owner", "password-123", Role::Streamer)
-        .await
-        .unwrap();
-    let mut keys = Vec::new();
-    for slug in ["hang-a", "hang-b"] {
-        let channel = platform
-            .store()
-            .create_channel(NewChannel {
-                slug: slug.into(),
-                title: slug.into(),
-                owner_id: owner.id,
-                category: String::new(),
-                tags: vec![],
-            })
-            .await
-            .unwrap();
-        let key = platform
-            .issue_stream_key(channel.id, "OBS", None)
-            .await
-            .unwrap();
-        keys.push(key.token.expose().to_owned());
-    }
+    let (owner, keys) = owner_with_keys(platform, "hang", ["hang-a", "hang-b"]).await;
     let (token, _) = platform.issue_access_token(&owner).await.unwrap();
 
     let mut live = Ffmpeg::publish_test_pattern(&server.publish_url(&keys[0]), 120);

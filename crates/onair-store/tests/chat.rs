@@ -193,20 +193,25 @@ async fn messages_need_a_channel_and_a_user(store: Store) {
     ));
 }
 
-async fn danmaku_of_a_recorded_session_are_found_by_offset(store: Store) {
-    let alice = user(&store, "alice", Role::Streamer).await;
-    let ch = channel(&store, &alice, "alice").await;
-    assert_eq!(store.open_live_session_of(ch.id).await.unwrap(), None);
-    let session = store
+/// A live session of `channel` that started now; returns its id.
+async fn live_session(store: &Store, channel: &Channel) -> i64 {
+    store
         .start_live_session(NewLiveSession {
-            channel_id: ch.id,
+            channel_id: channel.id,
             started_at: Utc::now(),
             publisher_addr: "203.0.113.7:5000".into(),
             video_codec: None,
             audio_codec: None,
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn danmaku_of_a_recorded_session_are_found_by_offset(store: Store) {
+    let alice = user(&store, "alice", Role::Streamer).await;
+    let ch = channel(&store, &alice, "alice").await;
+    assert_eq!(store.open_live_session_of(ch.id).await.unwrap(), None);
+    let session = live_session(&store, &ch).await;
     assert_eq!(
         store.open_live_session_of(ch.id).await.unwrap(),
         Some(session)
@@ -259,20 +264,10 @@ async fn danmaku_of_a_recorded_session_are_found_by_offset(store: Store) {
 async fn a_recording_continued_after_a_republish_places_each_sessions_danmaku(store: Store) {
     let alice = user(&store, "alice", Role::Streamer).await;
     let ch = channel(&store, &alice, "alice").await;
-    let mut sessions = Vec::new();
-    for _ in 0..2 {
-        let id = store
-            .start_live_session(NewLiveSession {
-                channel_id: ch.id,
-                started_at: Utc::now(),
-                publisher_addr: "203.0.113.7:5000".into(),
-                video_codec: None,
-                audio_codec: None,
-            })
-            .await
-            .unwrap();
-        sessions.push(id);
-    }
+    let sessions = [
+        live_session(&store, &ch).await,
+        live_session(&store, &ch).await,
+    ];
     let recording = store
         .create_recording(NewRecording {
             channel_id: ch.id,
