@@ -73,8 +73,12 @@ pub(super) struct Recorder {
     progress: Option<JoinHandle<()>>,
     /// Live-session rows of publishers that came back within the grace.
     continued: UnboundedReceiver<SessionRow>,
-    /// Those sessions and where in the replay each begins, until the row is there to link
-    /// them to.
+    /// Sessions that came before this recorder handled their predecessor's leaving (a
+    /// takeover switches publishers at once): their part begins after that flush.
+    awaiting_left: Vec<SessionRow>,
+    /// A publisher left and no later session has claimed that point yet.
+    left_unclaimed: bool,
+    /// Sessions and where in the replay each begins, until the row is there to link them to.
     parts: Vec<(SessionRow, u64)>,
 }
 
@@ -119,6 +123,8 @@ impl Recorder {
             progress_at: tokio::time::Instant::now(),
             progress: None,
             continued,
+            awaiting_left: Vec::new(),
+            left_unclaimed: false,
             parts: Vec::new(),
         }
     }
@@ -150,12 +156,14 @@ impl Recorder {
         loop {
             let delivery = tokio::select! {
                 // First: the new session is sent before the returning publisher's first frame
-                // is pushed, and its offset is the replay's length before that frame.
+                // is pushed, and its part begins before that frame.
                 biased;
                 Some(session) = self.continued.recv() => {
-                    let offset = self.replay.duration().as_millis() as u64;
-                    self.parts.push((session, offset));
-                    self.link_parts();
+                    if std::mem::take(&mut self.left_unclaimed) {
+                        self.add_part(session);
+                    } else {
+                        self.awaiting_left.push(session);
+                    }
                     continue;
                 }
                 d = self.subscriber.recv(&mut batch) => d,
@@ -190,6 +198,12 @@ impl Recorder {
                     self.segmenter.mark_discontinuity();
                     self.drain().await;
                     grace_until = Some(tokio::time::Instant::now() + grace);
+                    if self.awaiting_left.is_empty() {
+                        self.left_unclaimed = true;
+                    } else {
+                        let session = self.awaiting_left.remove(0);
+                        self.add_part(session);
+                    }
                 }
                 Ok(Delivery::PublisherBack) => grace_until = None,
                 Err(RecvError::Closed) => {
@@ -253,6 +267,14 @@ impl Recorder {
             }
             .in_current_span(),
         )
+    }
+
+    /// A returning publisher's session begins a part here: after everything its predecessor
+    /// left in the replay.
+    fn add_part(&mut self, session: SessionRow) {
+        let offset = self.replay.duration().as_millis() as u64;
+        self.parts.push((session, offset));
+        self.link_parts();
     }
 
     /// Links the sessions of returning publishers to the recording's row, off this task,
