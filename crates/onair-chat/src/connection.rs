@@ -162,16 +162,15 @@ impl Connection {
     }
 
     async fn authenticate(&mut self, nonce: Option<String>, token: &str) {
-        if self.user.is_some() {
-            return self.refuse(
+        match self.service().host.authenticate(token).await {
+            // A signed-in connection may change tokens (after a refresh), not accounts.
+            Ok(Some(user)) if self.user.as_ref().is_some_and(|u| u.id != user.id) => self.refuse(
                 nonce,
                 Refusal::new(
                     ErrorCode::AlreadyAuthenticated,
-                    "this connection is signed in",
+                    "this connection is signed in as another account",
                 ),
-            );
-        }
-        match self.service().host.authenticate(token).await {
+            ),
             Ok(Some(user)) => {
                 debug!(
                     channel = self.membership.channel().slug,

@@ -205,7 +205,7 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The token is invalid, expired or revoked.
     InvalidToken,
-    /// This connection is signed in already.
+    /// This connection is signed in as another account.
     AlreadyAuthenticated,
     /// The text is empty.
     Empty,

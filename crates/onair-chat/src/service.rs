@@ -606,12 +606,6 @@ impl ChatService {
             .chat_restriction(channel_id, user.id, user.session.as_deref(), Utc::now())
             .await
             .map_err(|e| Refusal::store(&e))?;
-        if restriction.signed_out {
-            return Err(Refusal::new(
-                ErrorCode::Unauthenticated,
-                "your sign-in has ended (logged out or expired); send an auth frame with a new access token",
-            ));
-        }
         if restriction.banned {
             return Err(Refusal::new(ErrorCode::Banned, "your account is banned"));
         }
@@ -619,6 +613,13 @@ impl ChatService {
             return Err(Refusal::new(
                 ErrorCode::ChannelBanned,
                 "you are banned from this channel's chat",
+            ));
+        }
+        // After the bans: a ban also ends every sign-in, and the ban is what to tell.
+        if restriction.signed_out {
+            return Err(Refusal::new(
+                ErrorCode::Unauthenticated,
+                "your sign-in has ended (logged out or expired); send an auth frame with a new access token",
             ));
         }
         if let Some(until) = restriction.muted_until.filter(|_| !allow_muted) {
