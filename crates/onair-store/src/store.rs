@@ -37,8 +37,10 @@ const STATEMENT_TIMEOUT: &str = "10s";
 pub(crate) const QUERY_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Runs one store call, failing it with an I/O `TimedOut` (so [`StoreError::Unavailable`])
-/// once [`QUERY_DEADLINE`] has passed. Dropping the call drops its connection unreturned:
-/// sqlx pings a connection before taking it back, and gives it up if that fails.
+/// once [`QUERY_DEADLINE`] has passed. Dropping the call hands its connection back to sqlx,
+/// which pings it before pooling it again and gives it up if that fails; that ping has no
+/// deadline of its own, so on a network that went silent the connection's slot stays taken
+/// until TCP gives up, and the pool's other slots serve (or time out at acquisition).
 pub(crate) async fn within_deadline<T, E: From<sqlx::Error>>(
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
@@ -53,6 +55,9 @@ pub(crate) async fn within_deadline<T, E: From<sqlx::Error>>(
         )))),
     }
 }
+
+/// How long [`Store::close`] waits for connections in use.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -241,12 +246,21 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection, waiting for those in use to be returned. Later calls fail with
-    /// [`StoreError::Unavailable`].
+    /// Closes every connection, waiting up to 5 s for those in use to be returned
+    /// (one stuck on a database that stopped answering must not hold up a shutdown). Later
+    /// calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Postgres(pool) => pool.close().await,
-            Pool::Sqlite(pool) => pool.close().await,
+        let closing = async {
+            match &self.pool {
+                Pool::Postgres(pool) => pool.close().await,
+                Pool::Sqlite(pool) => pool.close().await,
+            }
+        };
+        if tokio::time::timeout(CLOSE_WAIT, closing).await.is_err() {
+            tracing::warn!(
+                "database connections still in use after {} s; closing without them",
+                CLOSE_WAIT.as_secs()
+            );
         }
     }
 }
@@ -265,6 +279,20 @@ pub(crate) fn db_time(time: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_never_answers_fails_as_unavailable_at_the_deadline() {
+        let started = tokio::time::Instant::now();
+        let result: Result<(), StoreError> = within_deadline(std::future::pending()).await;
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert_eq!(started.elapsed(), QUERY_DEADLINE);
+        // A call that answers in time is passed through.
+        let answered: Result<u8, StoreError> = within_deadline(async { Ok(7) }).await;
+        assert_eq!(answered.unwrap(), 7);
+    }
 
     #[tokio::test]
     async fn unsupported_schemes_are_refused_without_echoing_the_url() {
