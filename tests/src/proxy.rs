@@ -88,8 +88,11 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut frozen: watch
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            // Frozen while waiting: stop reading until the thaw.
-            _ = frozen.wait_for(|f| *f) => continue,
+            // Frozen while waiting: stop reading until the thaw. Err: the proxy is gone.
+            changed = frozen.wait_for(|f| *f) => match changed {
+                Ok(_) => continue,
+                Err(_) => return,
+            },
         };
         // Bytes read just before a freeze wait for the thaw too.
         if frozen.wait_for(|f| !*f).await.is_err() {

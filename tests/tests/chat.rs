@@ -214,7 +214,8 @@ async fn two_clients_see_each_other_in_order_and_anonymous_clients_only_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_logout_ends_the_sockets_sign_in_until_it_signs_in_again() {
+async fn a_logout_ends_the_sockets_sign_in_until_it_signs_in_again_and_a_refresh_needs_no_refusal()
+{
     let server = TestServer::start(|_| {}).await;
     let (owner, _) = account(&server, "owner", Role::Streamer).await;
     let (viewer, token) = account(&server, "viewer", Role::Viewer).await;
@@ -248,7 +249,49 @@ async fn a_logout_ends_the_sockets_sign_in_until_it_signs_in_again() {
     v.send(json!({"type": "like", "v": 1, "nonce": "l1"})).await;
     assert_eq!(v.next_of("ack").await["nonce"], "l1");
 
-    // Only "before" was stored.
+    // After a refresh the socket takes the new token without a refused send first; another
+    // account's token is refused and changes nothing.
+    let (status, refreshed) = call(
+        &server,
+        "POST",
+        "/api/v1/auth/refresh",
+        Some(fresh.expose()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let refreshed = refreshed["access_token"].as_str().unwrap();
+    v.send(json!({"type": "auth", "v": 1, "token": refreshed, "nonce": "a3"}))
+        .await;
+    assert_eq!(v.next_of("ack").await["nonce"], "a3");
+    let (owner_token, _) = server.platform().issue_access_token(&owner).await.unwrap();
+    v.send(json!({"type": "auth", "v": 1, "token": owner_token.expose(), "nonce": "a4"}))
+        .await;
+    assert_eq!(v.next_of("error").await["code"], "already_authenticated");
+    v.send(json!({"type": "chat", "v": 1, "text": "refreshed", "nonce": "c3"}))
+        .await;
+    assert_eq!(v.next_of("ack").await["nonce"], "c3");
+
+    // A ban over the admin API ends every sign-in too; the socket is told of the ban.
+    let (_, admin_token) = account(&server, "admin", Role::Admin).await;
+    let (status, _) = call(
+        &server,
+        "PATCH",
+        &format!("/api/v1/admin/users/{}", viewer.id),
+        Some(&admin_token),
+        Some(json!({"banned": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    v.send(json!({"type": "chat", "v": 1, "text": "banned", "nonce": "c4"}))
+        .await;
+    let e = v.next_of("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["nonce"].as_str()),
+        (Some("banned"), Some("c4"))
+    );
+
+    // Only the sends that were acked were stored (newest first).
     let (status, page) = call(
         &server,
         "GET",
@@ -264,7 +307,7 @@ async fn a_logout_ends_the_sockets_sign_in_until_it_signs_in_again() {
         .iter()
         .map(|m| m["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["before"]);
+    assert_eq!(texts, ["refreshed", "before"]);
     server.shutdown().await;
 }
 
@@ -1017,11 +1060,26 @@ async fn finished_recording(store: &onair_store::Store, channel_id: i64) -> onai
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn danmaku_of_a_publisher_back_within_the_grace_land_after_the_first_part_of_the_replay() {
+    replay_in_two_parts(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn danmaku_of_a_publisher_that_took_over_land_after_the_first_part_of_the_replay() {
+    replay_in_two_parts(true).await;
+}
+
+/// Two publishes with one key make one recording in two parts: one after the other within the
+/// grace, or (`takeover`) the second taking the channel from the first while it is live, which
+/// switches publishers at once. Either way the second session's danmaku land where its part
+/// of the replay begins: the replay playlist's length before its discontinuity.
+async fn replay_in_two_parts(takeover: bool) {
     if !require_ffmpeg() {
         return;
     }
+    // Long enough for ffmpeg to start again on a busy machine.
     let server = TestServer::start(|c: &mut Config| {
-        c.hub.republish_grace = Duration::from_secs(5);
+        c.hub.republish_grace = Duration::from_secs(15);
+        c.hub.takeover = takeover;
     })
     .await;
     let (owner, token) = account(&server, "owner", Role::Streamer).await;
@@ -1034,8 +1092,12 @@ async fn danmaku_of_a_publisher_back_within_the_grace_land_after_the_first_part_
     let store = server.platform().store().clone();
     let mut c = Client::signed_in(&server, "parts", &token).await;
     let mut sent = Vec::new();
+    let mut first = None;
     for part in 1..=2 {
-        let mut live = Ffmpeg::publish_test_pattern(&server.publish_url(key.token.expose()), 4);
+        // Taken over after about 4 s, the first publish need not end by itself.
+        let seconds = if takeover && part == 1 { 60 } else { 4 };
+        let mut live =
+            Ffmpeg::publish_test_pattern(&server.publish_url(key.token.expose()), seconds);
         assert!(
             server.wait_live("parts", Duration::from_secs(15)).await,
             "not live: {}",
@@ -1048,16 +1110,28 @@ async fn danmaku_of_a_publisher_back_within_the_grace_land_after_the_first_part_
         let d = c.next_of("danmaku").await;
         assert_eq!(d["text"], format!("part{part}"));
         sent.push((session.id, d["offset_ms"].as_i64().unwrap()));
+        if takeover && part == 1 {
+            tokio::time::sleep(Duration::from_millis(3000)).await;
+            first = Some(live);
+            continue;
+        }
         let status = live
             .wait(Duration::from_secs(40))
             .await
             .expect("ffmpeg ends");
         assert!(status.success(), "ffmpeg failed:\n{}", live.stderr());
-        // Back well within the 5 s grace.
+        // Back well within the 15 s grace.
         assert!(
             wait_not_live(&server, "parts").await,
             "still live after ffmpeg ended"
         );
+    }
+    if let Some(mut first) = first {
+        // Cut off by the takeover.
+        first
+            .wait(Duration::from_secs(10))
+            .await
+            .expect("the first ffmpeg was cut off");
     }
     let recording = finished_recording(&store, ch.id).await;
     let parts = store.recording_parts(recording.id).await.unwrap();
@@ -1067,7 +1141,30 @@ async fn danmaku_of_a_publisher_back_within_the_grace_land_after_the_first_part_
         "both sessions are parts of the one recording"
     );
     let second_starts = parts[1].offset_ms;
-    // The first part is about 4 s of media.
+    // Where the replay's second part begins: the EXTINFs before its discontinuity.
+    let replay = onair_e2e::http::get_text(
+        &server.http_url(&format!("/replays/{}/index.m3u8", recording.id)),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let before = replay
+        .split("#EXT-X-DISCONTINUITY")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum::<f64>();
+    assert_eq!(
+        replay.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{replay}"
+    );
+    assert!(
+        (second_starts as f64 - before * 1000.0).abs() <= 2.0,
+        "second part at {second_starts} ms, the replay's first part is {before} s:\n{replay}"
+    );
     assert!(
         (2_500..=6_000).contains(&second_starts),
         "second part at {second_starts} ms"

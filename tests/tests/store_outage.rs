@@ -195,10 +195,18 @@ async fn a_database_that_stops_answering_holds_nothing_up_and_is_used_again_once
         .expect("one address");
     let database = format!("onair_hang_{}", std::process::id());
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {database}").as_str())
-        .await
-        .unwrap();
+    // What an earlier run that failed half-way left behind.
+    let leftovers: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'onair\\_hang\\_%'")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    for name in leftovers {
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    }
     admin
         .execute(format!("CREATE DATABASE {database}").as_str())
         .await
