@@ -472,18 +472,7 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
         return;
     }
     let data = TempDir::new("hls-crash");
-    let secret = "hls-crash-test-secret-0123456789abcdef";
-    let (rtmp, http) = (free_port(), free_port());
-    let config_path = data.path().join("onair.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[rtmp]\nlisten = \"127.0.0.1:{rtmp}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
-             [storage]\ndata_dir = \"{}\"\n[auth]\nsecret = \"{secret}\"\nbootstrap = false\n",
-            data.path().display()
-        ),
-    )
-    .unwrap();
+    let (_, config_path) = write_crash_config(&data);
     let config = Config::load(Some(&config_path), std::iter::empty()).unwrap();
     // The channel and key, written to the server's own database file before it starts.
     let platform = Platform::open(&config.storage, &config.auth).await.unwrap();
@@ -492,32 +481,8 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
     drop(platform);
 
     let binary = onair_binary().await;
-    let start = || {
-        tokio::process::Command::new(&binary)
-            .arg("--config")
-            .arg(&config_path)
-            .env("ONAIR_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting onair")
-    };
-    let mut server = start();
-    let base = format!("http://127.0.0.1:{http}");
+    let (mut server, rtmp, base) = start_crash_server(&binary, &data, 1).await;
     let replay_url = format!("{base}/replays/1/index.m3u8");
-    let healthy = wait_until_async(STEP, || async {
-        request(
-            "GET",
-            &format!("{base}/healthz"),
-            &[],
-            Duration::from_secs(1),
-        )
-        .await
-        .is_ok_and(|r| r.status == 200)
-    })
-    .await;
-    assert!(healthy, "onair did not come up");
     let _ffmpeg = Ffmpeg::publish_test_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/{key}"), 60);
     let before = wait_for_playlist(&replay_url, |p| p.segments().len() >= 3).await;
     assert_eq!(before.kind(), PlaylistKind::Event);
@@ -527,7 +492,8 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
     server.wait().await.expect("onair exited");
     drop(_ffmpeg);
 
-    let _server = start();
+    let (_server, _, base) = start_crash_server(&binary, &data, 2).await;
+    let replay_url = format!("{base}/replays/1/index.m3u8");
     let after = wait_for_playlist(&replay_url, |p| p.is_ended()).await;
     assert_eq!(after.kind(), PlaylistKind::Vod);
     assert!(
@@ -543,6 +509,76 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
         "the row is finished"
     );
     remux_cleanly(&replay_url, &data.path().join("recovered.mp4")).await;
+}
+
+/// Writes the crash test's config with fresh ports; returns the RTMP port and the path.
+fn write_crash_config(data: &TempDir) -> (u16, std::path::PathBuf) {
+    let secret = "hls-crash-test-secret-0123456789abcdef";
+    let (rtmp, http) = (free_port(), free_port());
+    let config_path = data.path().join("onair.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[rtmp]\nlisten = \"127.0.0.1:{rtmp}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
+             [storage]\ndata_dir = \"{}\"\n[auth]\nsecret = \"{secret}\"\nbootstrap = false\n",
+            data.path().display()
+        ),
+    )
+    .unwrap();
+    (rtmp, config_path)
+}
+
+/// Starts the real binary on the crash test's data directory and waits for `/healthz`: the
+/// child, its RTMP port and its HTTP base URL. A port picked free can be taken by another
+/// socket before the server binds it; a server that exits before it is healthy is started
+/// again on fresh ports (three tries), with what it said in the failure message.
+async fn start_crash_server(
+    binary: &std::path::Path,
+    data: &TempDir,
+    run: u32,
+) -> (tokio::process::Child, u16, String) {
+    let mut said = String::new();
+    for attempt in 1..=3 {
+        let (rtmp, config_path) = write_crash_config(data);
+        let config = Config::load(Some(&config_path), std::iter::empty()).unwrap();
+        let base = format!("http://{}", config.http.listen);
+        let log_path = data.path().join(format!("onair-{run}-{attempt}.log"));
+        let mut child = tokio::process::Command::new(binary)
+            .arg("--config")
+            .arg(&config_path)
+            .env("ONAIR_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).expect("a log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting onair");
+        let mut exited = None;
+        let healthy = wait_until_async(STEP, || {
+            exited = exited.or(child.try_wait().ok().flatten());
+            let base = &base;
+            let gone = exited.is_some();
+            async move {
+                gone || request(
+                    "GET",
+                    &format!("{base}/healthz"),
+                    &[],
+                    Duration::from_secs(1),
+                )
+                .await
+                .is_ok_and(|r| r.status == 200)
+            }
+        })
+        .await;
+        said = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if healthy && exited.is_none() {
+            return (child, rtmp, base);
+        }
+        eprintln!("onair start {run}, try {attempt}: exited {exited:?}; it said:\n{said}");
+        if exited.is_none() {
+            break;
+        }
+    }
+    panic!("onair did not come up; it said:\n{said}");
 }
 
 fn free_port() -> u16 {
