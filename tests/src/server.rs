@@ -7,7 +7,8 @@ use std::time::Duration;
 use onair::config::{Config, DevKey};
 use onair::platform::Platform;
 use onair::secret::{SecretText, StreamKey};
-use onair::server::{AppState, RunningServer};
+use onair::server::RunningServer;
+use onair::state::AppState;
 use onair_hub::{Hub, Protocol};
 
 use crate::random_name;

@@ -275,6 +275,15 @@ impl Lives {
 /// deleted channels) and their audience sampled for the peak.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Ends the live publish that uses the stream key `jti`, if there is one on this node.
+/// Other nodes (and this one, if the call is missed) end it on their next store check.
+pub fn kick_key(lives: &Lives, hub: &Hub, jti: &str) -> bool {
+    match lives.channel_of_key(jti) {
+        Some(channel) => kick_if_key(lives, hub, &channel, jti),
+        None => false,
+    }
+}
+
 /// Ends the live publish on `channel` if it still uses the key `jti`. Returns whether one was
 /// ended.
 pub fn kick_if_key(lives: &Lives, hub: &Hub, channel: &str, jti: &str) -> bool {

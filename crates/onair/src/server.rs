@@ -1,119 +1,17 @@
-//! Starting and stopping the whole server: listeners, shared state, shutdown.
+//! Starting and stopping the whole server: listeners, the background tasks, each driver's
+//! context built from the [`AppState`], and shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use onair_hub::Hub;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::auth::{PublishAuth, StoreAuth};
 use crate::config::Config;
-use crate::hls::Hls;
-use crate::lives::{LiveStream, Lives};
+use crate::ingest::Ingest;
 use crate::platform::Platform;
-
-/// What every connection shares.
-#[derive(Debug)]
-pub struct AppState {
-    /// The effective configuration.
-    pub config: Config,
-    /// The channels.
-    pub hub: Arc<Hub>,
-    /// Who may publish.
-    pub auth: Arc<dyn PublishAuth>,
-    /// The store and signing key.
-    pub platform: Arc<Platform>,
-    /// The publishes live on this node, tied to their keys and channel rows.
-    pub lives: Arc<Lives>,
-    /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
-    /// Counters for `/metrics`.
-    pub metrics: Metrics,
-    /// Tracks every connection task so shutdown can wait for them.
-    pub tasks: TaskTracker,
-    /// HLS live playlists and replays.
-    pub hls: Arc<Hls>,
-    /// Every channel's chat room.
-    pub chat: Arc<onair_chat::ChatService>,
-}
-
-impl AppState {
-    /// Shared state for `config` and `platform` with no listeners: what `Router::oneshot`
-    /// tests need.
-    pub fn new(config: Config, platform: Arc<Platform>) -> Arc<AppState> {
-        let hub = Hub::new(config.hub.hub_config());
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let hls = Hls::new(
-            &config,
-            hub.clone(),
-            platform.clone(),
-            tasks.clone(),
-            shutdown.clone(),
-        );
-        let lives = Arc::new(Lives::default());
-        let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
-        Arc::new(AppState {
-            hub,
-            chat,
-            auth: StoreAuth::new(platform.clone(), config.dev.clone()),
-            config,
-            platform,
-            lives,
-            shutdown,
-            metrics: Metrics::default(),
-            tasks,
-            hls,
-        })
-    }
-
-    /// Ends the live publish that uses the stream key `jti`, if there is one on this node.
-    /// Other nodes (and this one, if the call is missed) end it on their next store check.
-    pub fn kick_key(&self, jti: &str) -> bool {
-        match self.lives.channel_of_key(jti) {
-            Some(channel) => crate::lives::kick_if_key(&self.lives, &self.hub, &channel, jti),
-            None => false,
-        }
-    }
-
-    /// Ends the live publish on `channel`, whatever its key.
-    pub fn kick_channel(&self, channel: &str) -> bool {
-        self.hub.kick(channel)
-    }
-
-    /// Every live stream with its figures, busiest first.
-    pub fn live_now(&self) -> Vec<LiveStream> {
-        self.lives.snapshot(&self.hub)
-    }
-}
-
-/// Process-wide counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// RTMP connections accepted.
-    pub rtmp_connections: AtomicU64,
-    /// RTMP connections open now.
-    pub rtmp_open: AtomicU64,
-    /// Publishes refused (bad key, channel busy, …).
-    pub publishes_refused: AtomicU64,
-    /// Connections closed because the peer misbehaved (bad bytes, timeouts).
-    pub peer_errors: AtomicU64,
-    /// Viewers disconnected for being too slow.
-    pub viewers_dropped_slow: AtomicU64,
-    /// Media bytes received from publishers.
-    pub bytes_in: AtomicU64,
-}
-
-impl Metrics {
-    /// Adds one to a counter.
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
+use crate::state::AppState;
 
 /// A server that is running.
 #[derive(Debug)]
@@ -188,8 +86,20 @@ impl RunningServer {
         state
             .tasks
             .spawn(state.chat.clone().run(state.shutdown.clone()));
-        state.tasks.spawn(crate::ingest::serve(state.clone(), rtmp));
-        state.tasks.spawn(crate::http::serve(state.clone(), http));
+        let ingest = Arc::new(Ingest {
+            rtmp: state.config.rtmp.clone(),
+            hub_config: state.config.hub.clone(),
+            hub: state.hub.clone(),
+            auth: state.auth.clone(),
+            lives: state.lives.clone(),
+            store: state.platform.store().clone(),
+            hls: state.hls.clone(),
+            metrics: state.metrics.clone(),
+            shutdown: state.shutdown.clone(),
+            tasks: state.tasks.clone(),
+        });
+        state.tasks.spawn(crate::ingest::serve(ingest, rtmp));
+        state.tasks.spawn(crate::http::serve(&state, http));
         info!(%rtmp_addr, %http_addr, "listening");
         Ok(RunningServer {
             rtmp_addr,

@@ -299,12 +299,7 @@ pub async fn revoke_key(
     )
 )]
 pub async fn live(State(state): State<ApiState>, _admin: Admin) -> Json<Vec<LiveNow>> {
-    let mut live: Vec<LiveNow> = state
-        .app
-        .live_now()
-        .into_iter()
-        .map(LiveNow::from)
-        .collect();
+    let mut live: Vec<LiveNow> = state.live_now().into_iter().map(LiveNow::from).collect();
     live.sort_by(|a, b| {
         b.viewers
             .total
@@ -341,7 +336,7 @@ pub async fn kick(
             "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
         ));
     }
-    if !state.app.kick_channel(&slug) {
+    if !state.kick_channel(&slug) {
         return Err(ApiError::not_found(format!("{slug:?} is not live")));
     }
     state

@@ -206,7 +206,7 @@ pub async fn socket(
     if let Err(e) = path_slug(&slug) {
         return e.into_response();
     }
-    let membership = match state.app.chat.join(&slug).await {
+    let membership = match state.ctx.chat.join(&slug).await {
         Ok(m) => m,
         Err(JoinError::NoChannel(_)) => {
             return ApiError::not_found(format!("no channel {slug:?}")).into_response();
@@ -214,8 +214,8 @@ pub async fn socket(
         Err(JoinError::Store(e)) => return ApiError::from(e).into_response(),
         Err(other) => return ApiError::internal(other).into_response(),
     };
-    let shutdown = state.app.shutdown.clone();
-    let tasks = state.app.tasks.clone();
+    let shutdown = state.ctx.shutdown.clone();
+    let tasks = state.ctx.tasks.clone();
     upgrade
         .max_message_size(crate::chat::MAX_FRAME_BYTES)
         .read_buffer_size(crate::chat::READ_BUFFER_BYTES)
@@ -370,7 +370,7 @@ pub async fn send_gift(
     let channel = channel(&state, &slug).await?;
     let user = chat_user(&caller);
     let sent = state
-        .app
+        .ctx
         .chat
         .send_gift(
             &channel,
@@ -483,7 +483,7 @@ pub async fn delete_message(
 ) -> Result<StatusCode, ApiError> {
     let channel = moderated(&state, &caller, &slug).await?;
     state
-        .app
+        .ctx
         .chat
         .delete_message(&channel, id, caller.user().id)
         .await
@@ -518,7 +518,7 @@ pub async fn mute(
     let channel = moderated(&state, &caller, &slug).await?;
     let until = Utc::now() + Duration::from_secs(body.seconds);
     state
-        .app
+        .ctx
         .chat
         .mute(&channel, body.user_id, until, caller.user().id)
         .await
@@ -556,7 +556,7 @@ pub async fn ban(
 ) -> Result<StatusCode, ApiError> {
     let channel = moderated(&state, &caller, &slug).await?;
     state
-        .app
+        .ctx
         .chat
         .ban(&channel, body.user_id, caller.user().id)
         .await
@@ -611,7 +611,7 @@ async fn lift(
     what: Lift,
 ) -> Result<StatusCode, ApiError> {
     let channel = moderated(state, caller, slug).await?;
-    let chat = &state.app.chat;
+    let chat = &state.ctx.chat;
     let (lifted, action, missing) = match what {
         Lift::Mute => (
             chat.unmute(&channel, user_id).await,
@@ -689,6 +689,6 @@ pub async fn slow_mode(
     }
     let channel = moderated(&state, &caller, &slug).await?;
     let interval = (body.seconds > 0).then(|| Duration::from_secs(body.seconds));
-    state.app.chat.set_slow_mode(&channel, interval).await?;
+    state.ctx.chat.set_slow_mode(&channel, interval).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -33,7 +33,6 @@ pub async fn list(
     }
     .page()?;
     let mut live: HashMap<String, LiveStream> = state
-        .app
         .live_now()
         .into_iter()
         .map(|l| (l.channel.clone(), l))
@@ -99,7 +98,6 @@ pub async fn channel(
     };
     let owner = Owners::default().name(&state, channel.owner_id).await?;
     let stream = state
-        .app
         .live_now()
         .into_iter()
         .find(|l| l.channel == channel.slug);
@@ -123,7 +121,7 @@ fn public(
         play: PlayUrls {
             flv: format!("/live/{}.flv", channel.slug),
             hls: state
-                .app
+                .ctx
                 .hls
                 .is_enabled()
                 .then(|| format!("/live/{}/index.m3u8", channel.slug)),

@@ -216,7 +216,7 @@ pub async fn delete_channel(
             state.platform().revoke_stream_key(&key.jti).await?;
         }
     }
-    let kicked = state.app.kick_channel(&channel.slug);
+    let kicked = state.kick_channel(&channel.slug);
     // The rows of its replays go with the channel (ON DELETE CASCADE); their files must go
     // too, or nothing would ever find them again (retention walks rows).
     let mut replays = Vec::new();
@@ -231,7 +231,7 @@ pub async fn delete_channel(
     }
     state.store().delete_channel(channel.id).await?;
     for replay in &replays {
-        state.app.hls.remove_files(replay).await;
+        state.ctx.hls.remove_files(replay).await;
     }
     state
         .audit(
@@ -418,7 +418,6 @@ pub async fn live(
 ) -> Result<Json<LiveStatus>, ApiError> {
     let channel = owned_channel(&state, &streamer, &slug).await?;
     let stream = state
-        .app
         .live_now()
         .into_iter()
         .find(|l| l.channel == channel.slug)

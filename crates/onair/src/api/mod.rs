@@ -20,7 +20,7 @@ mod directory;
 pub mod extract;
 mod me;
 pub mod model;
-pub mod problem;
+pub use crate::problem;
 pub mod rate_limit;
 mod replays;
 pub mod session;
@@ -39,8 +39,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bytes::Bytes;
+use onair_chat::ChatService;
+use onair_hub::Hub;
 use onair_store::Store;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{OpenApi as OpenApiDoc, RefOr};
@@ -51,8 +55,10 @@ use utoipa_axum::routes;
 use self::model::{IssuedStreamKey, StreamKey};
 use self::problem::{ApiError, FieldError, Problem};
 use self::rate_limit::LoginLimiter;
+use crate::config::RtmpConfig;
+use crate::hls::Hls;
+use crate::lives::Lives;
 use crate::platform::Platform;
-use crate::server::AppState;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -60,10 +66,34 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
 /// Largest request body the API reads; every body it takes is a few hundred bytes.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// What the API handlers share: the server's state, the login limiter and the document.
+/// What the API handlers may touch of the server, given by the server when it builds the
+/// router.
+#[derive(Debug)]
+pub struct ApiContext {
+    /// The store and signing key.
+    pub platform: Arc<Platform>,
+    /// Live state of channels; kicks.
+    pub hub: Arc<Hub>,
+    /// The publishes live on this node, tied to their keys.
+    pub lives: Arc<Lives>,
+    /// Every channel's chat room.
+    pub chat: Arc<ChatService>,
+    /// Replay files and the retention policy.
+    pub hls: Arc<Hls>,
+    /// `[rtmp]`: the listener's port and the application, for the OBS server URL.
+    pub rtmp: RtmpConfig,
+    /// `auth.login_attempts_per_minute`.
+    pub login_attempts_per_minute: u32,
+    /// Cancelled at shutdown: chat sockets say goodbye.
+    pub shutdown: CancellationToken,
+    /// Tracks chat socket tasks.
+    pub tasks: TaskTracker,
+}
+
+/// What the API handlers share: their context, the login limiter and the document.
 #[derive(Clone)]
 pub struct ApiState {
-    app: Arc<AppState>,
+    ctx: Arc<ApiContext>,
     limiter: Arc<LoginLimiter>,
     openapi: Bytes,
 }
@@ -71,12 +101,12 @@ pub struct ApiState {
 impl ApiState {
     /// The store and signing key.
     pub fn platform(&self) -> &Platform {
-        &self.app.platform
+        &self.ctx.platform
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
-        self.app.platform.store()
+        self.ctx.platform.store()
     }
 
     /// The login limiter.
@@ -86,7 +116,17 @@ impl ApiState {
 
     /// Whether `slug` is live on this node now.
     pub fn is_live(&self, slug: &str) -> bool {
-        self.app.hub.is_live(slug)
+        self.ctx.hub.is_live(slug)
+    }
+
+    /// Every live stream on this node with its figures, busiest first.
+    pub fn live_now(&self) -> Vec<crate::lives::LiveStream> {
+        self.ctx.lives.snapshot(&self.ctx.hub)
+    }
+
+    /// Ends the live publish on `slug`, whatever its key.
+    pub fn kick_channel(&self, slug: &str) -> bool {
+        self.ctx.hub.kick(slug)
     }
 
     /// Records an action in the audit log. The action has happened by then (a key issued is
@@ -168,7 +208,7 @@ impl ApiState {
         if !self.platform().revoke_stream_key(&key.jti).await? {
             return Ok(None);
         }
-        let kicked = self.app.kick_key(&key.jti);
+        let kicked = crate::lives::kick_key(&self.ctx.lives, &self.ctx.hub, &key.jti);
         info!(jti = key.jti, kicked, "stream key revoked");
         Ok(Some(kicked))
     }
@@ -176,7 +216,7 @@ impl ApiState {
     /// Ends every live publish on a channel owned by `user_id`; returns their names.
     async fn kick_owner(&self, user_id: i64) -> Result<Vec<String>, ApiError> {
         let mut kicked = Vec::new();
-        for live in self.app.live_now() {
+        for live in self.live_now() {
             let Some(channel_id) = live.channel_id else {
                 continue;
             };
@@ -185,7 +225,7 @@ impl ApiState {
                 .channel_by_id(channel_id)
                 .await?
                 .is_some_and(|c| c.owner_id == user_id);
-            if owned && self.app.kick_channel(&live.channel) {
+            if owned && self.kick_channel(&live.channel) {
                 kicked.push(live.channel);
             }
         }
@@ -210,7 +250,7 @@ impl FromRequestParts<ApiState> for RtmpHost {
             .or_else(|| parts.uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost");
         let host = host_without_port(authority).unwrap_or("localhost");
-        let rtmp = &state.app.config.rtmp;
+        let rtmp = &state.ctx.rtmp;
         let port = rtmp.listen.port();
         let url = if port == 1935 {
             format!("rtmp://{host}/{}", rtmp.app)
@@ -402,18 +442,15 @@ pub fn openapi() -> OpenApiDoc {
 }
 
 /// The API's routes with their state, ready to merge into the server's router.
-pub fn router<S: Clone + Send + Sync + 'static>(app: Arc<AppState>) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(ctx: ApiContext) -> Router<S> {
     let (router, mut doc) = routes().split_for_parts();
     add_shared_responses(&mut doc);
     // Serialising a document built from static parts cannot fail; an empty body would show
     // at once in the test that fetches it.
     let openapi = Bytes::from(doc.to_pretty_json().unwrap_or_default());
-    let limiter = LoginLimiter::new(
-        app.config.auth.login_attempts_per_minute,
-        rate_limit::DEFAULT_CAPACITY,
-    );
+    let limiter = LoginLimiter::new(ctx.login_attempts_per_minute, rate_limit::DEFAULT_CAPACITY);
     let state = ApiState {
-        app,
+        ctx: Arc::new(ctx),
         limiter: Arc::new(limiter),
         openapi,
     };

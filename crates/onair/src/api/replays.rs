@@ -194,7 +194,7 @@ pub async fn delete(
     let Some(rec) = state.store().delete_recording(id).await? else {
         return Err(ApiError::not_found(format!("no replay {id}")));
     };
-    state.app.hls.remove_files(&rec).await;
+    state.ctx.hls.remove_files(&rec).await;
     state
         .audit(
             user.id,
@@ -222,7 +222,7 @@ pub async fn retention(
     State(state): State<ApiState>,
     _admin: Admin,
 ) -> Result<Json<Retention>, ApiError> {
-    Ok(Json(state.app.hls.retention_policy().await?.into()))
+    Ok(Json(state.ctx.hls.retention_policy().await?.into()))
 }
 
 /// Sets the retention policy and applies it at once (then hourly).
@@ -269,7 +269,7 @@ pub async fn set_retention(
             serde_json::json!(policy),
         )
         .await;
-    let deleted = state.app.hls.apply_retention().await?;
+    let deleted = state.ctx.hls.apply_retention().await?;
     Ok(Json(RetentionApplied {
         policy: policy.into(),
         deleted,

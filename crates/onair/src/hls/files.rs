@@ -249,6 +249,11 @@ pub fn remove_recording(root: &Path, relative: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// What the live playlist puts before each segment number: the live's directory name.
+pub fn live_segment_prefix(dir: &Path) -> Option<String> {
+    dir.file_name()?.to_str().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

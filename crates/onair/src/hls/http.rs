@@ -22,9 +22,10 @@ use onair_store::RecordingState;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::warn;
 
+use super::Hls;
 use super::files::{self, ServedFile};
 use crate::channel::is_valid_name;
-use crate::server::AppState;
+use crate::problem::{ApiError, ProblemKind};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const SEGMENT_TYPE: &str = "video/mp2t";
@@ -38,28 +39,29 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Body chunks when streaming a file.
 const CHUNK: usize = 64 * 1024;
 
-/// The HLS routes; the caller adds CORS and state.
-pub fn router() -> Router<Arc<AppState>> {
+/// The HLS routes over `hls`; the caller adds CORS.
+pub fn router(hls: Arc<Hls>) -> Router {
     // `{file}` rather than another name: matchit wants one parameter name per position, and
     // `/live/{file}` (HTTP-FLV) shares the first one.
     Router::new()
         .route("/live/{file}/{name}", get(live))
         .route("/replays/{id}/{name}", get(replay))
+        .with_state(hls)
 }
 
 async fn live(
-    State(state): State<Arc<AppState>>,
+    State(hls): State<Arc<Hls>>,
     UrlPath((channel, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if !is_valid_name(&channel) {
-        return status(StatusCode::BAD_REQUEST, "invalid channel name");
+        return problem(ProblemKind::InvalidRequest, "invalid channel name");
     }
-    let Some(dir) = state.hls.live_dir(&channel) else {
-        return status(StatusCode::NOT_FOUND, "channel is not live");
+    let Some(dir) = hls.live_dir(&channel) else {
+        return problem(ProblemKind::NotFound, "channel is not live");
     };
     let Some(file) = parse_live_name(&dir, &name) else {
-        return status(StatusCode::NOT_FOUND, "no such file");
+        return problem(ProblemKind::NotFound, "no such file");
     };
     let (content_type, cache) = match file {
         ServedFile::Playlist => (PLAYLIST_TYPE, CHANGING),
@@ -75,13 +77,13 @@ async fn live(
 }
 
 /// A live's names: `index.m3u8`, or `{live}-{n}.ts` where `{live}` is the current live's
-/// directory name (see [`live_segment_prefix`]): a segment URL of an earlier live is a 404,
+/// directory name (see [`files::live_segment_prefix`]): a segment URL of an earlier live is a 404,
 /// never another live's segment.
 fn parse_live_name(dir: &Path, name: &str) -> Option<ServedFile> {
     if name == files::REPLAY_PLAYLIST {
         return Some(ServedFile::Playlist);
     }
-    let prefix = live_segment_prefix(dir)?;
+    let prefix = files::live_segment_prefix(dir)?;
     let rest = name.strip_prefix(prefix.as_str())?.strip_prefix('-')?;
     match ServedFile::parse(rest)? {
         ServedFile::Segment(n) => Some(ServedFile::Segment(n)),
@@ -89,36 +91,31 @@ fn parse_live_name(dir: &Path, name: &str) -> Option<ServedFile> {
     }
 }
 
-/// What the live playlist puts before each segment number: the live's directory name.
-pub fn live_segment_prefix(dir: &Path) -> Option<String> {
-    dir.file_name()?.to_str().map(str::to_owned)
-}
-
 async fn replay(
-    State(state): State<Arc<AppState>>,
+    State(hls): State<Arc<Hls>>,
     UrlPath((id, name)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let Some(id) = parse_id(&id) else {
-        return status(StatusCode::NOT_FOUND, "no such replay");
+        return problem(ProblemKind::NotFound, "no such replay");
     };
     let Some(file) = ServedFile::parse(&name) else {
-        return status(StatusCode::NOT_FOUND, "no such file");
+        return problem(ProblemKind::NotFound, "no such file");
     };
-    let rec = match state.platform.store().recording_by_id(id).await {
+    let rec = match hls.store().recording_by_id(id).await {
         Ok(Some(rec)) if rec.state != RecordingState::Failed => rec,
-        Ok(_) => return status(StatusCode::NOT_FOUND, "no such replay"),
+        Ok(_) => return problem(ProblemKind::NotFound, "no such replay"),
         Err(e) => {
             warn!(error = %e, "cannot read a recording");
-            return status(StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
+            return problem(ProblemKind::Unavailable, "database unavailable");
         }
     };
-    let Some(dir) = files::resolve(state.hls.root(), &rec.path) else {
+    let Some(dir) = files::resolve(hls.root(), &rec.path) else {
         warn!(
             recording = id,
             "recording path is not a plain relative path"
         );
-        return status(StatusCode::NOT_FOUND, "no such replay");
+        return problem(ProblemKind::NotFound, "no such replay");
     };
     let (content_type, cache) = match (file, rec.state) {
         (ServedFile::Playlist, RecordingState::Recording) => (PLAYLIST_TYPE, CHANGING),
@@ -142,22 +139,14 @@ fn parse_id(text: &str) -> Option<i64> {
     text.parse().ok().filter(|&id| id > 0)
 }
 
-fn status(code: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": code.canonical_reason().unwrap_or("Error"),
-        "status": code.as_u16(),
-        "detail": detail,
-    });
-    (
-        code,
-        [
-            (header::CONTENT_TYPE, "application/problem+json"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+/// An error as the one problem+json shape, never cached: the same URL may work a moment
+/// later (a live starting, a replay finishing).
+fn problem(kind: ProblemKind, detail: &str) -> Response {
+    let mut response = ApiError::new(kind, detail).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// What a `Range` header asks of a file of `len` bytes.
@@ -225,18 +214,18 @@ async fn serve_file(
     let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return status(StatusCode::NOT_FOUND, "no such file");
+            return problem(ProblemKind::NotFound, "no such file");
         }
         Err(e) => {
             warn!(error = %e, "cannot open an HLS file");
-            return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
+            return problem(ProblemKind::Internal, "cannot read the file");
         }
     };
     let len = match file.metadata().await {
         Ok(m) => m.len(),
         Err(e) => {
             warn!(error = %e, "cannot stat an HLS file");
-            return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
+            return problem(ProblemKind::Internal, "cannot read the file");
         }
     };
     let builder = Response::builder()
@@ -253,19 +242,21 @@ async fn serve_file(
             b - a + 1,
         ),
         Wanted::Unsatisfiable => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .header(header::CACHE_CONTROL, "no-cache")
-                .body(Body::empty())
-                .unwrap_or_else(|_| status(StatusCode::RANGE_NOT_SATISFIABLE, "bad range"));
+            let mut response = problem(
+                ProblemKind::RangeNotSatisfiable,
+                &format!("the file has {len} bytes"),
+            );
+            if let Ok(range) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, range);
+            }
+            return response;
         }
     };
     if start > 0
         && let Err(e) = file.seek(SeekFrom::Start(start)).await
     {
         warn!(error = %e, "cannot seek an HLS file");
-        return status(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file");
+        return problem(ProblemKind::Internal, "cannot read the file");
     }
     let body = futures_util::stream::unfold((file, count), |(mut file, left)| async move {
         if left == 0 {
@@ -290,12 +281,7 @@ async fn serve_file(
     builder
         .header(header::CONTENT_LENGTH, count)
         .body(Body::from_stream(body))
-        .unwrap_or_else(|_| {
-            status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot build the response",
-            )
-        })
+        .unwrap_or_else(|_| problem(ProblemKind::Internal, "cannot build the response"))
 }
 
 #[cfg(test)]

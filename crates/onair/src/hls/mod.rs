@@ -98,6 +98,11 @@ impl Hls {
         })
     }
 
+    /// The store the recordings' rows are kept in.
+    pub fn store(&self) -> &onair_store::Store {
+        self.platform.store()
+    }
+
     /// The directory recordings are written under.
     pub fn root(&self) -> &Path {
         &self.root

@@ -102,7 +102,7 @@ impl Recorder {
         // GOP longer than the target raises it.
         live.set_min_target_duration(target_secs);
         replay.set_min_target_duration(target_secs);
-        let prefix = super::http::live_segment_prefix(&target.dir).unwrap_or_default();
+        let prefix = super::files::live_segment_prefix(&target.dir).unwrap_or_default();
         // Invariant: directory names are `[0-9A-Za-z-]` (see `files::recording_path`), so the
         // pattern has one placeholder and no line break.
         let live_names = UriPattern::new(&format!("{prefix}-{{sequence}}.ts"))

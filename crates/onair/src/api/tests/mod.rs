@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use crate::config::Config;
 use crate::lives::LiveStart;
 use crate::platform::Platform;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Expands each `async fn name(store: Store)` into `name::postgres` and `name::sqlite`.
 macro_rules! api_test {
@@ -77,7 +77,7 @@ impl Api {
         edit(&mut config);
         let platform = Platform::with_store(store, &config.auth).await.unwrap();
         let app = AppState::new(config, platform);
-        let router = super::router(app.clone());
+        let router = super::router(crate::http::api_context(&app));
         Api { app, router }
     }
 

@@ -9,7 +9,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::platform::Platform;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Every route of the API. Adding a route means adding it here, to the router and to the
 /// document at once (they come from one list in `api::routes`).
@@ -86,7 +86,7 @@ async fn server_router() -> axum::Router {
     store.migrate().await.unwrap();
     let config = Config::default();
     let platform = Platform::with_store(store, &config.auth).await.unwrap();
-    crate::http::router(AppState::new(config, platform))
+    crate::http::router(&AppState::new(config, platform))
 }
 
 async fn fetch(router: &axum::Router, method: &str, uri: &str) -> (StatusCode, Value) {

@@ -120,7 +120,7 @@ async fn the_api_answers_cross_origin_preflights(store: Store) {
         .body(axum::body::Body::empty())
         .unwrap();
     // CORS is the whole HTTP router's layer, not the API's alone.
-    let response = tower::ServiceExt::oneshot(crate::http::router(api.app.clone()), request)
+    let response = tower::ServiceExt::oneshot(crate::http::router(&api.app), request)
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);

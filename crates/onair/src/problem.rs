@@ -1,5 +1,6 @@
-//! [`ApiError`]: every failure of the REST API, sent as one `application/problem+json` shape
-//! (RFC 9457) with a stable `type` per kind.
+//! [`ApiError`]: every failure an HTTP route answers (the REST API, and the media routes:
+//! HTTP-FLV, HLS), sent as one `application/problem+json` shape (RFC 9457) with a stable
+//! `type` per kind.
 //!
 //! The client sees the kind's title, the status and a detail written for it. A server-side
 //! cause (a database error, a failed hash) never reaches the client: it rides in the
@@ -51,6 +52,8 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 416: a `Range` header asks for bytes a file does not have.
+    RangeNotSatisfiable,
     /// 422: well-formed, but it cannot be done (e.g. an admin banning themselves).
     Unprocessable,
     /// 429: too many login attempts; `Retry-After` says when to try again.
@@ -63,7 +66,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for the documentation and the tests.
-    pub const ALL: [ProblemKind; 15] = [
+    pub const ALL: [ProblemKind; 16] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::BadCredentials,
@@ -75,6 +78,7 @@ impl ProblemKind {
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::RangeNotSatisfiable,
         Self::Unprocessable,
         Self::RateLimited,
         Self::Internal,
@@ -95,6 +99,7 @@ impl ProblemKind {
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::RangeNotSatisfiable => "range-not-satisfiable",
             Self::Unprocessable => "unprocessable",
             Self::RateLimited => "rate-limited",
             Self::Internal => "internal",
@@ -121,6 +126,7 @@ impl ProblemKind {
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::RangeNotSatisfiable => "Range not satisfiable",
             Self::Unprocessable => "Unprocessable request",
             Self::RateLimited => "Too many requests",
             Self::Internal => "Internal server error",
@@ -141,6 +147,7 @@ impl ProblemKind {
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

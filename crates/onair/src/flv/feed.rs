@@ -1,0 +1,207 @@
+//! [`FlvFeed`]: one viewer's hub subscription turned into FLV bytes.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use onair_flv::FlvHeader;
+use onair_hub::{Delivery, Encoding, Entry, RecvError, Subscriber};
+use onair_media::MediaKind;
+use tracing::{debug, info, warn};
+
+use super::Feeds;
+use crate::metrics::Metrics;
+
+/// How long the FLV header waits for a stream's second track to show itself when neither
+/// metadata nor both sequence headers say what the publisher sends.
+const TRACK_PROBE: Duration = Duration::from_millis(1000);
+
+/// Turns a hub subscription into FLV bytes: the header (with track flags that match what
+/// the publisher really sends), then one shared tag per frame.
+pub(super) struct FlvFeed {
+    subscriber: Subscriber,
+    state: Arc<Feeds>,
+    batch: Vec<Arc<Entry>>,
+    pending: VecDeque<Bytes>,
+    header_sent: bool,
+    /// Frames held back while the header's track flags are still being worked out.
+    held: Vec<Arc<Entry>>,
+    /// When the header goes out with whatever tracks have shown themselves by then.
+    probe_until: Option<tokio::time::Instant>,
+    /// When the stream ends if the publisher has not come back.
+    grace_until: Option<tokio::time::Instant>,
+    ended: bool,
+}
+
+impl Drop for FlvFeed {
+    fn drop(&mut self) {
+        info!(channel = self.subscriber.channel(), protocol = %self.subscriber.protocol(), "viewer left");
+    }
+}
+
+impl FlvFeed {
+    pub(super) fn new(subscriber: Subscriber, state: Arc<Feeds>) -> Self {
+        FlvFeed {
+            subscriber,
+            state,
+            batch: Vec::new(),
+            pending: VecDeque::new(),
+            header_sent: false,
+            held: Vec::new(),
+            probe_until: None,
+            grace_until: None,
+            ended: false,
+        }
+    }
+
+    /// The next piece of the byte stream; `None` at the end.
+    ///
+    /// Cancel-safe (the WebSocket loop races it against the client's frames): all state lives
+    /// in `self`, and each call awaits at most one hub delivery, handled without awaiting.
+    pub(super) async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Ok(Some(b));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        let deadline = match (self.probe_until, self.grace_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let delivery = match deadline {
+            Some(at) => tokio::time::timeout_at(at, self.subscriber.recv(&mut self.batch))
+                .await
+                .ok(),
+            None => Some(self.subscriber.recv(&mut self.batch).await),
+        };
+        let channel = self.subscriber.channel();
+        match delivery {
+            None => {
+                let now = tokio::time::Instant::now();
+                if self.grace_until.is_some_and(|t| t <= now) {
+                    info!(channel, "publisher did not return; ending the stream");
+                    self.ended = true;
+                } else if self.probe_until.is_some_and(|t| t <= now) {
+                    self.send_header();
+                }
+            }
+            Some(Ok(Delivery::Frames)) => {
+                self.grace_until = None;
+                let batch = std::mem::take(&mut self.batch);
+                if self.header_sent {
+                    self.queue(&batch);
+                } else {
+                    self.held.extend_from_slice(&batch);
+                    if Tracks::seen_in(&self.held).certain {
+                        self.send_header();
+                    } else if self.probe_until.is_none() {
+                        self.probe_until = Some(tokio::time::Instant::now() + TRACK_PROBE);
+                    }
+                }
+                self.batch = batch;
+            }
+            Some(Ok(Delivery::PublisherLeft)) => {
+                let grace = self.state.hub_config.republish_grace;
+                debug!(channel, "publisher left; viewer waits {grace:?}");
+                self.grace_until = Some(tokio::time::Instant::now() + grace);
+            }
+            Some(Ok(Delivery::PublisherBack)) => {
+                debug!(channel, "publisher is back");
+                self.grace_until = None;
+            }
+            Some(Err(e)) => return self.lost(e),
+        }
+        Ok(())
+    }
+
+    /// Writes the FLV header with the tracks seen so far, then the frames held for it.
+    fn send_header(&mut self) {
+        let tracks = Tracks::seen_in(&self.held);
+        self.pending.push_back(
+            FlvHeader {
+                has_audio: tracks.audio,
+                has_video: tracks.video,
+            }
+            .encode(),
+        );
+        self.header_sent = true;
+        self.probe_until = None;
+        let held = std::mem::take(&mut self.held);
+        self.queue(&held);
+    }
+
+    fn queue(&mut self, entries: &[Arc<Entry>]) {
+        for e in entries {
+            self.pending
+                .push_back(e.encoded(Encoding::FlvTag, onair_flv::encode_frame));
+        }
+    }
+
+    /// The subscription ended: at shutdown the stream ends cleanly; a viewer that fell too
+    /// far behind is cut off with an error.
+    fn lost(&mut self, e: RecvError) -> std::io::Result<()> {
+        if e == RecvError::Closed {
+            self.ended = true;
+            return Ok(());
+        }
+        Metrics::inc(&self.state.metrics.viewers_dropped_slow);
+        warn!(channel = self.subscriber.channel(), error = %e, "viewer too slow; dropped");
+        Err(std::io::Error::other(e))
+    }
+}
+
+/// Which tracks a stream has, and whether we know for sure.
+#[derive(Debug, Default, PartialEq)]
+struct Tracks {
+    audio: bool,
+    video: bool,
+    certain: bool,
+}
+
+impl Tracks {
+    /// Reads the tracks off metadata (`hasAudio`/`audiocodecid`, …) and the sequence headers
+    /// and frames in `entries`. Metadata or both headers settle it; otherwise it is a guess.
+    fn seen_in(entries: &[Arc<Entry>]) -> Tracks {
+        let mut t = Tracks::default();
+        let (mut audio_header, mut video_header, mut from_metadata) = (false, false, false);
+        for e in entries {
+            let f = e.frame();
+            match f.kind {
+                MediaKind::Audio => {
+                    t.audio = true;
+                    audio_header |= f.sequence_header;
+                }
+                MediaKind::Video => {
+                    t.video = true;
+                    video_header |= f.sequence_header;
+                }
+                MediaKind::Script => {
+                    if let Ok(meta) = onair_flv::parse_metadata(&f.data) {
+                        from_metadata = true;
+                        let flag = |key: &str| {
+                            meta.properties
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .and_then(|(_, v)| v.as_bool())
+                        };
+                        t.audio |= flag("hasAudio").unwrap_or(
+                            meta.audio_codec.is_some() || meta.audiosamplerate.is_some(),
+                        );
+                        t.video |= flag("hasVideo")
+                            .unwrap_or(meta.video_codec.is_some() || meta.width.is_some());
+                    }
+                }
+            }
+        }
+        t.certain = from_metadata || (audio_header && video_header);
+        t
+    }
+}

@@ -1,0 +1,137 @@
+//! HTTP-FLV and WebSocket-FLV playback: `GET /live/{channel}.flv`, answered as a chunked
+//! `video/x-flv` body, or as one binary WebSocket message per FLV piece when the request is
+//! an upgrade (flv.js / mpegts.js take both from the same URL).
+//!
+//! The request answers 404 at once when the channel is not live (a player retries; holding a
+//! request open with no headers confuses more players than it helps). Once playing, a viewer
+//! stays connected through a publisher's reconnect for `hub.republish_grace`.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `mod.rs` | [`Feeds`] (what the feeds may touch), the route, the HTTP body and the WebSocket loop |
+//! | `feed.rs` | `FlvFeed`: a hub subscription as FLV bytes (header flags from the real tracks, shared tags) |
+
+mod feed;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use onair_hub::{Hub, Protocol, Subscriber};
+use tracing::{debug, info, warn};
+
+use self::feed::FlvFeed;
+use crate::auth::PublishAuth;
+use crate::channel::is_valid_name;
+use crate::config::HubSection;
+use crate::metrics::Metrics;
+use crate::problem::ApiError;
+
+/// What the FLV feeds may touch.
+#[derive(Debug)]
+pub struct Feeds {
+    /// Where viewers subscribe.
+    pub hub: Arc<Hub>,
+    /// Tells a stream key typed as a channel name, which is refused without saying so.
+    pub auth: Arc<dyn PublishAuth>,
+    /// `[hub]`: the write timeout and the republish grace.
+    pub hub_config: HubSection,
+    /// Counts viewers dropped for being slow.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The `/live/{file}` route (`{file}` is `{channel}.flv`), with its state.
+pub fn router(feeds: Arc<Feeds>) -> Router {
+    Router::new()
+        .route("/live/{file}", get(live))
+        .with_state(feeds)
+}
+
+async fn live(
+    State(state): State<Arc<Feeds>>,
+    Path(file): Path<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some(channel) = file.strip_suffix(".flv") else {
+        return ApiError::not_found(format!("no such stream file {file:?}")).into_response();
+    };
+    if !is_valid_name(channel) {
+        return ApiError::invalid_field("channel", "invalid channel name").into_response();
+    }
+    if state.auth.is_stream_key(channel) {
+        warn!("http play refused: the name is a stream key ([redacted])");
+        return ApiError::not_found("play the channel name, not the stream key").into_response();
+    }
+    if !state.hub.is_live(channel) {
+        return ApiError::not_found(format!("channel {channel:?} is not live")).into_response();
+    }
+    let (mut parts, _) = request.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => {
+            let subscriber = state.hub.subscribe(channel, Protocol::WsFlv);
+            let channel = channel.to_owned();
+            ws.write_buffer_size(0)
+                .on_upgrade(move |socket| ws_flv(state, socket, subscriber, channel))
+        }
+        Err(_) => http_flv(state, channel),
+    }
+}
+
+fn http_flv(state: Arc<Feeds>, channel: &str) -> Response {
+    let subscriber = state.hub.subscribe(channel, Protocol::HttpFlv);
+    let feed = FlvFeed::new(subscriber, state.clone());
+    info!(channel, "http-flv viewer joined");
+    let body = futures_util::stream::unfold(feed, |mut feed| async move {
+        match feed.next().await {
+            Ok(Some(bytes)) => Some((Ok::<_, std::io::Error>(bytes), feed)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), feed)),
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "video/x-flv")
+        .header(header::CACHE_CONTROL, "no-cache, no-store")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| {
+            warn!(error = %e, "cannot build the http-flv response");
+            ApiError::internal(e).into_response()
+        })
+}
+
+async fn ws_flv(state: Arc<Feeds>, socket: WebSocket, subscriber: Subscriber, channel: String) {
+    info!(channel, "ws-flv viewer joined");
+    let limit = state.hub_config.write_timeout;
+    let mut feed = FlvFeed::new(subscriber, state.clone());
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            next = feed.next() => match next {
+                Ok(Some(bytes)) => {
+                    // One WebSocket message per FLV piece: flv.js/mpegts.js concatenate them.
+                    match tokio::time::timeout(limit, sink.send(Message::Binary(bytes))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => { debug!(error = %e, "ws-flv viewer went away"); break }
+                        Err(_) => {
+                            Metrics::inc(&state.metrics.viewers_dropped_slow);
+                            warn!(channel, "ws-flv viewer accepted no data for {limit:?}; dropped");
+                            break
+                        }
+                    }
+                }
+                Ok(None) => { let _ = sink.send(Message::Close(None)).await; break }
+                Err(e) => { warn!(channel, error = %e, "ws-flv viewer dropped"); break }
+            },
+            incoming = stream.next() => match incoming {
+                // Players send nothing but pings and the close; anything else is ignored.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

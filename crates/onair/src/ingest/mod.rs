@@ -1,0 +1,127 @@
+//! The RTMP driver: one task per connection runs a sans-IO [`ServerSession`] over a TCP
+//! socket, publishing into the hub or playing out of it.
+//!
+//! Each wake-up reads what the socket has, feeds the session, and writes everything that
+//! became ready (session output and hub frames) with one `writev`. Media for players is the
+//! hub entry's shared RTMP encoding, so a frame is chunked once for every RTMP viewer.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `mod.rs` | [`Ingest`] (what the driver may touch), the accept loop, one task per connection |
+//! | `connection.rs` | the connection's loop: socket, session timers, hub wake-ups, shutdown; event dispatch |
+//! | `publish.rs` | publish: authorise the key, claim the channel, push frames, live-session rows |
+//! | `play.rs` | play: subscribe, wait for a publisher, shared or per-session RTMP chunks |
+//!
+//! [`ServerSession`]: onair_rtmp::session::ServerSession
+
+mod connection;
+mod play;
+mod publish;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use onair_hub::Hub;
+use onair_rtmp::session::SessionError;
+use onair_store::Store;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, field, info_span, warn};
+
+use self::connection::Connection;
+use crate::auth::PublishAuth;
+use crate::config::{HubSection, RtmpConfig};
+use crate::hls::Hls;
+use crate::lives::Lives;
+use crate::metrics::Metrics;
+
+/// What the RTMP driver may touch: built once by the server, shared by every connection.
+#[derive(Debug)]
+pub struct Ingest {
+    /// `[rtmp]`: the application name, chunk size, limits and timeouts of a session.
+    pub rtmp: RtmpConfig,
+    /// `[hub]`: write timeout, takeover, how long viewers wait for a publisher.
+    pub hub_config: HubSection,
+    /// Where publishers push and players subscribe.
+    pub hub: Arc<Hub>,
+    /// Who may publish.
+    pub auth: Arc<dyn PublishAuth>,
+    /// The live registry: one entry per accepted publish.
+    pub lives: Arc<Lives>,
+    /// Live-session rows and key use, written off the connection's task.
+    pub store: Store,
+    /// Starts the HLS recorder of a publish.
+    pub hls: Arc<Hls>,
+    /// Connection, refusal and byte counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled at shutdown: every connection says goodbye.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks and the store writes they spawn.
+    pub tasks: TaskTracker,
+}
+
+/// The message stream id players get from their first `createStream`; shared media chunks
+/// are encoded for it.
+const SHARED_STREAM_ID: u32 = 1;
+
+/// Accepts RTMP connections until shutdown.
+pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "rtmp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!("rtmp", %peer, conn = id, channel = field::Empty);
+        ctx.tasks
+            .spawn(connection(ctx.clone(), socket, peer).instrument(span));
+    }
+}
+
+async fn connection(ctx: Arc<Ingest>, socket: TcpStream, peer: SocketAddr) {
+    Metrics::inc(&ctx.metrics.rtmp_connections);
+    ctx.metrics.rtmp_open.fetch_add(1, Ordering::Relaxed);
+    crate::net::configure(&socket, ctx.hub_config.write_timeout);
+    let (reader, writer) = socket.into_split();
+    let mut conn = Connection::new(ctx.clone(), reader, writer, peer);
+    match conn.run().await {
+        Ok(()) => debug!("connection closed"),
+        Err(ConnError::Peer(reason)) => {
+            Metrics::inc(&ctx.metrics.peer_errors);
+            warn!(%reason, "connection closed");
+        }
+        Err(ConnError::Io(e)) => debug!(error = %e, "connection lost"),
+    }
+    conn.finish();
+    ctx.metrics.rtmp_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    /// The peer broke the protocol or a limit; logged as a warning with the reason.
+    #[error("{0}")]
+    Peer(String),
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<SessionError> for ConnError {
+    fn from(e: SessionError) -> Self {
+        ConnError::Peer(e.to_string())
+    }
+}

@@ -1,0 +1,87 @@
+//! [`AppState`]: the services one server shares, built once at start-up.
+//!
+//! This module knows the services (hub, platform, publish auth, live registry, HLS, chat,
+//! counters) and none of the drivers. Each driver gets its own narrow context built from
+//! these parts (`ingest::Ingest`, `flv::Feeds`, `api::ApiState`, the `Hls` handle for the
+//! HLS routes), so what a driver may touch is written in one struct beside it.
+
+use std::sync::Arc;
+
+use onair_chat::ChatService;
+use onair_hub::Hub;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{PublishAuth, StoreAuth};
+use crate::config::Config;
+use crate::hls::Hls;
+use crate::lives::{LiveStream, Lives};
+use crate::metrics::Metrics;
+use crate::platform::Platform;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The effective configuration.
+    pub config: Config,
+    /// The channels.
+    pub hub: Arc<Hub>,
+    /// Who may publish.
+    pub auth: Arc<dyn PublishAuth>,
+    /// The store and signing key.
+    pub platform: Arc<Platform>,
+    /// The publishes live on this node, tied to their keys and channel rows.
+    pub lives: Arc<Lives>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Tracks every connection task so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// HLS live playlists and replays.
+    pub hls: Arc<Hls>,
+    /// Every channel's chat room.
+    pub chat: Arc<ChatService>,
+}
+
+impl AppState {
+    /// Shared state for `config` and `platform` with no listeners: what `Router::oneshot`
+    /// tests need.
+    pub fn new(config: Config, platform: Arc<Platform>) -> Arc<AppState> {
+        let hub = Hub::new(config.hub.hub_config());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let hls = Hls::new(
+            &config,
+            hub.clone(),
+            platform.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
+        let lives = Arc::new(Lives::default());
+        let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        Arc::new(AppState {
+            hub,
+            chat,
+            auth: StoreAuth::new(platform.clone(), config.dev.clone()),
+            config,
+            platform,
+            lives,
+            shutdown,
+            metrics: Arc::default(),
+            tasks,
+            hls,
+        })
+    }
+
+    /// Ends the live publish that uses the stream key `jti`, if there is one on this node.
+    /// Other nodes (and this one, if the call is missed) end it on their next store check.
+    pub fn kick_key(&self, jti: &str) -> bool {
+        crate::lives::kick_key(&self.lives, &self.hub, jti)
+    }
+
+    /// Every live stream with its figures, busiest first.
+    pub fn live_now(&self) -> Vec<LiveStream> {
+        self.lives.snapshot(&self.hub)
+    }
+}
