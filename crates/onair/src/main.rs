@@ -31,8 +31,13 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
-    /// Print the effective configuration (secrets redacted) and exit.
-    Config,
+    /// Print the effective configuration (secrets redacted), each key with what it does and
+    /// its default, and exit.
+    Config {
+        /// Print the commented example file instead: every option at its default.
+        #[arg(long)]
+        example: bool,
+    },
     /// Publish an FLV file to an RTMP server in real time, like an encoder.
     ///
     /// Example: onair publish demo.flv rtmp://localhost/live/STREAM_KEY --loop
@@ -69,7 +74,11 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(serve(config))
         }
-        Command::Config => {
+        Command::Config { example: true } => {
+            print!("{}", onair::config::example_toml());
+            Ok(())
+        }
+        Command::Config { example: false } => {
             print!("{}", load()?.redacted_toml());
             Ok(())
         }

@@ -11,14 +11,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::secret::{SecretText, StreamKey};
 
-/// Sections of the file, for telling `ONAIR_<SECTION>_<KEY>` from `ONAIR_<KEY>`.
-const SECTIONS: [&str; 9] = [
-    "rtmp", "http", "hub", "dev", "log", "storage", "auth", "hls", "chat",
-];
+mod duration;
+pub mod options;
+
+pub use self::duration::{format_duration, parse_duration};
+pub use self::options::{example_toml, reference};
 
 /// Variables with the `ONAIR_` prefix that are not config keys.
 const NOT_CONFIG: [&str; 2] = ["ONAIR_CONFIG", "ONAIR_LOG"];
@@ -28,7 +29,7 @@ const NOT_CONFIG: [&str; 2] = ["ONAIR_CONFIG", "ONAIR_LOG"];
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// How long shutdown waits for connections to finish before it closes them.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub shutdown_grace: Duration,
     /// RTMP ingest and playback.
     pub rtmp: RtmpConfig,
@@ -78,29 +79,29 @@ pub struct ChatSection {
     /// Messages one user may send per `user_window`.
     pub user_messages: u32,
     /// The window of `user_messages`.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub user_window: Duration,
     /// Frames one connection may send per second (the flood guard).
     pub flood_frames_per_second: u32,
     /// Default slow mode: one message per user per this interval (unset: off).
-    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "duration::optional", skip_serializing_if = "Option::is_none")]
     pub slow_mode: Option<Duration>,
     /// Frames queued for one client before it is dropped as too slow.
     pub client_queue: usize,
     /// How long a busy room gathers broadcasts before each member gets them in one write
     /// (`0ms`: never batch).
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub broadcast_window: Duration,
     /// Rooms with fewer members send every broadcast at once.
     pub batch_min_members: usize,
     /// How often the audience is sent to every room.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub viewers_interval: Duration,
     /// How often an idle client is pinged.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub ping_interval: Duration,
     /// A client silent for this long (no frame, no pong) is dropped.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub idle_timeout: Duration,
 }
 
@@ -161,13 +162,13 @@ pub struct RtmpConfig {
     /// Largest message a peer may send; the protocol allows 16 MiB − 1.
     pub max_message_size: u32,
     /// A connection that has not finished the handshake and sent `connect` within this is dropped.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub handshake_timeout: Duration,
     /// A connection that sends nothing for this long is dropped.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub idle_timeout: Duration,
     /// Interval of the ping heartbeat we send.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub ping_interval: Duration,
 }
 
@@ -212,7 +213,7 @@ pub struct HubSection {
     /// Keep the frames since the last keyframe so new viewers start at once.
     pub gop_cache: bool,
     /// A viewer further behind the live edge than this skips to the newest keyframe.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub max_lag: Duration,
     /// A viewer further behind than this many bytes skips to the newest keyframe.
     pub max_lag_bytes: usize,
@@ -221,18 +222,18 @@ pub struct HubSection {
     /// Most bytes one channel keeps for its GOP cache and lagging viewers.
     pub max_channel_bytes: usize,
     /// Longest an audio frame waits for the next video frame to share a write to viewers.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub max_audio_hold: Duration,
     /// A second publisher to a live channel takes over (true) or is refused (false).
     pub takeover: bool,
     /// How long viewers stay connected after the publisher leaves, waiting for it to return.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub republish_grace: Duration,
     /// How long an RTMP viewer of a channel that is not live waits for a publisher.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub wait_for_publisher: Duration,
     /// A viewer whose connection accepts no data for this long is disconnected.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub write_timeout: Duration,
 }
 
@@ -321,10 +322,10 @@ pub struct AuthConfig {
     /// Anyone may create a viewer account with `POST /api/v1/auth/register`.
     pub registration: bool,
     /// How long an access token from `/api/v1/auth/login` is valid.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub access_token_ttl: Duration,
     /// How long a stream key is valid after it is issued; unset means until revoked.
-    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "duration::optional", skip_serializing_if = "Option::is_none")]
     pub stream_key_ttl: Option<Duration>,
     /// Login attempts allowed per minute from one address, and for one account.
     pub login_attempts_per_minute: u32,
@@ -353,7 +354,7 @@ pub struct HlsConfig {
     /// Segment live channels into HLS at all.
     pub enabled: bool,
     /// Segments are cut at the first keyframe after this much media.
-    #[serde(with = "duration")]
+    #[serde(with = "duration::serde_required")]
     pub target_duration: Duration,
     /// Segments listed in the live playlist (`/live/{channel}/index.m3u8`).
     pub live_window: usize,
@@ -362,7 +363,7 @@ pub struct HlsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recordings_dir: Option<PathBuf>,
     /// Replays older than this are deleted (unset: kept), unless an admin set a policy.
-    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "duration::optional", skip_serializing_if = "Option::is_none")]
     pub retention_max_age: Option<Duration>,
     /// The oldest replays of a channel are deleted while its replays take more bytes than
     /// this (unset: no limit), unless an admin set a policy.
@@ -482,6 +483,8 @@ impl Config {
                     path: name.clone(),
                     message: e.to_string(),
                 })?;
+        // Telling `ONAIR_<SECTION>_<KEY>` from `ONAIR_<KEY>` takes the sections' names.
+        let sections = options::sections();
         let mut overridden = Vec::new();
         let mut database_url_env = None;
         for (var, value) in env {
@@ -499,7 +502,7 @@ impl Config {
             }
             let rest = rest.to_ascii_lowercase();
             let (section, key) = match rest.split_once('_') {
-                Some((s, k)) if SECTIONS.contains(&s) => (Some(s.to_owned()), k.to_owned()),
+                Some((s, k)) if sections.contains(&s) => (Some(s.to_owned()), k.to_owned()),
                 _ => (None, rest.clone()),
             };
             let parsed = parse_env_value(&value);
@@ -704,9 +707,10 @@ impl Config {
         serde_json::to_string(self).unwrap_or_else(|e| format!("(unprintable config: {e})"))
     }
 
-    /// The configuration as TOML, with every secret redacted, for `onair config`.
+    /// The configuration as TOML with every secret redacted and each key under a comment
+    /// from the option table, for `onair config`.
     pub fn redacted_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("(unprintable config: {e})"))
+        options::annotated_toml(self)
     }
 }
 
@@ -718,341 +722,6 @@ fn parse_env_value(value: &str) -> toml::Value {
             .unwrap_or_else(|| toml::Value::String(value.to_owned())),
         Err(_) => toml::Value::String(value.to_owned()),
     }
-}
-
-/// Parses durations written as `250ms`, `10s`, `5m`, `1h`, `30d`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s or 250ms"))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {text:?} (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
-/// Formats a duration the way [`parse_duration`] reads it.
-pub fn format_duration(d: Duration) -> String {
-    if d.subsec_millis() != 0 || d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}s", d.as_secs())
-    }
-}
-
-mod duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Seconds(u64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-        }
-    }
-}
-
-mod optional_duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        duration::deserialize(d).map(Some)
-    }
-}
-
-/// The options reference printed by `onair --help`: key, default, meaning.
-pub fn reference() -> String {
-    let d = Config::default();
-    let rows: Vec<(&str, String, &str)> = vec![
-        (
-            "shutdown_grace",
-            format_duration(d.shutdown_grace),
-            "how long shutdown waits for connections to finish",
-        ),
-        (
-            "rtmp.listen",
-            d.rtmp.listen.to_string(),
-            "RTMP listen address",
-        ),
-        (
-            "rtmp.app",
-            d.rtmp.app.clone(),
-            "application name in rtmp://host/{app}/{key or channel}",
-        ),
-        (
-            "rtmp.chunk_size",
-            d.rtmp.chunk_size.to_string(),
-            "chunk size we send with (128..=16777215)",
-        ),
-        (
-            "rtmp.window_ack_size",
-            d.rtmp.window_ack_size.to_string(),
-            "acknowledgement window we ask peers to use",
-        ),
-        (
-            "rtmp.max_message_size",
-            d.rtmp.max_message_size.to_string(),
-            "largest message a peer may send",
-        ),
-        (
-            "rtmp.handshake_timeout",
-            format_duration(d.rtmp.handshake_timeout),
-            "drop connections without handshake + connect by then",
-        ),
-        (
-            "rtmp.idle_timeout",
-            format_duration(d.rtmp.idle_timeout),
-            "drop connections silent for this long",
-        ),
-        (
-            "rtmp.ping_interval",
-            format_duration(d.rtmp.ping_interval),
-            "ping heartbeat interval",
-        ),
-        (
-            "http.listen",
-            d.http.listen.to_string(),
-            "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)",
-        ),
-        (
-            "http.cors_origins",
-            format!("{:?}", d.http.cors_origins),
-            "origins allowed to play streams (\"*\" = any)",
-        ),
-        (
-            "hub.gop_cache",
-            d.hub.gop_cache.to_string(),
-            "start new viewers at the last keyframe",
-        ),
-        (
-            "hub.max_lag",
-            format_duration(d.hub.max_lag),
-            "viewers further behind skip to the newest keyframe",
-        ),
-        (
-            "hub.max_lag_bytes",
-            d.hub.max_lag_bytes.to_string(),
-            "the same bound in bytes",
-        ),
-        (
-            "hub.max_skips",
-            d.hub.max_skips.to_string(),
-            "skips within 30 s of media before a viewer is dropped",
-        ),
-        (
-            "hub.max_channel_bytes",
-            d.hub.max_channel_bytes.to_string(),
-            "memory cap per channel (GOP cache + lag)",
-        ),
-        (
-            "hub.max_audio_hold",
-            format_duration(d.hub.max_audio_hold),
-            "audio waits at most this for the next video frame's write",
-        ),
-        (
-            "hub.takeover",
-            d.hub.takeover.to_string(),
-            "a second publisher takes over (true) or is refused (false)",
-        ),
-        (
-            "hub.republish_grace",
-            format_duration(d.hub.republish_grace),
-            "viewers wait this long for a publisher to return",
-        ),
-        (
-            "hub.wait_for_publisher",
-            format_duration(d.hub.wait_for_publisher),
-            "RTMP viewers wait this long for a channel to go live",
-        ),
-        (
-            "hub.write_timeout",
-            format_duration(d.hub.write_timeout),
-            "drop viewers whose connection accepts nothing this long",
-        ),
-        (
-            "dev.open",
-            d.dev.open.to_string(),
-            "accept any publish name as a channel (development only)",
-        ),
-        (
-            "dev.keys",
-            "[]".into(),
-            "static keys: [[dev.keys]] channel = \"demo\", key = \"…\"",
-        ),
-        (
-            "log.level",
-            d.log.level.clone(),
-            "tracing filter (ONAIR_LOG overrides)",
-        ),
-        ("log.format", "text".into(), "text or json"),
-        (
-            "storage.database_url",
-            "(unset)".into(),
-            "postgres://… or sqlite:…; unset = SQLite in data_dir; DATABASE_URL too",
-        ),
-        (
-            "storage.data_dir",
-            d.storage.data_dir.display().to_string(),
-            "directory for the embedded database",
-        ),
-        (
-            "auth.secret",
-            "(generated)".into(),
-            "signing secret for keys and tokens, >= 32 bytes; kept in the database if unset",
-        ),
-        (
-            "auth.registration",
-            d.auth.registration.to_string(),
-            "anyone may register a viewer account",
-        ),
-        (
-            "auth.access_token_ttl",
-            format_duration(d.auth.access_token_ttl),
-            "lifetime of a login's access token",
-        ),
-        (
-            "auth.stream_key_ttl",
-            "(unset)".into(),
-            "lifetime of a stream key; unset = until revoked",
-        ),
-        (
-            "auth.login_attempts_per_minute",
-            d.auth.login_attempts_per_minute.to_string(),
-            "login attempts per minute per address and per account",
-        ),
-        (
-            "auth.bootstrap",
-            d.auth.bootstrap.to_string(),
-            "first start: create an admin, a demo channel and a key",
-        ),
-        (
-            "hls.enabled",
-            d.hls.enabled.to_string(),
-            "serve live channels as HLS and record replays",
-        ),
-        (
-            "hls.target_duration",
-            format_duration(d.hls.target_duration),
-            "HLS segments cut at the first keyframe after this",
-        ),
-        (
-            "hls.live_window",
-            d.hls.live_window.to_string(),
-            "segments in the live playlist (3..=1000)",
-        ),
-        (
-            "hls.recordings_dir",
-            "(data_dir/recordings)".into(),
-            "where segments, playlists and replays are written",
-        ),
-        (
-            "hls.retention_max_age",
-            "(unset)".into(),
-            "delete replays older than this; an admin policy wins",
-        ),
-        (
-            "hls.retention_max_bytes",
-            "(unset)".into(),
-            "per channel, delete the oldest replays beyond this size",
-        ),
-        (
-            "chat.history",
-            d.chat.history.to_string(),
-            "messages a client gets when it joins a room",
-        ),
-        (
-            "chat.max_message_chars",
-            d.chat.max_message_chars.to_string(),
-            "longest chat line or danmaku, in characters",
-        ),
-        (
-            "chat.user_messages",
-            d.chat.user_messages.to_string(),
-            "messages one user may send per chat.user_window",
-        ),
-        (
-            "chat.user_window",
-            format_duration(d.chat.user_window),
-            "the window of chat.user_messages",
-        ),
-        (
-            "chat.flood_frames_per_second",
-            d.chat.flood_frames_per_second.to_string(),
-            "frames one connection may send per second",
-        ),
-        (
-            "chat.slow_mode",
-            "(unset)".into(),
-            "default slow mode: one message per user per this",
-        ),
-        (
-            "chat.client_queue",
-            d.chat.client_queue.to_string(),
-            "frames queued per client before it is dropped",
-        ),
-        (
-            "chat.broadcast_window",
-            format_duration(d.chat.broadcast_window),
-            "how long a busy room gathers broadcasts into one write per client",
-        ),
-        (
-            "chat.batch_min_members",
-            d.chat.batch_min_members.to_string(),
-            "rooms with fewer members send every broadcast at once",
-        ),
-        (
-            "chat.viewers_interval",
-            format_duration(d.chat.viewers_interval),
-            "how often rooms get the audience count",
-        ),
-        (
-            "chat.ping_interval",
-            format_duration(d.chat.ping_interval),
-            "how often idle chat clients are pinged",
-        ),
-        (
-            "chat.idle_timeout",
-            format_duration(d.chat.idle_timeout),
-            "chat clients silent this long are dropped",
-        ),
-    ];
-    let mut out = String::from(
-        "CONFIGURATION (TOML file via --config or ONAIR_CONFIG; each key also as ONAIR_<SECTION>_<KEY>):\n",
-    );
-    for (key, default, meaning) in rows {
-        out.push_str(&format!("  {key:<32} {default:<16} {meaning}\n"));
-    }
-    out
 }
 
 impl fmt::Display for LogFormat {
