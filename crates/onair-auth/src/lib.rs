@@ -46,7 +46,7 @@ mod token;
 pub use access_token::{AccessClaims, AccessToken, issue_access_token, verify_access_token};
 pub use jti::{Jti, JtiError};
 pub use password::{PasswordError, PasswordHash, hash_password, verify_password};
-pub use secret::Secret;
+pub use secret::{REDACTED, Secret};
 pub use signing_key::{SigningKey, SigningKeyError};
 pub use stream_key::{StreamKeyClaims, StreamKeyToken, issue_stream_key, verify_stream_key};
 pub use token::{IssueError, MAX_TOKEN_LEN, TokenKind, VerifyError};

@@ -3,8 +3,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
-const REDACTED: &str = "[redacted]";
+/// What every secret prints as.
+pub const REDACTED: &str = "[redacted]";
 
 /// A value that must never be printed: `Debug`, `Display` and `Serialize` all produce
 /// `[redacted]`. Read the value with [`Secret::expose`], at the one place that needs it.
@@ -12,7 +14,8 @@ const REDACTED: &str = "[redacted]";
 /// `Deserialize` is transparent, so a `Secret<String>` can sit in a config struct; serializing
 /// that struct for the "effective config" log line then redacts it.
 ///
-/// There is deliberately no `PartialEq`: comparing secrets with `==` is not constant-time.
+/// `==` (and [`Secret::matches`]) compares in constant time: the SHA-256 digests of both
+/// sides, all 32 bytes, so neither where two values differ nor their lengths show in timing.
 #[derive(Clone, Default)]
 pub struct Secret<T>(T);
 
@@ -32,6 +35,28 @@ impl<T> Secret<T> {
         self.0
     }
 }
+
+impl<T: AsRef<[u8]>> Secret<T> {
+    /// Whether the secret equals `other`, in time that depends neither on where they differ
+    /// nor on their lengths, so a client cannot find a key byte by byte, or its length, from
+    /// response times.
+    pub fn matches(&self, other: impl AsRef<[u8]>) -> bool {
+        let a = Sha256::digest(self.0.as_ref());
+        let b = Sha256::digest(other.as_ref());
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+    }
+}
+
+impl<T: AsRef<[u8]>> PartialEq for Secret<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(other.0.as_ref())
+    }
+}
+
+impl<T: AsRef<[u8]>> Eq for Secret<T> {}
 
 impl<T> From<T> for Secret<T> {
     fn from(value: T) -> Self {
@@ -97,6 +122,18 @@ mod tests {
             assert!(!text.contains("eyJhbGciOi"), "{text}");
             assert!(text.contains("demo"), "{text}");
         }
+    }
+
+    #[test]
+    fn matches_compares_the_whole_value() {
+        let k = Secret::new(String::from("abc123secret"));
+        assert!(k.matches("abc123secret"));
+        assert!(!k.matches("abc123secreT"));
+        assert!(!k.matches("abc"));
+        assert!(!k.matches("abc123secret "));
+        assert!(!k.matches(""));
+        assert_eq!(k, Secret::new("abc123secret".into()));
+        assert_ne!(k, Secret::new("abc123secreT".into()));
     }
 
     #[test]

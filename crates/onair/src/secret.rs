@@ -1,107 +1,16 @@
-//! Secrets that must never reach a log line: their `Debug`, `Display` and `Serialize` print
-//! `[redacted]`, and the only way to the value is the explicit [`StreamKey::expose`].
+//! Secrets in the server's configuration and connections. There is one secret type,
+//! [`onair_auth::Secret`]: its `Debug`, `Display` and `Serialize` print `[redacted]`, `==`
+//! compares in constant time, and the only way to the value is the explicit `expose`. The
+//! names below say what a secret holds where the server keeps one.
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
-
-/// What every secret prints as.
-pub const REDACTED: &str = "[redacted]";
+pub use onair_auth::{REDACTED, Secret};
 
 /// A stream key (the publish name a streamer types into OBS).
-#[derive(Clone, PartialEq, Eq)]
-pub struct StreamKey(String);
-
-impl StreamKey {
-    /// Wraps a key.
-    pub fn new(key: String) -> Self {
-        StreamKey(key)
-    }
-
-    /// The key itself, for comparing or signing; never for logging.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Compares in time that depends neither on where the keys differ nor on their lengths,
-    /// so a publisher cannot find a key byte by byte, or its length, from response times: the
-    /// SHA-256 digests of both are compared, always all 32 bytes.
-    pub fn matches(&self, other: &str) -> bool {
-        let a = Sha256::digest(self.0.as_bytes());
-        let b = Sha256::digest(other.as_bytes());
-        a.iter()
-            .zip(b.iter())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-    }
-}
-
-impl fmt::Debug for StreamKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl fmt::Display for StreamKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl Serialize for StreamKey {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(REDACTED)
-    }
-}
-
-impl<'de> Deserialize<'de> for StreamKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(StreamKey)
-    }
-}
+pub type StreamKey = Secret<String>;
 
 /// Any other secret text from the configuration: a signing secret, a database URL (which may
 /// carry a password).
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretText(String);
-
-impl SecretText {
-    /// Wraps a secret.
-    pub fn new(text: String) -> Self {
-        SecretText(text)
-    }
-
-    /// The secret itself, for use; never for logging.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl fmt::Display for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl Serialize for SecretText {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(REDACTED)
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(SecretText)
-    }
-}
-
+pub type SecretText = Secret<String>;
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -797,7 +797,7 @@ mod tests {
     fn database_url_comes_from_the_conventional_variable_unless_set_explicitly() {
         let c = Config::load(None, env(&[("DATABASE_URL", "postgres://db/onair")])).unwrap();
         assert_eq!(
-            c.storage.database_url.as_ref().map(|u| u.expose()),
+            c.storage.database_url.as_ref().map(|u| u.expose().as_str()),
             Some("postgres://db/onair")
         );
         let c = Config::load(
@@ -809,7 +809,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.storage.database_url.as_ref().map(|u| u.expose()),
+            c.storage.database_url.as_ref().map(|u| u.expose().as_str()),
             Some("sqlite:other.db")
         );
         let err = Config::load(None, env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
