@@ -1,6 +1,8 @@
-//! OnAir, the server: configuration, the RTMP driver, HTTP-FLV/WS-FLV, the platform (accounts,
-//! channels, stream keys over the store) and the command-line publish/play clients. The protocol work lives in the `onair-*` library crates; this crate
-//! wires them to sockets, clocks and the operator.
+//! OnAir, the server: configuration, the RTMP driver, HTTP-FLV/WS-FLV, HLS, the REST API and
+//! chat socket, the platform (accounts, channels, stream keys over the store) and the
+//! operator commands. The protocol work lives in the `onair-*` library crates (the RTMP
+//! client of `onair publish`/`onair play` in `onair-client`); this crate wires them to
+//! sockets, clocks and the operator.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,7 +20,6 @@ pub mod api;
 pub mod auth;
 pub mod channel;
 pub mod chat;
-pub mod client;
 pub mod config;
 mod flv;
 pub mod hls;

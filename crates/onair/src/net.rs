@@ -1,4 +1,4 @@
-//! Socket set-up and batched writes shared by the RTMP and HTTP sides.
+//! Socket set-up for the RTMP and HTTP listeners, and the RTMP driver's batched writes.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -48,20 +48,10 @@ pub fn configure(stream: &TcpStream, stall_timeout: Duration) {
 }
 
 /// Writes every queued buffer, as few `writev` calls as the socket allows, and leaves the
-/// queue empty. The buffers are shared (`Bytes`), so nothing is copied per connection.
-pub async fn write_all_queued<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    queue: &mut VecDeque<Bytes>,
-) -> io::Result<()> {
-    while !queue.is_empty() {
-        write_some(writer, queue).await?;
-    }
-    writer.flush().await
-}
-
-/// Like [`write_all_queued`], failing with `TimedOut` if the peer accepts nothing for
-/// `limit`. The limit is on progress, not on the whole queue: a viewer on a slow link that
-/// keeps taking data is not cut off just because a big first batch (a GOP) takes long.
+/// queue empty; fails with `TimedOut` if the peer accepts nothing for `limit`. The buffers
+/// are shared (`Bytes`), so nothing is copied per connection. The limit is on progress, not
+/// on the whole queue: a viewer on a slow link that keeps taking data is not cut off just
+/// because a big first batch (a GOP) takes long.
 pub async fn write_all_queued_within<W: AsyncWrite + Unpin>(
     writer: &mut W,
     queue: &mut VecDeque<Bytes>,
@@ -143,7 +133,9 @@ mod tests {
                 .unwrap();
             got
         });
-        write_all_queued(&mut a, &mut q).await.unwrap();
+        write_all_queued_within(&mut a, &mut q, Duration::from_secs(10))
+            .await
+            .unwrap();
         drop(a);
         assert!(q.is_empty());
         assert_eq!(reader.await.unwrap(), expected);

@@ -1,7 +1,7 @@
 //! The subcommands besides `serve`.
 //!
 //! The clients, `onair publish FILE.flv URL` and `onair play URL`, speak RTMP through
-//! [`onair::client::RtmpClient`]. Progress, the summary and errors go to stderr, never stdout:
+//! [`onair_client::RtmpClient`]. Progress, the summary and errors go to stderr, never stdout:
 //! `onair play … -o -` writes the FLV stream there. Publish URLs are printed as
 //! `rtmp://host:port/app/[redacted]`, so a key never reaches a terminal log or a CI transcript.
 //!

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use onair::client::{ClientError, ClientOptions, RtmpClient, RtmpUrl};
+use onair_client::{ClientError, ClientOptions, RtmpClient, RtmpUrl};
 use onair_flv::FlvHeader;
 use onair_media::{MediaKind, Timestamp};
 use onair_rtmp::session::ClientEvent;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use onair::client::{ClientError, ClientOptions, RtmpClient, RtmpUrl};
+use onair_client::{ClientError, ClientOptions, RtmpClient, RtmpUrl};
 use onair_flv::{FlvDemuxer, FlvHeader, FlvTag};
 use onair_media::MediaKind;
 use onair_rtmp::session::ClientEvent;

@@ -1,12 +1,15 @@
-//! A small async RTMP client: a [`ClientSession`] driven over a tokio [`TcpStream`].
+//! A small async RTMP client: `onair_rtmp`'s sans-IO [`ClientSession`] driven over a tokio
+//! [`TcpStream`].
 //!
-//! It backs `onair publish` and `onair play`, and the end-to-end tests and benchmarks use it
-//! as a publisher or viewer that needs neither ffmpeg nor OBS.
+//! It backs the `onair publish` and `onair play` commands. It is a crate of its own because
+//! it has a clean boundary (an RTMP URL in; handshake, connect, publish or play, media out)
+//! and needs nothing of the server: no store, hub, HTTP or configuration, so a tool or a test
+//! can use it without building the server.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use bytes::Bytes;
-//! use onair::client::{ClientOptions, RtmpClient, RtmpUrl};
+//! use onair_client::{ClientOptions, RtmpClient, RtmpUrl};
 //! use onair_media::MediaKind;
 //!
 //! let url = RtmpUrl::parse("rtmp://127.0.0.1/live/my-stream-key")?;
@@ -23,6 +26,8 @@
 //! [`RtmpUrl::redacted`] hide the stream name, [`UrlError`] never quotes the URL, and a
 //! server's status description is scrubbed of the name before it is shown.
 
+#![deny(missing_docs)]
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -34,8 +39,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::net::write_all_queued;
-use crate::secret::REDACTED;
+/// What the stream name (a key, when publishing) prints as.
+const REDACTED: &str = "[redacted]";
 
 /// The port `rtmp://` URLs use when they name none.
 pub const DEFAULT_PORT: u16 = 1935;
@@ -153,7 +158,10 @@ impl RtmpUrl {
     /// `text` with every occurrence of the stream name replaced by `[redacted]`, for showing
     /// what a server said (some servers echo the name in their status descriptions).
     pub fn scrub(&self, text: &str) -> String {
-        let (key, _query) = crate::channel::split_query(&self.name);
+        let key = self
+            .name
+            .split_once('?')
+            .map_or(self.name.as_str(), |(key, _query)| key);
         let mut out = text.replace(&self.name, REDACTED);
         if !key.is_empty() {
             out = out.replace(key, REDACTED);
@@ -495,7 +503,12 @@ impl RtmpClient {
 
     async fn write_queued(&mut self) -> Result<(), ClientError> {
         let queued: u64 = self.out.iter().map(|b| b.len() as u64).sum();
-        write_all_queued(&mut self.socket, &mut self.out).await?;
+        // One write per queued buffer: a publisher queues a few messages per frame, so the
+        // server's batched writev would save little here.
+        for bytes in self.out.drain(..) {
+            self.socket.write_all(&bytes).await?;
+        }
+        self.socket.flush().await?;
         self.bytes_written += queued;
         Ok(())
     }
