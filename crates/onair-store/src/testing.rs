@@ -47,8 +47,24 @@ const MAX_CONNECTIONS: u32 = 4;
 ///
 /// See the [module documentation](crate::testing). The calling crate needs `onair-store` with
 /// the `test-support` feature as a dev-dependency; nothing else.
+///
+/// `store_test!(db: name, …)` does the same for `async fn name(db: TestDb)`, a case that also
+/// needs to know where the database is ([`TestDb::location`]), to hand it to a process.
 #[macro_export]
 macro_rules! store_test {
+    (db: $($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn postgres() {
+                $crate::testing::run_postgres_db(super::$case);
+            }
+
+            #[test]
+            fn sqlite() {
+                $crate::testing::run_sqlite_db(super::$case);
+            }
+        }
+    )+};
     ($($case:ident),+ $(,)?) => {$(
         mod $case {
             #[test]
@@ -89,6 +105,33 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
+/// Where a test's database is, for a case that hands it to another process.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum TestLocation {
+    /// `onair.db` in this directory.
+    Sqlite {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The test server, in a schema of the test's own.
+    Postgres {
+        /// A URL whose `search_path` option selects the schema.
+        url: String,
+        /// The schema, which a process must not print.
+        schema: String,
+    },
+}
+
+/// A fresh, migrated database for one test case, and where it is.
+#[derive(Clone, Debug)]
+pub struct TestDb {
+    /// The store, open on the database.
+    pub store: Store,
+    /// Where the database is.
+    pub location: TestLocation,
+}
+
 /// Runs `case` against a fresh PostgreSQL schema (see the module documentation).
 ///
 /// # Panics
@@ -99,18 +142,7 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(url) = postgres_url() else {
-        return;
-    };
-    let runtime = runtime();
-    let db = runtime.block_on(PgSchema::create(&url));
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(case(db.store.clone()));
-    }));
-    runtime.block_on(db.remove());
-    if let Err(panic) = outcome {
-        resume_unwind(panic);
-    }
+    run_postgres_db(|db| case(db.store));
 }
 
 /// Runs `case` against a fresh SQLite file (see the module documentation).
@@ -121,6 +153,50 @@ where
 pub fn run_sqlite<F, Fut>(case: F)
 where
     F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_sqlite_db(|db| case(db.store));
+}
+
+/// [`run_postgres`] for a case that takes the [`TestDb`].
+///
+/// # Panics
+///
+/// As [`run_postgres`].
+pub fn run_postgres_db<F, Fut>(case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(url) = postgres_url() else {
+        return;
+    };
+    let runtime = runtime();
+    let db = runtime.block_on(PgSchema::create(&url));
+    let test_db = TestDb {
+        store: db.store.clone(),
+        location: TestLocation::Postgres {
+            url: schema_url(&url, &db.schema),
+            schema: db.schema.clone(),
+        },
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(case(test_db));
+    }));
+    runtime.block_on(db.remove());
+    if let Err(panic) = outcome {
+        resume_unwind(panic);
+    }
+}
+
+/// [`run_sqlite`] for a case that takes the [`TestDb`].
+///
+/// # Panics
+///
+/// As [`run_sqlite`].
+pub fn run_sqlite_db<F, Fut>(case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
     let dir = std::env::temp_dir().join(format!("onair-store-test-{}", unique_suffix()));
@@ -135,14 +211,24 @@ where
             .unwrap_or_else(|e| panic!("migrating SQLite: {e:?}"));
         store
     });
+    let test_db = TestDb {
+        store: store.clone(),
+        location: TestLocation::Sqlite { dir: dir.clone() },
+    };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(case(store.clone()));
+        runtime.block_on(case(test_db));
     }));
     runtime.block_on(store.close());
     remove_dir(dir);
     if let Err(panic) = outcome {
         resume_unwind(panic);
     }
+}
+
+/// `base` with a `search_path` option selecting `schema`, in the form libpq and sqlx read.
+fn schema_url(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
 /// A schema of its own in the test database, reached through `search_path`.

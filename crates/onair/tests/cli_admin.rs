@@ -4,113 +4,20 @@
 //! failing under `CI=true`). What a command did is checked through the library on the same
 //! database; what it printed is checked for the one secret it may show, and only where it may.
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::FutureExt;
 use onair::config::{AuthConfig, StorageConfig};
 use onair::platform::{LoginOutcome, Platform};
 use onair::secret::SecretText;
+use onair_store::testing::{TestDb, TestLocation};
 use onair_store::{Page, Role};
-use sqlx::{Connection, Executor, PgConnection};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 /// Longest one command may take; it never comes near in a passing run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where the commands under test keep their data.
-enum Db {
-    Sqlite { dir: PathBuf },
-    Postgres { base: String, schema: String },
-}
-
-impl Db {
-    fn sqlite() -> Db {
-        let dir = std::env::temp_dir().join(format!("onair-cli-admin-{}", unique()));
-        Db::Sqlite { dir }
-    }
-
-    /// A fresh schema in the test database, or `None` (after printing why) when
-    /// `ONAIR_TEST_POSTGRES` is not set on a developer's machine.
-    async fn postgres() -> Option<Db> {
-        let base = match std::env::var("ONAIR_TEST_POSTGRES") {
-            Ok(url) if !url.is_empty() => url,
-            _ if is_ci() => panic!(
-                "ONAIR_TEST_POSTGRES not set, and CI=true: set it to a PostgreSQL URL such as \
-                 postgres://postgres@127.0.0.1:5432/test; CI never skips a test"
-            ),
-            _ => {
-                println!("skipped: ONAIR_TEST_POSTGRES not set");
-                return None;
-            }
-        };
-        let schema = format!("onair_cli_{}", unique());
-        let mut admin = PgConnection::connect(&base)
-            .await
-            .expect("connecting to ONAIR_TEST_POSTGRES");
-        admin
-            .execute(format!("CREATE SCHEMA \"{schema}\"").as_str())
-            .await
-            .expect("creating a test schema");
-        let _ = admin.close().await;
-        Some(Db::Postgres { base, schema })
-    }
-
-    /// The URL the commands get for PostgreSQL: the test database, in the fresh schema.
-    fn postgres_url(base: &str, schema: &str) -> String {
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}options=-c%20search_path%3D{schema}")
-    }
-
-    fn storage(&self) -> StorageConfig {
-        match self {
-            Db::Sqlite { dir } => StorageConfig {
-                database_url: None,
-                data_dir: dir.clone(),
-            },
-            Db::Postgres { base, schema } => StorageConfig {
-                database_url: Some(SecretText::new(Db::postgres_url(base, schema))),
-                ..StorageConfig::default()
-            },
-        }
-    }
-
-    /// Runs `case`, then removes the data directory or schema whether it passed or not.
-    async fn run<F, Fut>(self, case: F)
-    where
-        F: FnOnce(Cli) -> Fut,
-        Fut: Future<Output = ()>,
-    {
-        let cli = Cli {
-            storage: self.storage(),
-        };
-        let outcome = AssertUnwindSafe(case(cli)).catch_unwind().await;
-        match &self {
-            Db::Sqlite { dir } => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Db::Postgres { base, schema } => {
-                if let Ok(mut admin) = PgConnection::connect(base).await {
-                    let dropped = admin
-                        .execute(format!("DROP SCHEMA \"{schema}\" CASCADE").as_str())
-                        .await;
-                    if let Err(e) = dropped {
-                        eprintln!("could not drop test schema {schema}: {e}");
-                    }
-                    let _ = admin.close().await;
-                }
-            }
-        }
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-    }
-}
 
 /// The `onair` binary with the environment of an operator whose configuration names one
 /// database.
@@ -119,6 +26,22 @@ struct Cli {
 }
 
 impl Cli {
+    /// An operator whose configuration names `db`.
+    fn on(db: &TestDb) -> Cli {
+        let storage = match &db.location {
+            TestLocation::Sqlite { dir } => StorageConfig {
+                database_url: None,
+                data_dir: dir.clone(),
+            },
+            TestLocation::Postgres { url, .. } => StorageConfig {
+                database_url: Some(SecretText::new(url.clone())),
+                ..StorageConfig::default()
+            },
+            other => panic!("no CLI set-up for {other:?}"),
+        };
+        Cli { storage }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_onair"));
         // Only what the test sets: a DATABASE_URL or ONAIR_* of the machine must not leak in.
@@ -220,7 +143,8 @@ async fn finish(args: &[&str], child: tokio::process::Child) -> Run {
     }
 }
 
-async fn accounts_are_created_listed_and_banned(cli: Cli) {
+async fn accounts_are_created_listed_and_banned(db: TestDb) {
+    let cli = Cli::on(&db);
     let created = cli
         .run(&["user", "create", "alice", "--admin"])
         .await
@@ -346,7 +270,8 @@ async fn accounts_are_created_listed_and_banned(cli: Cli) {
     platform.store().close().await;
 }
 
-async fn channels_and_keys_are_set_up_listed_and_revoked(cli: Cli) {
+async fn channels_and_keys_are_set_up_listed_and_revoked(db: TestDb) {
+    let cli = Cli::on(&db);
     cli.run_with_stdin(
         &["user", "create", "carol", "--password-stdin"],
         "carols password\n",
@@ -509,7 +434,8 @@ async fn channels_and_keys_are_set_up_listed_and_revoked(cli: Cli) {
     platform.store().close().await;
 }
 
-async fn migrate_says_which_database_and_never_its_password(cli: Cli) {
+async fn migrate_says_which_database_and_never_its_password(db: TestDb) {
+    let cli = Cli::on(&db);
     let migrated = cli.run(&["migrate"]).await.expect_ok();
     match &cli.storage.database_url {
         None => {
@@ -561,25 +487,8 @@ async fn migrate_says_which_database_and_never_its_password(cli: Cli) {
     assert!(!failed.stderr.contains("pw-77aa01"), "{failed:#?}");
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),+ $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::Db::sqlite().run(super::$case).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(db) = super::Db::postgres().await {
-                    db.run(super::$case).await;
-                }
-            }
-        }
-    )+};
-}
-
-on_both_backends!(
+onair_store::store_test!(
+    db:
     accounts_are_created_listed_and_banned,
     channels_and_keys_are_set_up_listed_and_revoked,
     migrate_says_which_database_and_never_its_password,
@@ -594,18 +503,4 @@ fn with_password(url: &str, password: &str) -> String {
         None => ("postgres", authority),
     };
     format!("{scheme}://{user}:{password}@{host}/{path}")
-}
-
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-/// Unique among concurrent tests and runs: process id, a counter, and the clock.
-fn unique() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{}_{n}_{nanos}", std::process::id())
 }

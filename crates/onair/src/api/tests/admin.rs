@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode, header};
 use onair_store::{Role, Store};
 use serde_json::json;
 
-use super::{Api, api_test};
+use super::Api;
 
 async fn only_admins(store: Store) {
     let api = Api::new(store).await;
@@ -286,7 +286,7 @@ async fn channels_keys_live_kick_and_audit(store: Store) {
         .invalid(&["offset"]);
 }
 
-api_test!(
+onair_store::store_test!(
     only_admins,
     users_are_listed_created_and_changed,
     a_ban_ends_logins_and_live_streams_at_once,

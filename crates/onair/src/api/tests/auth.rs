@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode, header};
 use onair_store::{Role, Store};
 use serde_json::json;
 
-use super::{Api, PASSWORD, api_test};
+use super::{Api, PASSWORD};
 
 async fn login_me_refresh_logout(store: Store) {
     let api = Api::new(store).await;
@@ -318,7 +318,7 @@ async fn logins_are_limited_per_address_and_per_account(store: Store) {
         .problem(429, "rate-limited");
 }
 
-api_test!(
+onair_store::store_test!(
     login_me_refresh_logout,
     bad_logins,
     banned_accounts_cannot_log_in_and_their_tokens_stop,
@@ -415,4 +415,4 @@ impl std::io::Write for Writer {
     }
 }
 
-api_test!(secrets_stay_out_of_the_logs);
+onair_store::store_test!(secrets_stay_out_of_the_logs);

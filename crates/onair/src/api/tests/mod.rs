@@ -26,24 +26,6 @@ use crate::lives::LiveStart;
 use crate::platform::Platform;
 use crate::state::AppState;
 
-/// Expands each `async fn name(store: Store)` into `name::postgres` and `name::sqlite`.
-macro_rules! api_test {
-    ($($case:ident),+ $(,)?) => {$(
-        mod $case {
-            #[test]
-            fn postgres() {
-                onair_store::testing::run_postgres(super::$case);
-            }
-
-            #[test]
-            fn sqlite() {
-                onair_store::testing::run_sqlite(super::$case);
-            }
-        }
-    )+};
-}
-pub(crate) use api_test;
-
 /// The password of every test account.
 pub const PASSWORD: &str = "correct horse";
 

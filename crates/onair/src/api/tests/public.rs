@@ -4,7 +4,7 @@ use axum::http::{Method, StatusCode, header};
 use onair_store::{Role, Store};
 use serde_json::json;
 
-use super::{Api, api_test};
+use super::Api;
 
 async fn the_directory(store: Store) {
     let api = Api::new(store).await;
@@ -144,7 +144,7 @@ async fn the_api_answers_cross_origin_preflights(store: Store) {
     assert_eq!(h(header::ACCESS_CONTROL_ALLOW_CREDENTIALS), "");
 }
 
-api_test!(
+onair_store::store_test!(
     the_directory,
     the_api_answers_cross_origin_preflights,
     unknown_routes_and_methods_are_problems,

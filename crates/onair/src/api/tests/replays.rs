@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use onair_store::{NewRecording, RecordingState, Role, Store};
 use serde_json::json;
 
-use super::{Api, api_test};
+use super::Api;
 
 /// A recording of `channel_id` that started `days_ago` days ago, with `size` bytes of files
 /// on disk under the server's recordings root; finished unless `live`.
@@ -203,7 +203,7 @@ async fn the_retention_policy_is_set_by_admins_and_applied_at_once(store: Store)
     let _ = std::fs::remove_dir_all(dir);
 }
 
-api_test!(
+onair_store::store_test!(
     replays_are_listed_read_and_deleted_by_their_owner,
     deleting_a_channel_deletes_its_replays_files,
     the_retention_policy_is_set_by_admins_and_applied_at_once,

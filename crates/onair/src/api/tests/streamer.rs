@@ -7,7 +7,7 @@ use chrono::Utc;
 use onair_store::{Role, Store};
 use serde_json::json;
 
-use super::{Api, api_test};
+use super::Api;
 
 async fn channels_are_created_listed_edited_and_deleted(store: Store) {
     let api = Api::new(store).await;
@@ -422,7 +422,7 @@ async fn live_status_and_sessions(store: Store) {
         .invalid(&["limit"]);
 }
 
-api_test!(
+onair_store::store_test!(
     channels_are_created_listed_edited_and_deleted,
     channel_input_is_checked,
     roles_and_ownership,
