@@ -8,6 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
+/// Frames a second of the test pattern's video.
+pub const TEST_PATTERN_FPS: u32 = 25;
+
 /// Which tracks a test-pattern publish carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tracks {
@@ -47,7 +50,8 @@ impl Ffmpeg {
         let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
             .map(String::from)
             .to_vec();
-        let video_in = ["-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"];
+        let pattern = format!("testsrc2=size=320x240:rate={TEST_PATTERN_FPS}");
+        let video_in = ["-re", "-f", "lavfi", "-i", pattern.as_str()];
         let audio_in = [
             "-re",
             "-f",

@@ -135,6 +135,29 @@ impl TestServer {
         crate::wait_until(timeout, || self.hub().is_live(channel)).await
     }
 
+    /// Video frames the live `channel`'s current publish has sent (0 when it is not live).
+    pub fn video_frames(&self, channel: &str) -> u64 {
+        self.hub()
+            .channel_snapshot(channel)
+            .map_or(0, |s| s.video_frames)
+    }
+
+    /// Waits up to `timeout` for the live `channel` to carry `media` more of video than it
+    /// has now, counted in frames at `fps`: a test that needs the stream to move on (danmaku
+    /// spread over the live, a takeover after some seconds) waits for the media itself, not
+    /// for the clock.
+    pub async fn wait_media(
+        &self,
+        channel: &str,
+        media: Duration,
+        fps: u32,
+        timeout: Duration,
+    ) -> bool {
+        let target =
+            self.video_frames(channel) + (media.as_secs_f64() * f64::from(fps)).ceil() as u64;
+        crate::wait_until(timeout, || self.video_frames(channel) >= target).await
+    }
+
     /// How many viewers of `protocol` the live `channel` has (0 when it is not live).
     pub fn viewers(&self, channel: &str, protocol: Protocol) -> usize {
         self.hub()

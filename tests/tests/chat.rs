@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use onair::config::Config;
 use onair::secret::SecretText;
+use onair_e2e::ffmpeg::TEST_PATTERN_FPS as FPS;
 use onair_e2e::{Ffmpeg, FlvReader, TestServer, require_ffmpeg};
 use onair_store::{NewChannel, Role, User};
 use serde_json::{Value, json};
@@ -943,8 +944,13 @@ async fn danmaku_sent_while_live_come_back_with_the_replay_at_their_offsets() {
     let mut sent = Vec::new();
     for i in 0..3 {
         if i > 0 {
-            // Spread in time: the offsets are what the test checks.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            // Spread over the live: the offsets are what the test checks.
+            assert!(
+                server
+                    .wait_media("replayed", Duration::from_millis(1500), FPS, TIMEOUT)
+                    .await,
+                "the live did not move on"
+            );
         }
         let at = chrono::Utc::now();
         c.send(json!({"type": "danmaku", "v": 1, "text": format!("d{i}"), "color": "#FF0000"}))
@@ -1104,14 +1110,24 @@ async fn replay_in_two_parts(takeover: bool) {
             live.stderr()
         );
         let session = live_session(&store, ch.id, part).await;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(
+            server
+                .wait_media("parts", Duration::from_secs(1), FPS, TIMEOUT)
+                .await,
+            "part {part} did not move on"
+        );
         c.send(json!({"type": "danmaku", "v": 1, "text": format!("part{part}")}))
             .await;
         let d = c.next_of("danmaku").await;
         assert_eq!(d["text"], format!("part{part}"));
         sent.push((session.id, d["offset_ms"].as_i64().unwrap()));
         if takeover && part == 1 {
-            tokio::time::sleep(Duration::from_millis(3000)).await;
+            assert!(
+                server
+                    .wait_media("parts", Duration::from_secs(3), FPS, TIMEOUT)
+                    .await,
+                "part 1 did not move on"
+            );
             first = Some(live);
             continue;
         }
