@@ -298,7 +298,7 @@ impl Platform {
     }
 
     /// Revokes a key in the store: `true` if this call revoked it. Ending a live publish that
-    /// uses it is the server's ([`crate::server::AppState::kick_key`]); the revocation poll
+    /// uses it is the server's (`lives::kick_key`); the revocation poll
     /// ends it within a second on every node either way.
     pub async fn revoke_stream_key(&self, jti: &str) -> Result<bool, PlatformError> {
         Ok(self.store.revoke_stream_key(jti, Utc::now()).await?)
