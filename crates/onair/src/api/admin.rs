@@ -261,7 +261,8 @@ pub async fn channel_keys(
     Ok(Json(keys.into_iter().map(StreamKey::from).collect()))
 }
 
-/// Revokes any key; a live publish using it ends now.
+/// Revokes any key; a live publish using it ends now. A key that is already revoked answers
+/// 409 and changes nothing.
 #[utoipa::path(
     delete,
     path = "/admin/keys/{jti}",
@@ -269,9 +270,10 @@ pub async fn channel_keys(
     security(("bearer" = [])),
     params(("jti" = String, Path, description = "The key's id")),
     responses(
-        (status = 204, description = "Revoked (or it already was)"),
+        (status = 204, description = "Revoked"),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
+        (status = 409, description = "The key is already revoked", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn revoke_key(

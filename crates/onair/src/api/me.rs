@@ -315,7 +315,8 @@ pub async fn issue_key(
     Ok(no_store(created(location, issued)))
 }
 
-/// Revokes a key. A live publish using it ends now.
+/// Revokes a key. A live publish using it ends now. A key that is already revoked (by an
+/// earlier revoke or a rotation) answers 409 and changes nothing.
 #[utoipa::path(
     delete,
     path = "/me/channels/{slug}/keys/{jti}",
@@ -326,10 +327,11 @@ pub async fn issue_key(
         ("jti" = String, Path, description = "The key's id"),
     ),
     responses(
-        (status = 204, description = "Revoked (or it already was)"),
+        (status = 204, description = "Revoked"),
         (status = 400, response = super::problem::BadRequest),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
+        (status = 409, description = "The key is already revoked", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn revoke_key(

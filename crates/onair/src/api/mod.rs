@@ -145,18 +145,23 @@ impl ApiState {
         })
     }
 
-    /// Revokes `key` (if it is not already), ends a live publish with it, and records
-    /// `key.revoke`. Revoking a revoked key changes nothing and records nothing.
+    /// Revokes `key`, ends a live publish with it, and records `key.revoke`. A key that is
+    /// already revoked is a 409 that changes and records nothing; the store's answer decides,
+    /// not the row read before, so of two revokes at once exactly one succeeds.
     async fn revoke_key(&self, key: &onair_store::StreamKey, actor: i64) -> Result<(), ApiError> {
-        if let Some(kicked) = self.revoke_key_quietly(key).await? {
-            self.audit(
-                actor,
-                "key.revoke",
-                format!("key:{}", key.jti),
-                serde_json::json!({ "channel_id": key.channel_id, "kicked": kicked }),
-            )
-            .await;
-        }
+        let Some(kicked) = self.revoke_key_quietly(key).await? else {
+            return Err(ApiError::conflict(format!(
+                "key {} is already revoked",
+                key.jti
+            )));
+        };
+        self.audit(
+            actor,
+            "key.revoke",
+            format!("key:{}", key.jti),
+            serde_json::json!({ "channel_id": key.channel_id, "kicked": kicked }),
+        )
+        .await;
         Ok(())
     }
 

@@ -253,6 +253,15 @@ async fn channels_keys_live_kick_and_audit(store: Store) {
     tokio::time::timeout(Duration::from_secs(1), alice_live.kicked())
         .await
         .expect("an admin revoke ends the publish");
+    api.delete(&format!("/api/v1/admin/keys/{jti}"), t)
+        .await
+        .problem(409, "conflict");
+    let revokes = api.audit().await;
+    assert_eq!(
+        revokes.iter().filter(|(a, _, _)| a == "key.revoke").count(),
+        1,
+        "a refused revoke records nothing"
+    );
     api.delete("/api/v1/admin/keys/unknown", t)
         .await
         .problem(404, "not-found");

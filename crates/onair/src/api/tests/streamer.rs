@@ -288,10 +288,17 @@ async fn keys_are_issued_once_listed_revoked_and_rotated(store: Store) {
     assert_eq!(list[0]["jti"], jti.as_str());
     assert!(list[0]["last_used_at"].is_null());
 
-    // Revoke: 204, then again 204 without a second audit entry.
+    // Revoke: 204, then 409 (as the README promises) without a second audit entry.
     let uri = format!("/api/v1/me/channels/alice/keys/{short_jti}");
     assert_eq!(api.delete(&uri, t).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(api.delete(&uri, t).await.status, StatusCode::NO_CONTENT);
+    let again = api.delete(&uri, t).await.problem(409, "conflict");
+    assert!(
+        again["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already revoked"),
+        "{again}"
+    );
     api.post(&format!("{uri}/rotate"), t, json!(null))
         .await
         .problem(409, "conflict");
