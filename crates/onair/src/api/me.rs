@@ -252,9 +252,9 @@ pub async fn delete_channel(
     path = "/me/channels/{slug}/keys",
     tag = "streamer",
     security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The channel's slug")),
+    params(("slug" = String, Path, description = "The channel's slug"), PageQuery),
     responses(
-        (status = 200, description = "The keys", body = Vec<StreamKey>),
+        (status = 200, description = "A page of the keys", body = Page<StreamKey>),
         (status = 400, response = super::problem::BadRequest),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
@@ -264,10 +264,16 @@ pub async fn list_keys(
     State(state): State<ApiState>,
     streamer: Streamer,
     Path(slug): Path<String>,
-) -> Result<Json<Vec<StreamKey>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<StreamKey>>, ApiError> {
+    let page = query.page()?;
     let channel = owned_channel(&state, &streamer, &slug).await?;
-    let keys = state.store().list_stream_keys(channel.id).await?;
-    Ok(Json(keys.into_iter().map(StreamKey::from).collect()))
+    let (keys, total) = state.store().stream_keys_page(channel.id, page).await?;
+    Ok(Json(Page::new(
+        keys.into_iter().map(StreamKey::from).collect(),
+        total,
+        page,
+    )))
 }
 
 /// Issues a stream key. The answer is the only time the key is shown, with the RTMP URL to
