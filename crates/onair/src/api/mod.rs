@@ -304,7 +304,8 @@ impl<T: Serialize> IntoResponse for extract::Json<T> {
 struct ApiDoc;
 
 /// What every operation shares, added once here instead of on every handler: the bearer
-/// scheme, 401 on each secured operation, and 500 and 503 everywhere.
+/// scheme, 401 on each secured operation, and 500 and 503 on every operation that reaches
+/// the store (all but the document itself).
 struct Conventions;
 
 impl Modify for Conventions {
@@ -328,7 +329,11 @@ impl Modify for Conventions {
 /// Adds the shared responses to every operation of `doc` (after the routes are in).
 fn add_shared_responses(doc: &mut OpenApiDoc) {
     let reference = |name: &str| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name));
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        // The document is served from memory: nothing there can fail or wait on the database.
+        if path == OPENAPI_PATH {
+            continue;
+        }
         let operations = [
             &mut item.get,
             &mut item.post,
