@@ -5,7 +5,7 @@
 //! | piece | what it is for |
 //! | --- | --- |
 //! | [`TestServer`] | the server on `127.0.0.1:0`, one random dev key per test, URL helpers |
-//! | [`require_tool`] | skip on a developer machine without ffmpeg; fail under `CI=true` |
+//! | [`require_tool`], [`require_program`] | skip on a developer machine without ffmpeg (or curl, jq); fail under `CI=true` |
 //! | [`Ffmpeg`], [`ffprobe`] | publish a test pattern; play back and count packets and frames |
 //! | [`http`] | HTTP/1.1 requests with chunked decoding (no reqwest in this crate) |
 //! | [`FlvReader`] | HTTP-FLV and WS-FLV playback, demuxed with `onair_flv::FlvDemuxer` |
@@ -67,8 +67,18 @@ pub fn is_ci() -> bool {
 ///
 /// When the tool is missing and `CI=true`: CI never skips.
 pub fn require_tool(tool: &str) -> Option<PathBuf> {
+    require_program(tool, "-version")
+}
+
+/// [`require_tool`] for a program that answers `version_flag` (curl's and jq's `--version`)
+/// rather than ffmpeg's `-version`.
+///
+/// # Panics
+///
+/// When the program is missing and `CI=true`: CI never skips.
+pub fn require_program(tool: &str, version_flag: &str) -> Option<PathBuf> {
     let found = std::process::Command::new(tool)
-        .arg("-version")
+        .arg(version_flag)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{ResultExt, StoreError};
+use crate::page::{Page, total};
 use crate::store::{Store, db_time, now};
 
 macro_rules! stream_key_columns {
@@ -140,6 +141,37 @@ impl Store {
                 .fetch_all(pool)
                 .await
         })?)
+    }
+
+    /// One page of a channel's keys, revoked ones included, oldest first, with how many it
+    /// has in all. A channel's keys only grow (every rotation leaves the old key's row), so
+    /// the API pages them here rather than in memory.
+    pub async fn stream_keys_page(
+        &self,
+        channel_id: i64,
+        page: Page,
+    ) -> Result<(Vec<StreamKey>, u64), StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            stream_key_columns!(),
+            " FROM stream_keys WHERE channel_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+        );
+        const COUNT: &str = "SELECT COUNT(*) FROM stream_keys WHERE channel_id = $1";
+        let keys = with_pool!(self, |pool| {
+            sqlx::query_as::<_, StreamKey>(SQL)
+                .bind(channel_id)
+                .bind(page.sql_limit())
+                .bind(page.sql_offset())
+                .fetch_all(pool)
+                .await
+        })?;
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(COUNT)
+                .bind(channel_id)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok((keys, total(count)))
     }
 
     /// Revokes the key at `at`: `true` if this call revoked it, `false` if it was unknown or

@@ -225,6 +225,18 @@ where
     }
 }
 
+/// Runs `sql` (one statement) on the store's database, for a test that must put the database
+/// where no store call would: a damaged schema, say, to see what a caller gets when every
+/// query fails.
+///
+/// # Errors
+///
+/// What the database says about `sql`.
+pub async fn execute(store: &Store, sql: &str) -> Result<(), crate::StoreError> {
+    with_pool!(store, |pool| sqlx::query(sql).execute(pool).await.map(drop))?;
+    Ok(())
+}
+
 /// `base` with a `search_path` option selecting `schema`, in the form libpq and sqlx read.
 fn schema_url(base: &str, schema: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };

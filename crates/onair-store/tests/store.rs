@@ -56,6 +56,7 @@ store_test!(
     channels_are_listed_by_owner_and_paged,
     stream_keys_are_recorded_touched_and_revoked_once,
     stream_key_jtis_conflict_and_channels_must_exist,
+    stream_keys_are_paged_oldest_first_per_channel,
     deleting_a_channel_deletes_its_keys_and_sessions,
     live_sessions_end_once_and_list_newest_first,
     publish_grants_join_key_channel_and_owner,
@@ -492,6 +493,50 @@ async fn stream_keys_are_recorded_touched_and_revoked_once(store: Store) {
             .unwrap()
             .unwrap()
             .is_revoked()
+    );
+}
+
+async fn stream_keys_are_paged_oldest_first_per_channel(store: Store) {
+    let owner = user(&store, "joe", Role::Streamer).await;
+    let channel = store
+        .create_channel(new_channel(owner.id, "joe"))
+        .await
+        .unwrap();
+    let other = store
+        .create_channel(new_channel(owner.id, "joe-2"))
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    for n in 0..3 {
+        // Interleaved with another channel's keys, so ids alone do not make a page.
+        keys.push(
+            store
+                .create_stream_key(channel.id, &format!("page-{n}"), "")
+                .await
+                .unwrap(),
+        );
+        store
+            .create_stream_key(other.id, &format!("other-{n}"), "")
+            .await
+            .unwrap();
+    }
+    assert!(store.revoke_stream_key("page-1", at(1, 0)).await.unwrap());
+    let revoked = store.stream_key_by_jti("page-1").await.unwrap().unwrap();
+    keys[1] = revoked;
+
+    let page = |offset, limit| store.stream_keys_page(channel.id, Page::new(offset, limit));
+    assert_eq!(page(0, 2).await.unwrap(), (keys[..2].to_vec(), 3));
+    assert_eq!(page(2, 2).await.unwrap(), (keys[2..].to_vec(), 3));
+    assert_eq!(page(1, 1).await.unwrap(), (keys[1..2].to_vec(), 3));
+    assert_eq!(page(3, 2).await.unwrap(), (vec![], 3));
+    assert_eq!(page(0, 0).await.unwrap(), (vec![], 3));
+    assert_eq!(page(0, 100).await.unwrap(), (keys.clone(), 3));
+    assert_eq!(
+        store
+            .stream_keys_page(channel.id + other.id + 1000, Page::first(10))
+            .await
+            .unwrap(),
+        (vec![], 0)
     );
 }
 

@@ -240,9 +240,9 @@ pub async fn list_channels(
     path = "/admin/channels/{slug}/keys",
     tag = "admin",
     security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The channel's slug")),
+    params(("slug" = String, Path, description = "The channel's slug"), PageQuery),
     responses(
-        (status = 200, description = "The keys", body = Vec<StreamKey>),
+        (status = 200, description = "A page of the keys", body = Page<StreamKey>),
         (status = 400, response = super::problem::BadRequest),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
@@ -252,16 +252,23 @@ pub async fn channel_keys(
     State(state): State<ApiState>,
     _admin: Admin,
     Path(slug): Path<String>,
-) -> Result<Json<Vec<StreamKey>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<StreamKey>>, ApiError> {
     path_slug(&slug)?;
+    let page = query.page()?;
     let Some(channel) = state.store().channel_by_slug(&slug).await? else {
         return Err(ApiError::not_found(format!("channel {slug:?} not found")));
     };
-    let keys = state.store().list_stream_keys(channel.id).await?;
-    Ok(Json(keys.into_iter().map(StreamKey::from).collect()))
+    let (keys, total) = state.store().stream_keys_page(channel.id, page).await?;
+    Ok(Json(Page::new(
+        keys.into_iter().map(StreamKey::from).collect(),
+        total,
+        page,
+    )))
 }
 
-/// Revokes any key; a live publish using it ends now.
+/// Revokes any key; a live publish using it ends now. A key that is already revoked answers
+/// 409 and changes nothing.
 #[utoipa::path(
     delete,
     path = "/admin/keys/{jti}",
@@ -269,9 +276,10 @@ pub async fn channel_keys(
     security(("bearer" = [])),
     params(("jti" = String, Path, description = "The key's id")),
     responses(
-        (status = 204, description = "Revoked (or it already was)"),
+        (status = 204, description = "Revoked"),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
+        (status = 409, description = "The key is already revoked", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn revoke_key(
@@ -293,12 +301,20 @@ pub async fn revoke_key(
     path = "/admin/live",
     tag = "admin",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "The live streams", body = Vec<LiveNow>),
+        (status = 200, description = "A page of the live streams", body = Page<LiveNow>),
+        (status = 400, response = super::problem::BadRequest),
         (status = 403, response = super::problem::Forbidden),
     )
 )]
-pub async fn live(State(state): State<ApiState>, _admin: Admin) -> Json<Vec<LiveNow>> {
+pub async fn live(
+    State(state): State<ApiState>,
+    _admin: Admin,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<LiveNow>>, ApiError> {
+    let page = query.page()?;
+    // One entry per publisher on this node: few enough to sort and page in memory.
     let mut live: Vec<LiveNow> = state.live_now().into_iter().map(LiveNow::from).collect();
     live.sort_by(|a, b| {
         b.viewers
@@ -306,7 +322,13 @@ pub async fn live(State(state): State<ApiState>, _admin: Admin) -> Json<Vec<Live
             .cmp(&a.viewers.total)
             .then_with(|| a.channel.cmp(&b.channel))
     });
-    Json(live)
+    let total = live.len() as u64;
+    let items = live
+        .into_iter()
+        .skip(page.offset as usize)
+        .take(page.limit as usize)
+        .collect();
+    Ok(Json(Page::new(items, total, page)))
 }
 
 /// Ends a live publish now. The publisher may reconnect with a valid key; revoke the key or

@@ -252,9 +252,9 @@ pub async fn delete_channel(
     path = "/me/channels/{slug}/keys",
     tag = "streamer",
     security(("bearer" = [])),
-    params(("slug" = String, Path, description = "The channel's slug")),
+    params(("slug" = String, Path, description = "The channel's slug"), PageQuery),
     responses(
-        (status = 200, description = "The keys", body = Vec<StreamKey>),
+        (status = 200, description = "A page of the keys", body = Page<StreamKey>),
         (status = 400, response = super::problem::BadRequest),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
@@ -264,10 +264,16 @@ pub async fn list_keys(
     State(state): State<ApiState>,
     streamer: Streamer,
     Path(slug): Path<String>,
-) -> Result<Json<Vec<StreamKey>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<StreamKey>>, ApiError> {
+    let page = query.page()?;
     let channel = owned_channel(&state, &streamer, &slug).await?;
-    let keys = state.store().list_stream_keys(channel.id).await?;
-    Ok(Json(keys.into_iter().map(StreamKey::from).collect()))
+    let (keys, total) = state.store().stream_keys_page(channel.id, page).await?;
+    Ok(Json(Page::new(
+        keys.into_iter().map(StreamKey::from).collect(),
+        total,
+        page,
+    )))
 }
 
 /// Issues a stream key. The answer is the only time the key is shown, with the RTMP URL to
@@ -315,7 +321,8 @@ pub async fn issue_key(
     Ok(no_store(created(location, issued)))
 }
 
-/// Revokes a key. A live publish using it ends now.
+/// Revokes a key. A live publish using it ends now. A key that is already revoked (by an
+/// earlier revoke or a rotation) answers 409 and changes nothing.
 #[utoipa::path(
     delete,
     path = "/me/channels/{slug}/keys/{jti}",
@@ -326,10 +333,11 @@ pub async fn issue_key(
         ("jti" = String, Path, description = "The key's id"),
     ),
     responses(
-        (status = 204, description = "Revoked (or it already was)"),
+        (status = 204, description = "Revoked"),
         (status = 400, response = super::problem::BadRequest),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
+        (status = 409, description = "The key is already revoked", body = super::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn revoke_key(

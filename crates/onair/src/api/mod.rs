@@ -185,18 +185,23 @@ impl ApiState {
         })
     }
 
-    /// Revokes `key` (if it is not already), ends a live publish with it, and records
-    /// `key.revoke`. Revoking a revoked key changes nothing and records nothing.
+    /// Revokes `key`, ends a live publish with it, and records `key.revoke`. A key that is
+    /// already revoked is a 409 that changes and records nothing; the store's answer decides,
+    /// not the row read before, so of two revokes at once exactly one succeeds.
     async fn revoke_key(&self, key: &onair_store::StreamKey, actor: i64) -> Result<(), ApiError> {
-        if let Some(kicked) = self.revoke_key_quietly(key).await? {
-            self.audit(
-                actor,
-                "key.revoke",
-                format!("key:{}", key.jti),
-                serde_json::json!({ "channel_id": key.channel_id, "kicked": kicked }),
-            )
-            .await;
-        }
+        let Some(kicked) = self.revoke_key_quietly(key).await? else {
+            return Err(ApiError::conflict(format!(
+                "key {} is already revoked",
+                key.jti
+            )));
+        };
+        self.audit(
+            actor,
+            "key.revoke",
+            format!("key:{}", key.jti),
+            serde_json::json!({ "channel_id": key.channel_id, "kicked": kicked }),
+        )
+        .await;
         Ok(())
     }
 
@@ -339,7 +344,8 @@ impl<T: Serialize> IntoResponse for extract::Json<T> {
 struct ApiDoc;
 
 /// What every operation shares, added once here instead of on every handler: the bearer
-/// scheme, 401 on each secured operation, and 500 and 503 everywhere.
+/// scheme, 401 on each secured operation, and 500 and 503 on every operation that reaches
+/// the store (all but the document itself).
 struct Conventions;
 
 impl Modify for Conventions {
@@ -363,7 +369,11 @@ impl Modify for Conventions {
 /// Adds the shared responses to every operation of `doc` (after the routes are in).
 fn add_shared_responses(doc: &mut OpenApiDoc) {
     let reference = |name: &str| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name));
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        // The document is served from memory: nothing there can fail or wait on the database.
+        if path == OPENAPI_PATH {
+            continue;
+        }
         let operations = [
             &mut item.get,
             &mut item.post,

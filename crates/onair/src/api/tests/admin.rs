@@ -219,7 +219,11 @@ async fn channels_keys_live_kick_and_audit(store: Store) {
     let keys = api.get("/api/v1/admin/channels/alice/keys", t).await;
     assert!(!keys.text.contains(key["stream_key"].as_str().unwrap()));
     let keys = keys.ok(StatusCode::OK);
-    assert_eq!(keys[0]["jti"], jti.as_str());
+    assert_eq!(keys["total"], 1);
+    assert_eq!(keys["items"][0]["jti"], jti.as_str());
+    api.get("/api/v1/admin/channels/alice/keys?limit=0", t)
+        .await
+        .invalid(&["limit"]);
     api.get("/api/v1/admin/channels/nobody/keys", t)
         .await
         .problem(404, "not-found");
@@ -230,9 +234,21 @@ async fn channels_keys_live_kick_and_audit(store: Store) {
     // Live now: the full figures, with the publisher's address and key.
     let alice_live = api.go_live("alice", Some(&jti)).await;
     let _bob_live = api.go_live("bob", None).await;
-    let live = api.get("/api/v1/admin/live", t).await.ok(StatusCode::OK);
-    let live = live.as_array().unwrap();
+    let page = api.get("/api/v1/admin/live", t).await.ok(StatusCode::OK);
+    assert_eq!(page["total"], 2);
+    let live = page["items"].as_array().unwrap();
     assert_eq!(live.len(), 2);
+    // Paged in memory, in the same order: most viewers first, then by name.
+    let second = api
+        .get("/api/v1/admin/live?offset=1&limit=1", t)
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(second["total"], 2);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["channel"], live[1]["channel"]);
+    api.get("/api/v1/admin/live?limit=101", t)
+        .await
+        .invalid(&["limit"]);
     let a = live.iter().find(|l| l["channel"] == "alice").unwrap();
     assert_eq!(a["publisher_addr"], "198.51.100.7:50000");
     assert_eq!(a["key_jti"], jti.as_str());
@@ -253,6 +269,15 @@ async fn channels_keys_live_kick_and_audit(store: Store) {
     tokio::time::timeout(Duration::from_secs(1), alice_live.kicked())
         .await
         .expect("an admin revoke ends the publish");
+    api.delete(&format!("/api/v1/admin/keys/{jti}"), t)
+        .await
+        .problem(409, "conflict");
+    let revokes = api.audit().await;
+    assert_eq!(
+        revokes.iter().filter(|(a, _, _)| a == "key.revoke").count(),
+        1,
+        "a refused revoke records nothing"
+    );
     api.delete("/api/v1/admin/keys/unknown", t)
         .await
         .problem(404, "not-found");

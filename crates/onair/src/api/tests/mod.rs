@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod contract;
 mod openapi;
 mod public;
 mod replays;

@@ -213,7 +213,8 @@ async fn roles_and_ownership(store: Store) {
         .get("/api/v1/me/channels/alice/keys", Some(&alice))
         .await
         .ok(StatusCode::OK);
-    assert!(keys[0]["revoked_at"].is_null());
+    assert_eq!(keys["total"], 1);
+    assert!(keys["items"][0]["revoked_at"].is_null());
     let channel = api
         .get("/api/v1/me/channels/alice", Some(&alice))
         .await
@@ -284,14 +285,41 @@ async fn keys_are_issued_once_listed_revoked_and_rotated(store: Store) {
     assert!(!list.text.contains(&stream_key), "a list never shows a key");
     assert!(!list.text.contains("stream_key"));
     let list = list.ok(StatusCode::OK);
-    assert_eq!(list.as_array().unwrap().len(), 2);
-    assert_eq!(list[0]["jti"], jti.as_str());
-    assert!(list[0]["last_used_at"].is_null());
+    assert_eq!(list["total"], 2);
+    assert_eq!(
+        (list["offset"].as_u64(), list["limit"].as_u64()),
+        (Some(0), Some(20))
+    );
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["items"][0]["jti"], jti.as_str());
+    assert!(list["items"][0]["last_used_at"].is_null());
+    let second = api
+        .get("/api/v1/me/channels/alice/keys?offset=1&limit=1", t)
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(second["total"], 2);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["jti"], short_jti.as_str());
+    for bad in ["limit=0", "limit=101"] {
+        api.get(&format!("/api/v1/me/channels/alice/keys?{bad}"), t)
+            .await
+            .invalid(&["limit"]);
+    }
+    api.get("/api/v1/me/channels/alice/keys?offset=1000001", t)
+        .await
+        .invalid(&["offset"]);
 
-    // Revoke: 204, then again 204 without a second audit entry.
+    // Revoke: 204, then 409 (as the README promises) without a second audit entry.
     let uri = format!("/api/v1/me/channels/alice/keys/{short_jti}");
     assert_eq!(api.delete(&uri, t).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(api.delete(&uri, t).await.status, StatusCode::NO_CONTENT);
+    let again = api.delete(&uri, t).await.problem(409, "conflict");
+    assert!(
+        again["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already revoked"),
+        "{again}"
+    );
     api.post(&format!("{uri}/rotate"), t, json!(null))
         .await
         .problem(409, "conflict");
