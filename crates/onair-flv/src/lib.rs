@@ -9,7 +9,7 @@
 //! | `AVCDecoderConfigurationRecord` ([`parse_avc_config`]), HEVC record detection ([`is_hevc_config`]) | ISO/IEC 14496-15 §5.3.3.1, §8.3.3.1 |
 //! | SPS width/height ([`AvcConfig::width`]) | ITU-T H.264 §7.3.2.1.1, §7.4.2.1.1 (frame cropping) |
 //! | `AudioSpecificConfig` ([`parse_aac_config`]) | ISO/IEC 14496-3 §1.6.2.1 |
-//! | `onMetaData` ([`parse_metadata`], [`strip_set_data_frame`]) | FLV v10.1 §E.5, AMF0 |
+//! | `onMetaData` ([`parse_metadata`], [`is_on_metadata`], [`strip_set_data_frame`]) | FLV v10.1 §E.5, AMF0 |
 //!
 //! An FLV tag body is byte for byte the payload of an RTMP audio (8), video (9) or data (18)
 //! message, so the same parsers serve RTMP ingest, HTTP-FLV output and FLV files.
@@ -53,6 +53,9 @@ pub mod audio;
 mod classify;
 pub mod config;
 mod error;
+// Under `test` too: the unit tests share its checkers, and must not rely on the dev-dependency
+// through which Cargo.toml turns the feature on for the integration tests.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
@@ -65,7 +68,7 @@ pub use classify::{FrameClass, classify, frame_from_tag};
 pub use config::{AacConfig, AvcConfig, is_hevc_config, parse_aac_config, parse_avc_config};
 pub use error::FlvError;
 pub use header::{FLV_HEADER_LEN, FlvHeader};
-pub use metadata::{StreamMetadata, parse_metadata, strip_set_data_frame};
+pub use metadata::{StreamMetadata, is_on_metadata, parse_metadata, strip_set_data_frame};
 pub use tag::{
     FlvDemuxer, FlvLimits, FlvTag, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN, encode_frame, encode_tag,
     try_encode_tag,

@@ -92,6 +92,14 @@ pub fn parse_metadata(script_body: &[u8]) -> Result<StreamMetadata, FlvError> {
     })
 }
 
+/// Whether a script-tag body is `"onMetaData", …` once one `@setDataFrame` wrapper is
+/// stripped, as [`parse_metadata`] reads it; `false` for `onCuePoint`, `onTextData` and other
+/// script data. Only the name is decoded, so a driver can route a tag without parsing it.
+pub fn is_on_metadata(script_body: &[u8]) -> bool {
+    let name = Decoder::new(strip_prefix(script_body)).next_value();
+    matches!(name, Ok(Some(ref name)) if name.as_str() == Some("onMetaData"))
+}
+
 fn lookup<'a>(properties: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
     properties.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
@@ -256,6 +264,34 @@ mod tests {
             parse_metadata(&[0x02, 0x00]),
             Err(FlvError::Amf(_))
         ));
+    }
+
+    #[test]
+    fn is_on_metadata_reads_only_the_name_after_one_wrapper() {
+        assert!(is_on_metadata(&encode_all(&obs_metadata())));
+        assert!(is_on_metadata(&encode_all(&obs_metadata()[1..])));
+        // The name alone is enough: parse_metadata would say the object is missing.
+        assert!(is_on_metadata(&encode_all(&[Value::from("onMetaData")])));
+        let long = encode_all(&[Value::LongString("onMetaData".into()), Value::Null]);
+        assert!(is_on_metadata(&long));
+
+        let cue = encode_all(&[Value::from("@setDataFrame"), Value::from("onCuePoint")]);
+        assert!(!is_on_metadata(&cue));
+        assert!(!is_on_metadata(&encode_all(&[Value::from("onTextData")])));
+        let wrapper_only = encode_all(&[Value::from("@setDataFrame")]);
+        assert!(!is_on_metadata(&wrapper_only));
+        // One wrapper is stripped, as publishers send one; a second is not metadata.
+        let twice = encode_all(&[
+            Value::from("@setDataFrame"),
+            Value::from("@setDataFrame"),
+            Value::from("onMetaData"),
+        ]);
+        assert!(!is_on_metadata(&twice));
+        assert!(!is_on_metadata(&encode_all(&[Value::Number(1.0)])));
+        assert!(!is_on_metadata(&[]));
+        // A name cut short is a decode error, not metadata.
+        let cut = encode_all(&[Value::from("onMetaData")]).slice(..5);
+        assert!(!is_on_metadata(&cut));
     }
 
     #[test]

@@ -284,12 +284,7 @@ fn send(
 /// The `"onMetaData", {…}` body of a script tag (a file written from a live stream may still
 /// carry the `@setDataFrame` wrapper), or `None` for other script data.
 fn metadata_body(body: &Bytes) -> Option<Bytes> {
-    let body = onair_flv::strip_set_data_frame(body.clone());
-    let mut decoder = onair_amf::Decoder::new(&body);
-    match decoder.next_value() {
-        Ok(Some(name)) if name.as_str() == Some("onMetaData") => Some(body),
-        _ => None,
-    }
+    onair_flv::is_on_metadata(body).then(|| onair_flv::strip_set_data_frame(body.clone()))
 }
 
 #[derive(Debug, Default)]
