@@ -5,8 +5,8 @@ use bytes::BytesMut;
 
 use crate::{
     AudioPacket, FlvDemuxer, FlvError, FlvTag, TAG_HEADER_LEN, VideoPacket, classify, encode_tag,
-    parse_aac_config, parse_audio_tag, parse_avc_config, parse_metadata, parse_video_tag,
-    strip_set_data_frame,
+    is_on_metadata, parse_aac_config, parse_audio_tag, parse_avc_config, parse_metadata,
+    parse_video_tag, strip_set_data_frame,
 };
 use onair_media::{AudioCodec, MediaKind, VideoCodec};
 
@@ -16,7 +16,8 @@ use onair_media::{AudioCodec, MediaKind, VideoCodec};
 /// - every body is exactly the tag's declared `DataSize`, sliced from the input buffer;
 /// - re-encoding each tag reproduces its type, size, timestamp and body bytes (`StreamID`
 ///   and `PreviousTagSize` are read leniently, so they are not compared);
-/// - the tag-body parsers and [`classify`] never panic and report offsets inside the body.
+/// - the tag-body parsers and [`classify`] never panic and report offsets inside the body;
+/// - [`is_on_metadata`] agrees with [`parse_metadata`] on whether a script body is metadata.
 ///
 /// The first byte steers the run: bit 0 clear prepends a valid FLV header, so the fuzzer
 /// reaches tags without having to discover `FLV\x01` first; the rest seed the split sizes.
@@ -166,7 +167,14 @@ fn check_body(tag: &FlvTag) {
             let stripped = strip_set_data_frame(tag.body.clone());
             assert!(stripped.len() <= body.len());
             assert_eq!(&body[body.len() - stripped.len()..], &stripped[..]);
-            if let Ok(meta) = parse_metadata(body) {
+            let parsed = parse_metadata(body);
+            // The cheap check a driver routes on agrees with the full parse about the name.
+            match &parsed {
+                Ok(_) | Err(FlvError::MissingMetadataObject) => assert!(is_on_metadata(body)),
+                Err(FlvError::NotMetadata { .. }) => assert!(!is_on_metadata(body)),
+                Err(_) => {}
+            }
+            if let Ok(meta) = parsed {
                 // Stripping the wrapper never changes what the metadata says. Compared as
                 // Debug text because NaN numbers are legal AMF0 and never equal themselves.
                 let again = parse_metadata(&stripped).map(|m| format!("{m:?}"));

@@ -331,16 +331,19 @@ pub fn segmenter(data: &[u8]) {
     run_segmenter(data);
 }
 
-/// [`segmenter`], returning the checker so tests can see how far a script got.
-fn run_segmenter(data: &[u8]) -> Option<OutputChecker> {
+/// [`segmenter`], returning the checker so tests (and the corpus generator) can see how far a
+/// script got; `None` for an input too short to configure the segmenter.
+pub fn run_segmenter(data: &[u8]) -> Option<OutputChecker> {
     const AVC_CONFIG: &[u8] = &[
         0x17, 0, 0, 0, 0, 0x01, 0x64, 0x00, 0x28, 0xFF, 0xE1, 0x00, 0x04, 0x67, 0x64, 0x00, 0x28,
         0x01, 0x00, 0x04, 0x68, 0xEE, 0x3C, 0x80,
     ];
+    // hvcC (ISO/IEC 14496-15 §8.3.3.1): version, profile, 4 bytes of compatibility flags, 6
+    // of constraint flags, level, then one VPS, SPS and PPS.
     const HEVC_CONFIG: &[u8] = &[
-        0x1C, 0, 0, 0, 0, 0x01, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0, 0x5D, 0xF0, 0x00,
-        0xFC, 0xFD, 0xF8, 0xF8, 0x00, 0x00, 0x0F, 0x03, 0xA0, 0x00, 0x01, 0x00, 0x02, 0x40, 0x01,
-        0xA1, 0x00, 0x01, 0x00, 0x03, 0x42, 0x01, 0x01, 0xA2, 0x00, 0x01, 0x00, 0x02, 0x44, 0x01,
+        0x1C, 0, 0, 0, 0, 0x01, 0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0x5D, 0xF0, 0x00, 0xFC,
+        0xFD, 0xF8, 0xF8, 0x00, 0x00, 0x0F, 0x03, 0xA0, 0x00, 0x01, 0x00, 0x02, 0x40, 0x01, 0xA1,
+        0x00, 0x01, 0x00, 0x03, 0x42, 0x01, 0x01, 0xA2, 0x00, 0x01, 0x00, 0x02, 0x44, 0x01,
     ];
     let mut bytes = data.iter().copied();
     let mut next = || bytes.next();
@@ -559,6 +562,19 @@ mod tests {
         // 643 bytes cannot make more than a few hours of output.
         let last = checker.ts.last_pcr().unwrap_or(0);
         assert!(last < 3 * 3600 * 90_000, "PCR {last}");
+    }
+
+    /// The script's HEVC sequence header had a stray byte in its constraint flags, so the
+    /// record never parsed and no HEVC frame reached the muxer: the fuzzer could not reach
+    /// HEVC muxing at all. (Found while writing the seed corpus.)
+    #[test]
+    fn regression_the_scripted_hevc_config_reaches_the_muxer() {
+        // Target 300 ms; the HEVC config, then a legacy and an E-RTMP HEVC keyframe.
+        let script = [
+            10, 0, 0, 1, 0, 0x10, 132, 0, 1, 30, 0x26, 0x33, 132, 0, 1, 30, 0x26,
+        ];
+        let checker = run_segmenter(&script).unwrap();
+        assert_eq!(checker.ts.pes_count(VIDEO_PID), 2);
     }
 
     proptest! {

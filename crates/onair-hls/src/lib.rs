@@ -67,6 +67,9 @@
 
 pub mod adts;
 pub mod annexb;
+// Under `test` too: the unit tests share its checkers, and must not rely on the dev-dependency
+// through which Cargo.toml turns the feature on for the integration tests.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod playlist;

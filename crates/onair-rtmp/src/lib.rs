@@ -80,6 +80,9 @@
 #![deny(missing_docs)]
 
 pub mod chunk;
+// Under `test` too: the unit tests share its checkers, and must not rely on the dev-dependency
+// through which Cargo.toml turns the feature on for the integration tests.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handshake;

@@ -34,13 +34,15 @@ const HANDSHAKE_BYTES: usize = 1 + 2 * HANDSHAKE_SIZE;
 /// 2. a [`ServerSession`] from its first byte (the handshake itself);
 /// 3. a [`ClientSession`] after a valid server handshake, publishing or playing.
 ///
-/// `data[0]` picks how the bytes are split and how far fake time moves between pieces, so the
-/// timers run too. For every session: no panic; every `Transmit` is non-empty and, together
-/// with the media the driver would interleave, decodes as a valid chunk stream of valid
-/// messages; events respect the limits (`Media` no longer than the message limit, `Metadata`
-/// starting with `onMetaData`); after an `Err` the session is never fed again, answers
-/// `Closed` if poked, and arms no timer; the bytes it holds stay within one chunk.
-pub fn session(data: &[u8]) {
+/// `data[0]` picks how the bytes are split and how far fake time moves from `base` between
+/// pieces, so the timers run too. `base` is any instant the caller has: the fuzz target reads
+/// the clock once per input, this crate never does. For every session: no panic; every
+/// `Transmit` is non-empty and, together with the media the driver would interleave, decodes
+/// as a valid chunk stream of valid messages; events respect the limits (`Media` no longer
+/// than the message limit, `Metadata` starting with `onMetaData`); after an `Err` the session
+/// is never fed again, answers `Closed` if poked, and arms no timer; the bytes it holds stay
+/// within one chunk.
+pub fn session(base: Instant, data: &[u8]) {
     let Some((&selector, input)) = data.split_first() else {
         return;
     };
@@ -51,8 +53,6 @@ pub fn session(data: &[u8]) {
         _ => 64,
     };
     let step = Duration::from_millis(u64::from(selector >> 2) * 331);
-    // The sessions never read the clock; the harness needs one base instant to add fake time to.
-    let base = Instant::now();
 
     let mut connected = ServerHarness::new(base);
     connected.feed(&client_prefix());
@@ -346,6 +346,10 @@ impl ClientHarness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session(data: &[u8]) {
+        super::session(Instant::now(), data);
+    }
 
     /// A deterministic generator for test inputs (xorshift64).
     fn noise(seed: u64, len: usize) -> Vec<u8> {
