@@ -3,71 +3,13 @@
 //! seeds generated here, which must be in that corpus as generated. After changing a
 //! generator: `ONAIR_WRITE_CORPUS=1 cargo test -p onair-hls --test fuzz_corpus`.
 
-use std::path::PathBuf;
 
 use onair_hls::fuzzing::{run_segmenter, segmenter};
 use onair_hls::ts::{AUDIO_PID, VIDEO_PID};
 
-/// Seeds stay small: libFuzzer mutates them by the thousand per second.
-const MAX_SEED: usize = 16 * 1024;
-
-fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target)
-}
-
-/// Every file of `target`'s corpus through `harness`. A missing or empty directory fails: the
-/// harness would then check nothing.
-fn run_corpus(target: &str, harness: impl Fn(&[u8])) {
-    let dir = corpus_dir(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut files: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("corpus directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{}: no corpus files", dir.display());
-    for path in files {
-        let data = std::fs::read(&path).expect("corpus file is readable");
-        // Printed only when the harness panics: which file broke it.
-        eprintln!("{}", path.display());
-        harness(&data);
-    }
-}
-
-/// With `ONAIR_WRITE_CORPUS=1`, writes each seed that passes `harness`; otherwise asserts that
-/// each is committed exactly as generated (the corpus may hold more files than these).
-fn check_seeds(target: &str, seeds: Vec<(&str, Vec<u8>)>, harness: impl Fn(&[u8])) {
-    let dir = corpus_dir(target);
-    let write = std::env::var_os("ONAIR_WRITE_CORPUS").is_some_and(|v| v == "1");
-    for (name, data) in seeds {
-        let path = dir.join(name);
-        assert!(
-            data.len() <= MAX_SEED,
-            "{}: {} bytes",
-            path.display(),
-            data.len()
-        );
-        if write {
-            harness(&data);
-            std::fs::create_dir_all(&dir).expect("corpus directory can be created");
-            std::fs::write(&path, &data).expect("seed can be written");
-            continue;
-        }
-        let committed = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; ONAIR_WRITE_CORPUS=1 writes the seeds",
-                path.display()
-            )
-        });
-        assert!(
-            committed == data,
-            "{} is not what its generator makes; ONAIR_WRITE_CORPUS=1 rewrites it",
-            path.display()
-        );
-    }
-}
+#[path = "../../../fuzz/seed_corpus.rs"]
+mod seed_corpus;
+use seed_corpus::{check_seeds, run_corpus};
 
 #[test]
 fn hls_segmenter_corpus_keeps_the_invariants() {
