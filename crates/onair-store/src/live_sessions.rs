@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{ResultExt, StoreError};
-use crate::page::{Page, total};
+use crate::page::Page;
 use crate::store::{Store, db_time};
 
 macro_rules! live_session_columns {
@@ -134,21 +134,7 @@ impl Store {
             " FROM live_sessions WHERE channel_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2 OFFSET $3"
         );
         const COUNT: &str = "SELECT COUNT(*) FROM live_sessions WHERE channel_id = $1";
-        let sessions = with_pool!(self, |pool| {
-            sqlx::query_as::<_, LiveSession>(SQL)
-                .bind(channel_id)
-                .bind(page.sql_limit())
-                .bind(page.sql_offset())
-                .fetch_all(pool)
-                .await
-        })?;
-        let count: i64 = with_pool!(self, |pool| {
-            sqlx::query_scalar(COUNT)
-                .bind(channel_id)
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok((sessions, total(count)))
+        self.channel_page(SQL, COUNT, channel_id, page).await
     }
 
     /// Every session not yet ended, oldest first. At start-up these are left over from a

@@ -41,6 +41,41 @@ impl Default for Page {
     }
 }
 
+impl crate::Store {
+    /// One page of the rows `sql` selects of a channel (`$1` the channel id, `$2` the limit,
+    /// `$3` the offset), and the total that `count` (`$1` the channel id) counts: the shape of
+    /// every per-channel list.
+    pub(crate) async fn channel_page<T>(
+        &self,
+        sql: &'static str,
+        count: &'static str,
+        channel_id: i64,
+        page: Page,
+    ) -> Result<(Vec<T>, u64), crate::StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as::<_, T>(sql)
+                .bind(channel_id)
+                .bind(page.sql_limit())
+                .bind(page.sql_offset())
+                .fetch_all(pool)
+                .await
+        })?;
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(count)
+                .bind(channel_id)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok((rows, total(count)))
+    }
+}
+
 /// Converts a SQL `COUNT(*)`, which is never negative, to a total.
 pub(crate) fn total(count: i64) -> u64 {
     count.unsigned_abs()

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::chat::ChatMessage;
 use crate::error::{ResultExt, StoreError};
-use crate::page::{Page, total};
+use crate::page::Page;
 use crate::store::{Store, db_time};
 
 macro_rules! recording_columns {
@@ -238,21 +238,7 @@ impl Store {
             " FROM recordings WHERE channel_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2 OFFSET $3"
         );
         const COUNT: &str = "SELECT COUNT(*) FROM recordings WHERE channel_id = $1";
-        let rows = with_pool!(self, |pool| {
-            sqlx::query_as::<_, Recording>(SQL)
-                .bind(channel_id)
-                .bind(page.sql_limit())
-                .bind(page.sql_offset())
-                .fetch_all(pool)
-                .await
-        })?;
-        let count: i64 = with_pool!(self, |pool| {
-            sqlx::query_scalar(COUNT)
-                .bind(channel_id)
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok((rows, total(count)))
+        self.channel_page(SQL, COUNT, channel_id, page).await
     }
 
     /// Every recording still in state `recording`, oldest first. At start-up these are left

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{ResultExt, StoreError};
-use crate::page::{Page, total};
+use crate::page::Page;
 use crate::store::{Store, db_time, now};
 
 macro_rules! stream_key_columns {
@@ -157,21 +157,7 @@ impl Store {
             " FROM stream_keys WHERE channel_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
         );
         const COUNT: &str = "SELECT COUNT(*) FROM stream_keys WHERE channel_id = $1";
-        let keys = with_pool!(self, |pool| {
-            sqlx::query_as::<_, StreamKey>(SQL)
-                .bind(channel_id)
-                .bind(page.sql_limit())
-                .bind(page.sql_offset())
-                .fetch_all(pool)
-                .await
-        })?;
-        let count: i64 = with_pool!(self, |pool| {
-            sqlx::query_scalar(COUNT)
-                .bind(channel_id)
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok((keys, total(count)))
+        self.channel_page(SQL, COUNT, channel_id, page).await
     }
 
     /// Revokes the key at `at`: `true` if this call revoked it, `false` if it was unknown or
