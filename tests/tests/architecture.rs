@@ -47,6 +47,11 @@ const SERVICE_BOUNDARIES: [(&str, &[&str]); 3] = [
 
 /// `cargo tree -e normal --prefix none -p krate`: one line per dependency, `name vX.Y.Z …`.
 fn normal_tree(krate: &str) -> String {
+    normal_tree_formatted(krate, "{p}")
+}
+
+/// [`normal_tree`] with each line in `format` (`cargo tree -f`).
+fn normal_tree_formatted(krate: &str, format: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(&cargo)
         .args([
@@ -56,6 +61,8 @@ fn normal_tree(krate: &str) -> String {
             "normal",
             "--prefix",
             "none",
+            "-f",
+            format,
             "-p",
             krate,
         ])
@@ -283,29 +290,7 @@ fn features_are_read_from_the_tree() {
 /// the fuzz targets and the crates' own tests turn it on.
 #[test]
 fn the_server_is_built_without_the_fuzzing_harnesses() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(&cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "-f",
-            "{p}|{f}",
-            "-p",
-            "onair",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree -p onair failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = normal_tree_formatted("onair", "{p}|{f}");
     let packages = features_by_package(&tree);
     for krate in PROTOCOL_CRATES {
         let mut seen = packages
