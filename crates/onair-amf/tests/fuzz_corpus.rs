@@ -3,7 +3,6 @@
 //! generated here, which must be in that corpus as generated. After changing a generator:
 //! `ONAIR_WRITE_CORPUS=1 cargo test -p onair-amf --test fuzz_corpus`.
 
-
 use onair_amf::fuzzing::amf0;
 use onair_amf::{Value, amf3, decode_all, encode_all};
 

@@ -3,7 +3,6 @@
 //! seeds generated here, which must be in that corpus as generated. After changing a
 //! generator: `ONAIR_WRITE_CORPUS=1 cargo test -p onair-flv --test fuzz_corpus`.
 
-
 use bytes::BytesMut;
 use onair_amf::{Value, encode_all};
 use onair_flv::fuzzing::flv_demux;

@@ -3,7 +3,6 @@
 //! seeds generated here, which must be in that corpus as generated. After changing a
 //! generator: `ONAIR_WRITE_CORPUS=1 cargo test -p onair-hls --test fuzz_corpus`.
 
-
 use onair_hls::fuzzing::{run_segmenter, segmenter};
 use onair_hls::ts::{AUDIO_PID, VIDEO_PID};
 
