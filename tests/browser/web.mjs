@@ -176,6 +176,117 @@ async function offlineScenario() {
   result.ok = true;
 }
 
+async function dashboardScenario() {
+  const page = await newPage('streamer');
+  page.on('dialog', (d) => d.accept());
+  await login(page, opts.streamer, '/dashboard');
+  await page.locator('[data-testid=dashboard-live]', { hasText: 'Live' }).waitFor({ timeout: opts.timeout });
+  await page.waitForFunction(() => parseInt(document.querySelector('[data-testid=dash-bitrate]')?.textContent ?? '0', 10) > 0, null, {
+    timeout: opts.timeout,
+  });
+  result.bitrate_text = (await page.getByTestId('dash-bitrate').textContent()).trim();
+  await shot(page, 'dashboard-live');
+  await page.getByRole('button', { name: 'Rotate' }).first().click();
+  const key = page.getByTestId('stream-key');
+  await key.waitFor({ timeout: opts.timeout });
+  result.key_hidden = (await key.getAttribute('type')) === 'password';
+  await page.getByRole('button', { name: 'Reveal' }).click();
+  result.key_revealed = (await key.getAttribute('type')) === 'text' && (await key.inputValue()).length > 20;
+  emit({ event: 'rotated' });
+  await page.locator('[data-testid=dashboard-live]', { hasText: 'Offline' }).waitFor({ timeout: opts.timeout });
+  result.old_publish_stopped = true;
+  await shot(page, 'dashboard');
+  result.ok = true;
+}
+
+async function adminScenario() {
+  const viewer = await newPage('viewer');
+  await viewer.goto(`${opts.base}/watch/${opts.slug}`);
+  await viewer.locator('.player[data-state=live]').waitFor({ timeout: opts.timeout });
+  const admin = await newPage('admin');
+  admin.on('dialog', (d) => d.accept());
+  await login(admin, opts.admin, '/admin');
+  const row = admin.locator(`[data-testid=admin-live] tr[data-channel="${opts.slug}"]`);
+  await row.waitFor({ timeout: opts.timeout });
+  await shot(admin, 'admin-live');
+  await row.getByRole('button', { name: 'Kick' }).click();
+  await admin.locator('.notice.ok', { hasText: 'Kicked' }).waitFor({ timeout: opts.timeout });
+  emit({ event: 'kicked' });
+  await viewer.locator('.player[data-state=offline]').waitFor({ timeout: opts.timeout });
+  result.viewer_offline = true;
+  for (const tab of ['Users', 'Channels & keys', 'Audit log', 'Replay retention']) {
+    await admin.getByRole('tab', { name: tab }).click();
+  }
+  await admin.getByRole('tab', { name: 'Audit log' }).click();
+  await admin.locator('code', { hasText: 'live.kick' }).first().waitFor({ timeout: opts.timeout }).catch(() => {});
+  result.audit_shows_kick = (await admin.locator('code', { hasText: 'kick' }).count()) > 0;
+  await shot(admin, 'admin-audit');
+  result.ok = true;
+}
+
+async function authScenario() {
+  const page = await newPage('viewer');
+  await page.goto(`${opts.base}/login`);
+  await page.getByLabel('Username').fill(opts.user.split(':')[0]);
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByTestId('login-error').waitFor({ timeout: opts.timeout });
+  result.wrong_password_refused = true;
+  await shot(page, 'login-refused');
+  await login(page, opts.user, '/');
+  await page.getByTestId('who').waitFor({ timeout: opts.timeout });
+  result.signed_in_as = (await page.getByTestId('who').textContent()).trim();
+  await page.reload();
+  result.kept_after_reload = await page.getByTestId('who').isVisible();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('link', { name: 'Log in' }).waitFor({ timeout: opts.timeout });
+  await page.reload();
+  result.signed_out_after_reload = (await page.getByTestId('who').count()) === 0;
+  result.ok = true;
+}
+
+/// Each page at 375 px wide: a screenshot, and no horizontal scroll.
+async function phoneScenario() {
+  const viewport = { width: 375, height: 812 };
+  const pages = [];
+  const anon = await newPage('phone', viewport);
+  const replays = await (await fetch(`${opts.base}/api/v1/replays`)).json();
+  const replayId = replays.items[0]?.id;
+  pages.push([anon, 'home', '/']);
+  pages.push([anon, 'watch', `/watch/${opts.slug}`]);
+  if (replayId) pages.push([anon, 'replay', `/replays/${replayId}`]);
+  pages.push([anon, 'login', '/login']);
+  pages.push([anon, 'register', '/register']);
+  const streamer = await newPage('phone-streamer', viewport);
+  await login(streamer, opts.streamer, '/dashboard');
+  pages.push([streamer, 'dashboard', '/dashboard']);
+  const admin = await newPage('phone-admin', viewport);
+  await login(admin, opts.admin, '/admin');
+  pages.push([admin, 'admin', '/admin']);
+  result.pages = {};
+  for (const [page, name, path] of pages) {
+    await page.goto(`${opts.base}${path}`);
+    await page.locator('main h1').first().waitFor({ timeout: opts.timeout });
+    // Let the page's first data arrive before measuring it.
+    await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
+    const widths = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      client: document.documentElement.clientWidth,
+    }));
+    const path_ = join(opts.out, `phone-${name}.png`);
+    await page.screenshot({ path: path_, fullPage: true });
+    result.pages[name] = { ...widths, screenshot: path_ };
+  }
+  for (const theme of ['light']) {
+    const page = await browser.newContext({ viewport, colorScheme: theme }).then((c) => c.newPage());
+    watchConsole(page, `phone-${theme}`);
+    await page.goto(`${opts.base}/`);
+    await page.locator('main h1').first().waitFor({ timeout: opts.timeout });
+    await page.screenshot({ path: join(opts.out, `phone-home-${theme}.png`), fullPage: true });
+  }
+  result.ok = Object.values(result.pages).every((p) => p.scroll <= p.client);
+}
+
 try {
   browser = await chromium.launch({
     executablePath: opts.chromium,
@@ -191,7 +302,14 @@ try {
       '--autoplay-policy=no-user-gesture-required',
     ],
   });
-  const scenarios = { watch: watchScenario, offline: offlineScenario };
+  const scenarios = {
+    watch: watchScenario,
+    offline: offlineScenario,
+    dashboard: dashboardScenario,
+    admin: adminScenario,
+    auth: authScenario,
+    phone: phoneScenario,
+  };
   const run = scenarios[opts.scenario];
   if (!run) throw new Error(`unknown scenario ${opts.scenario}`);
   await run();

@@ -206,12 +206,28 @@ impl Stage {
                     .expect("credit the wallet");
             }
         }
+        platform
+            .create_user("root", PASSWORD, Role::Admin)
+            .await
+            .expect("create the admin");
         Stage { server, slug, key }
     }
 
     fn publish(&self) -> Ffmpeg {
         Ffmpeg::publish_test_pattern(&self.server.publish_url(&self.key), PUBLISH_SECONDS)
     }
+}
+
+/// Publishes and waits for the channel to be live.
+async fn live_stage() -> (Stage, Ffmpeg) {
+    let stage = Stage::new().await;
+    let ffmpeg = stage.publish();
+    assert!(
+        stage.server.wait_live(&stage.slug, LIVE_TIMEOUT).await,
+        "the channel did not go live; ffmpeg said:\n{}",
+        ffmpeg.stderr()
+    );
+    (stage, ffmpeg)
 }
 
 /// Runs one web.mjs scenario; `on_event` sees each event line as it comes (to start a publish
@@ -226,6 +242,8 @@ async fn scenario(stage: &Stage, name: &str, mut on_event: impl FnMut(&Value)) -
         .arg(&out)
         .args(["--user", &format!("viewer:{PASSWORD}")])
         .args(["--user2", &format!("fan:{PASSWORD}")])
+        .args(["--streamer", &format!("host:{PASSWORD}")])
+        .args(["--admin", &format!("root:{PASSWORD}")])
         .args(["--chromium", CHROMIUM, "--timeout"])
         .arg(STEP_TIMEOUT_MS.to_string())
         .stdin(Stdio::null())
@@ -342,6 +360,96 @@ async fn an_offline_watch_page_turns_live_by_itself_when_publishing_starts() {
         "offline -> live: playing {} ms after publishing was started",
         r["live_after_ms"]
     );
+    drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_live_and_a_rotated_key_stops_the_old_publish() {
+    if !browser_ready() {
+        return;
+    }
+    let (stage, ffmpeg) = live_stage().await;
+    let (exited_ok, r) = scenario(&stage, "dashboard", |e| println!("event: {e}")).await;
+    println!("dashboard: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the dashboard scenario failed: {r}"
+    );
+    assert_eq!(r["key_hidden"], true, "the new key starts hidden: {r}");
+    assert_eq!(r["key_revealed"], true, "{r}");
+    assert_eq!(r["old_publish_stopped"], true, "{r}");
+    assert!(
+        !stage.server.hub().is_live(&stage.slug),
+        "the old key's publish still runs after the rotation"
+    );
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    assert_eq!(r["console"], Value::Array(vec![]), "console errors: {r}");
+    drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_kicks_a_publisher_and_the_watch_page_shows_offline() {
+    if !browser_ready() {
+        return;
+    }
+    let (stage, ffmpeg) = live_stage().await;
+    let (exited_ok, r) = scenario(&stage, "admin", |e| println!("event: {e}")).await;
+    println!("admin: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the admin scenario failed: {r}"
+    );
+    assert_eq!(r["viewer_offline"], true, "{r}");
+    assert_eq!(r["audit_shows_kick"], true, "{r}");
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    assert_eq!(r["console"], Value::Array(vec![]), "console errors: {r}");
+    drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_is_refused_with_a_wrong_password_kept_across_reloads_and_ended_by_logout() {
+    if !browser_ready() {
+        return;
+    }
+    let stage = Stage::new().await;
+    let (exited_ok, r) = scenario(&stage, "auth", |e| println!("event: {e}")).await;
+    println!("auth: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the auth scenario failed: {r}"
+    );
+    assert_eq!(r["wrong_password_refused"], true, "{r}");
+    assert_eq!(r["signed_in_as"], "Vviewer", "avatar initial and name: {r}");
+    assert_eq!(r["kept_after_reload"], true, "{r}");
+    assert_eq!(r["signed_out_after_reload"], true, "{r}");
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    stage.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_width_without_horizontal_scroll() {
+    if !browser_ready() {
+        return;
+    }
+    let (stage, ffmpeg) = live_stage().await;
+    let (exited_ok, r) = scenario(&stage, "phone", |e| println!("event: {e}")).await;
+    println!("phone: {r}");
+    let pages = r["pages"].as_object().cloned().unwrap_or_default();
+    for (name, p) in &pages {
+        println!(
+            "phone {name}: scrollWidth {} / clientWidth {} ({})",
+            p["scroll"], p["client"], p["screenshot"]
+        );
+    }
+    assert!(pages.len() >= 7, "every page was visited: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "a page scrolls sideways at 375 px: {r}"
+    );
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
     drop(ffmpeg);
     stage.server.shutdown().await;
 }

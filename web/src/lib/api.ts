@@ -116,7 +116,7 @@ export interface Replay {
   id: number;
   channel: string;
   title: string;
-  state: 'recording' | 'complete' | string;
+  state: 'recording' | 'finished' | 'failed';
   started_at: string;
   ended_at: string | null;
   duration_ms: number;
