@@ -28,7 +28,12 @@ fn workspace_root() -> PathBuf {
 /// Service crates and what each must not pull in, normal dependencies only: the HTTP and
 /// WebSocket stack belongs to the `onair` binary, and chat reaches the hub and live registry
 /// only through its `ChatHost` trait.
-const SERVICE_BOUNDARIES: [(&str, &[&str]); 3] = [
+const SERVICE_BOUNDARIES: [(&str, &[&str]); 4] = [
+    // The web app's assets know nothing of the server: files in, a router out.
+    (
+        "onair-web",
+        &["onair", "onair-store", "onair-hub", "onair-chat", "sqlx"],
+    ),
     ("onair-auth", &["sqlx", "axum", "hyper", "tower"]),
     ("onair-store", &["axum", "hyper", "tower", "onair-hub"]),
     (

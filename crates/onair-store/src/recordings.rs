@@ -241,6 +241,28 @@ impl Store {
         self.channel_page(SQL, COUNT, channel_id, page).await
     }
 
+    /// One page of every channel's playable recordings (finished or still recording), newest
+    /// first, and how many there are in all: the directory's "recent replays".
+    pub async fn recent_recordings(&self, page: Page) -> Result<(Vec<Recording>, u64), StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE state <> 'failed' ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2"
+        );
+        const COUNT: &str = "SELECT COUNT(*) FROM recordings WHERE state <> 'failed'";
+        let rows = with_pool!(self, |pool| {
+            sqlx::query_as::<_, Recording>(SQL)
+                .bind(page.sql_limit())
+                .bind(page.sql_offset())
+                .fetch_all(pool)
+                .await
+        })?;
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(COUNT).fetch_one(pool).await
+        })?;
+        Ok((rows, total(count)))
+    }
+
     /// Every recording still in state `recording`, oldest first. At start-up these are left
     /// over from a crash and are finalised from their files.
     pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, StoreError> {

@@ -63,6 +63,7 @@ store_test!(
     recordings_progress_finish_once_and_list_newest_first,
     recordings_paths_conflict_and_channels_must_exist,
     unfinished_and_ended_recordings_and_deletion,
+    recent_recordings_span_channels_newest_first_without_failed_ones,
     live_session_codecs_are_set_once_known,
     auth_sessions_are_recorded_revoked_and_pruned,
     open_live_sessions_are_those_never_ended,
@@ -1350,4 +1351,42 @@ async fn unfinished_and_ended_recordings_and_deletion(store: Store) {
     assert_eq!(deleted.path, "a/1");
     assert_eq!(store.delete_recording(a_old.id).await.unwrap(), None);
     assert_eq!(store.recording_by_id(a_old.id).await.unwrap(), None);
+}
+
+async fn recent_recordings_span_channels_newest_first_without_failed_ones(store: Store) {
+    let owner = user(&store, "recent-owner", Role::Streamer).await;
+    let a = store
+        .create_channel(new_channel(owner.id, "recent-a"))
+        .await
+        .unwrap();
+    let b = store
+        .create_channel(new_channel(owner.id, "recent-b"))
+        .await
+        .unwrap();
+    let old = store
+        .create_recording(new_recording(a.id, "recent-a/1", at(0, 0)))
+        .await
+        .unwrap();
+    let failed = store
+        .create_recording(new_recording(b.id, "recent-b/1", at(10, 0)))
+        .await
+        .unwrap();
+    let new = store
+        .create_recording(new_recording(b.id, "recent-b/2", at(20, 0)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finish_recording(failed.id, RecordingState::Failed, at(11, 0), 0, 0)
+            .await
+            .unwrap()
+    );
+    let (rows, total) = store.recent_recordings(Page::default()).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [new.id, old.id]
+    );
+    let (rows, total) = store.recent_recordings(Page::new(1, 1)).await.unwrap();
+    assert_eq!((rows.len(), rows[0].id, total), (1, old.id, 2));
 }

@@ -1,6 +1,7 @@
 //! The HTTP listener: one router for the REST API, the FLV feeds (`crate::flv`), HLS
-//! (`crate::hls::http`), health and metrics, with CORS for players and pages on other
-//! origins and a trace span per request.
+//! (`crate::hls::http`), health and metrics and the web app (`onair_web`, whatever no other
+//! route matched), with CORS for players and pages on other origins and a trace span per
+//! request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,9 @@ pub fn router(state: &AppState) -> Router {
         .with_state(ops)
         .merge(crate::hls::http::router(state.hls.clone()))
         .merge(crate::api::router(api_context(state)))
+        // Last and as a fallback: the app answers client routes (`/watch/demo`) with its
+        // index, and only what the server's own routes did not match.
+        .merge(onair_web::router())
         .layer(TraceLayer::new_for_http().make_span_with(request_span));
     Router::new()
         .merge(crate::flv::router(feeds))

@@ -425,6 +425,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(directory::list))
         .routes(routes!(directory::channel))
         .routes(routes!(replays::list))
+        .routes(routes!(replays::recent))
         .routes(routes!(replays::get, replays::delete))
         .routes(routes!(replays::retention, replays::set_retention))
         .routes(routes!(chat::messages))

@@ -138,6 +138,49 @@ pub async fn list(
     Ok(Json(Page::new(items, total, page)))
 }
 
+/// Every channel's recent replays, newest first (finished ones and those being recorded now;
+/// failed recordings are left out): what the directory shows under "recent replays".
+#[utoipa::path(
+    get,
+    path = "/replays",
+    tag = "public",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of replays", body = Page<Replay>),
+        (status = 400, response = super::problem::BadRequest),
+    )
+)]
+pub async fn recent(
+    State(state): State<ApiState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<Replay>>, ApiError> {
+    let page = query.page()?;
+    let (rows, total) = state.store().recent_recordings(page).await?;
+    let mut slugs = std::collections::HashMap::new();
+    let mut items = Vec::with_capacity(rows.len());
+    for rec in rows {
+        let slug = match slugs.get(&rec.channel_id) {
+            Some(slug) => Some(String::clone(slug)),
+            None => {
+                let slug = state
+                    .store()
+                    .channel_by_id(rec.channel_id)
+                    .await?
+                    .map(|c| c.slug);
+                if let Some(slug) = &slug {
+                    slugs.insert(rec.channel_id, slug.clone());
+                }
+                slug
+            }
+        };
+        // A channel deleted since the listing began takes its replays with it.
+        if let Some(slug) = slug {
+            items.push(Replay::new(rec, slug));
+        }
+    }
+    Ok(Json(Page::new(items, total, page)))
+}
+
 /// One replay.
 #[utoipa::path(
     get,

@@ -499,6 +499,7 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             .uri("/api/v1/channels/alice/replays?limit=0"),
         Case::new(M::GET, "/api/v1/channels/{slug}/replays", 404)
             .uri("/api/v1/channels/nobody/replays"),
+        Case::new(M::GET, "/api/v1/replays", 400).uri("/api/v1/replays?limit=0"),
         Case::new(M::GET, "/api/v1/replays/{id}", 400).uri("/api/v1/replays/0"),
         Case::new(M::GET, "/api/v1/replays/{id}", 404).uri("/api/v1/replays/999999"),
         Case::new(M::DELETE, "/api/v1/replays/{id}", 400)

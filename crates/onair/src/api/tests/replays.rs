@@ -203,7 +203,34 @@ async fn the_retention_policy_is_set_by_admins_and_applied_at_once(store: Store)
     let _ = std::fs::remove_dir_all(dir);
 }
 
+async fn recent_replays_list_every_channel_newest_first(store: Store) {
+    let (api, dir) = with_recordings_dir(store).await;
+    let (_, alice) = api.account("alice", Role::Streamer).await;
+    let (_, bob) = api.account("bob", Role::Streamer).await;
+    let a = api.channel(&alice, "alice").await["id"].as_i64().unwrap();
+    let b = api.channel(&bob, "bob").await["id"].as_i64().unwrap();
+    let old = recording(&api, a, 2, 10, false).await;
+    let live = recording(&api, b, 0, 0, true).await;
+
+    let page = api.get("/api/v1/replays", None).await.ok(StatusCode::OK);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"][0]["id"], live);
+    assert_eq!(page["items"][0]["channel"], "bob");
+    assert_eq!(page["items"][1]["id"], old);
+    assert_eq!(page["items"][1]["channel"], "alice");
+    let page = api
+        .get("/api/v1/replays?offset=1&limit=1", None)
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(page["items"][0]["id"], old);
+    api.get("/api/v1/replays?limit=0", None)
+        .await
+        .invalid(&["limit"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 onair_store::store_test!(
+    recent_replays_list_every_channel_newest_first,
     replays_are_listed_read_and_deleted_by_their_owner,
     deleting_a_channel_deletes_its_replays_files,
     the_retention_policy_is_set_by_admins_and_applied_at_once,

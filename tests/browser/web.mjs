@@ -1,0 +1,323 @@
+// Drives OnAir's own web app (web/, served by the server itself) in headless Chromium, one
+// scenario per run, and prints one JSON line per event; the last line is the result
+// ({"done": true, "ok": …}). tests/tests/web.rs starts the server and ffmpeg, reacts to the
+// events (e.g. starts publishing once the page shows "offline") and checks the result.
+//
+//   node web.mjs --base http://127.0.0.1:PORT --scenario watch --slug ch --out DIR \
+//     --user viewer:password --user2 fan:password
+//
+// Scenarios: watch (playback, first frame, chat across two browser contexts, danmaku over the
+// video, like, gift and balance), offline (the page turns live by itself).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function args() {
+  const out = { chromium: '/usr/bin/chromium', timeout: 20000 };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i += 2) out[argv[i].replace(/^--/, '')] = argv[i + 1];
+  for (const k of ['base', 'scenario', 'out']) if (!out[k]) throw new Error(`--${k} is required`);
+  out.timeout = Number(out.timeout);
+  return out;
+}
+
+const opts = args();
+mkdirSync(opts.out, { recursive: true });
+const emit = (o) => console.log(JSON.stringify(o));
+const result = { done: true, scenario: opts.scenario, ok: false, errors: [], console: [] };
+let browser;
+
+function watchConsole(page, name) {
+  page.on('console', (m) => {
+    if (m.type() === 'error') result.console.push(`${name}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => result.errors.push(`${name} pageerror: ${e.message}`));
+}
+
+async function newPage(name, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, colorScheme: 'dark' });
+  const page = await context.newPage();
+  watchConsole(page, name);
+  return page;
+}
+
+async function login(page, credentials, next) {
+  const [username, password] = credentials.split(':');
+  await page.goto(`${opts.base}/login?next=${encodeURIComponent(next)}`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL((u) => u.pathname === next.split('?')[0], { timeout: opts.timeout });
+}
+
+async function shot(page, name) {
+  const path = join(opts.out, `${name}.png`);
+  await page.screenshot({ path });
+  emit({ event: 'screenshot', path });
+}
+
+const videoState = (page) =>
+  page.evaluate(() => {
+    const v = document.querySelector('video');
+    const q = v?.getVideoPlaybackQuality?.();
+    return {
+      currentTime: v?.currentTime ?? 0,
+      width: v?.videoWidth ?? 0,
+      height: v?.videoHeight ?? 0,
+      decodedFrames: q?.totalVideoFrames ?? 0,
+      probe: window.__onairWatch ?? null,
+    };
+  });
+
+async function waitPlaying(page, seconds, frames) {
+  await page.waitForFunction(
+    ([s, f]) => {
+      const v = document.querySelector('video');
+      const q = v?.getVideoPlaybackQuality?.();
+      return v && v.currentTime > s && (q?.totalVideoFrames ?? 0) > f;
+    },
+    [seconds, frames],
+    { timeout: opts.timeout, polling: 100 },
+  );
+}
+
+async function watchScenario() {
+  const watchPath = `/watch/${opts.slug}`;
+  const a = await newPage('viewer');
+  await login(a, opts.user, watchPath);
+  // The first frame is measured on a fresh load of the watch page, after the login.
+  await a.reload();
+  const loaded = Date.now();
+  await waitPlaying(a, 3, 60);
+  const playing = await videoState(a);
+  result.playback = playing;
+  result.wall_ms_to_3s = Date.now() - loaded;
+  result.first_frame_ms = playing.probe?.firstFrameMs == null ? null : Math.round(playing.probe.firstFrameMs);
+  result.tech = playing.probe?.tech ?? null;
+  emit({ event: 'playing', ...playing });
+
+  const b = await newPage('fan');
+  await login(b, opts.user2, watchPath);
+  await b.locator('#chat-input').waitFor();
+  // The second context's socket signs in after it connects; a send before that is refused.
+  const text = `hello from the second browser ${Date.now() % 100000}`;
+  await b.waitForFunction(() => !document.querySelector('.chat-head .faint'), null, { timeout: opts.timeout });
+  await sendUntilAcked(b, text);
+  await a.locator('[data-testid=chat-lines] .kind-chat', { hasText: text }).waitFor({ timeout: opts.timeout });
+  result.chat_seen = true;
+
+  await b.getByLabel('Danmaku', { exact: true }).check();
+  const dm = `danmaku ${Date.now() % 100000}`;
+  await sendUntilAcked(b, dm);
+  const item = a.locator('.player .danmaku-item', { hasText: dm });
+  await item.waitFor({ timeout: opts.timeout });
+  const box = await item.boundingBox();
+  const playerBox = await a.locator('.player').boundingBox();
+  result.danmaku_over_video = !!box && !!playerBox && box.y >= playerBox.y && box.y < playerBox.y + playerBox.height;
+  await shot(a, 'watch-danmaku');
+
+  const likesBefore = Number(await b.getByTestId('likes').textContent());
+  await a.getByTestId('like').click();
+  await a.getByTestId('like').click();
+  await a.getByTestId('like').click();
+  // The other context sees the room's total once the server's next like batch goes out.
+  await b.waitForFunction((n) => Number(document.querySelector('[data-testid=likes]').textContent) >= n + 3, likesBefore, {
+    timeout: opts.timeout,
+  });
+  result.likes_seen_by_other = Number(await b.getByTestId('likes').textContent());
+
+  await a.getByRole('button', { name: 'Gift' }).click();
+  const balance = a.getByTestId('balance');
+  await balance.waitFor({ timeout: opts.timeout });
+  result.balance_before = parseInt(await balance.textContent(), 10);
+  await a.locator('[data-gift=rose]').click();
+  await a.waitForFunction(
+    (n) => parseInt(document.querySelector('[data-testid=balance]').textContent, 10) < n,
+    result.balance_before,
+    { timeout: opts.timeout },
+  );
+  result.balance_after = parseInt(await balance.textContent(), 10);
+  await b.locator('[data-testid=chat-lines] .kind-gift', { hasText: 'rose' }).waitFor({ timeout: opts.timeout });
+  result.gift_seen_by_other = true;
+  result.stats_text = (await a.getByTestId('stream-stats').textContent()).trim();
+  result.viewers_text = (await a.getByTestId('viewers').textContent().catch(() => null))?.trim() ?? null;
+  await shot(a, 'watch');
+  result.ok = true;
+}
+
+/// Types `text` into the chat box and sends it until the input empties (acked); a send made
+/// before the socket's sign-in completed is refused and stays in the box.
+async function sendUntilAcked(page, text) {
+  const deadline = Date.now() + opts.timeout;
+  const input = page.locator('#chat-input');
+  await input.fill(text);
+  for (;;) {
+    await page.getByRole('button', { name: 'Send' }).click();
+    try {
+      await page.waitForFunction(() => document.querySelector('#chat-input').value === '', null, { timeout: 2000 });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+    }
+  }
+}
+
+async function offlineScenario() {
+  const page = await newPage('viewer');
+  await page.goto(`${opts.base}/watch/${opts.slug}`);
+  await page.locator('.player[data-state=offline]').waitFor({ timeout: opts.timeout });
+  await shot(page, 'watch-offline');
+  emit({ event: 'offline' });
+  const waitingSince = Date.now();
+  await page.locator('.player[data-state=live]').waitFor({ timeout: opts.timeout * 2 });
+  result.live_after_ms = Date.now() - waitingSince;
+  await waitPlaying(page, 1, 10);
+  result.playback = await videoState(page);
+  result.ok = true;
+}
+
+async function dashboardScenario() {
+  const page = await newPage('streamer');
+  page.on('dialog', (d) => d.accept());
+  await login(page, opts.streamer, '/dashboard');
+  await page.locator('[data-testid=dashboard-live]', { hasText: 'Live' }).waitFor({ timeout: opts.timeout });
+  await page.waitForFunction(() => parseInt(document.querySelector('[data-testid=dash-bitrate]')?.textContent ?? '0', 10) > 0, null, {
+    timeout: opts.timeout,
+  });
+  result.bitrate_text = (await page.getByTestId('dash-bitrate').textContent()).trim();
+  await shot(page, 'dashboard-live');
+  await page.getByRole('button', { name: 'Rotate' }).first().click();
+  const key = page.getByTestId('stream-key');
+  await key.waitFor({ timeout: opts.timeout });
+  result.key_hidden = (await key.getAttribute('type')) === 'password';
+  await page.getByRole('button', { name: 'Reveal' }).click();
+  result.key_revealed = (await key.getAttribute('type')) === 'text' && (await key.inputValue()).length > 20;
+  emit({ event: 'rotated' });
+  await page.locator('[data-testid=dashboard-live]', { hasText: 'Offline' }).waitFor({ timeout: opts.timeout });
+  result.old_publish_stopped = true;
+  await shot(page, 'dashboard');
+  result.ok = true;
+}
+
+async function adminScenario() {
+  const viewer = await newPage('viewer');
+  await viewer.goto(`${opts.base}/watch/${opts.slug}`);
+  await viewer.locator('.player[data-state=live]').waitFor({ timeout: opts.timeout });
+  const admin = await newPage('admin');
+  admin.on('dialog', (d) => d.accept());
+  await login(admin, opts.admin, '/admin');
+  const row = admin.locator(`[data-testid=admin-live] tr[data-channel="${opts.slug}"]`);
+  await row.waitFor({ timeout: opts.timeout });
+  await shot(admin, 'admin-live');
+  await row.getByRole('button', { name: 'Kick' }).click();
+  await admin.locator('.notice.ok', { hasText: 'Kicked' }).waitFor({ timeout: opts.timeout });
+  emit({ event: 'kicked' });
+  await viewer.locator('.player[data-state=offline]').waitFor({ timeout: opts.timeout });
+  result.viewer_offline = true;
+  for (const tab of ['Users', 'Channels & keys', 'Audit log', 'Replay retention']) {
+    await admin.getByRole('tab', { name: tab }).click();
+  }
+  await admin.getByRole('tab', { name: 'Audit log' }).click();
+  await admin.locator('code', { hasText: 'live.kick' }).first().waitFor({ timeout: opts.timeout }).catch(() => {});
+  result.audit_shows_kick = (await admin.locator('code', { hasText: 'kick' }).count()) > 0;
+  await shot(admin, 'admin-audit');
+  result.ok = true;
+}
+
+async function authScenario() {
+  const page = await newPage('viewer');
+  await page.goto(`${opts.base}/login`);
+  await page.getByLabel('Username').fill(opts.user.split(':')[0]);
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByTestId('login-error').waitFor({ timeout: opts.timeout });
+  result.wrong_password_refused = true;
+  await shot(page, 'login-refused');
+  await login(page, opts.user, '/');
+  await page.getByTestId('who').waitFor({ timeout: opts.timeout });
+  result.signed_in_as = (await page.getByTestId('who').textContent()).trim();
+  await page.reload();
+  result.kept_after_reload = await page.getByTestId('who').isVisible();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('link', { name: 'Log in' }).waitFor({ timeout: opts.timeout });
+  await page.reload();
+  result.signed_out_after_reload = (await page.getByTestId('who').count()) === 0;
+  result.ok = true;
+}
+
+/// Each page at 375 px wide: a screenshot, and no horizontal scroll.
+async function phoneScenario() {
+  const viewport = { width: 375, height: 812 };
+  const pages = [];
+  const anon = await newPage('phone', viewport);
+  const replays = await (await fetch(`${opts.base}/api/v1/replays`)).json();
+  const replayId = replays.items[0]?.id;
+  pages.push([anon, 'home', '/']);
+  pages.push([anon, 'watch', `/watch/${opts.slug}`]);
+  if (replayId) pages.push([anon, 'replay', `/replays/${replayId}`]);
+  pages.push([anon, 'login', '/login']);
+  pages.push([anon, 'register', '/register']);
+  const streamer = await newPage('phone-streamer', viewport);
+  await login(streamer, opts.streamer, '/dashboard');
+  pages.push([streamer, 'dashboard', '/dashboard']);
+  const admin = await newPage('phone-admin', viewport);
+  await login(admin, opts.admin, '/admin');
+  pages.push([admin, 'admin', '/admin']);
+  result.pages = {};
+  for (const [page, name, path] of pages) {
+    await page.goto(`${opts.base}${path}`);
+    await page.locator('main h1').first().waitFor({ timeout: opts.timeout });
+    // Let the page's first data arrive before measuring it.
+    await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
+    const widths = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth,
+      client: document.documentElement.clientWidth,
+    }));
+    const path_ = join(opts.out, `phone-${name}.png`);
+    await page.screenshot({ path: path_, fullPage: true });
+    result.pages[name] = { ...widths, screenshot: path_ };
+  }
+  for (const theme of ['light']) {
+    const page = await browser.newContext({ viewport, colorScheme: theme }).then((c) => c.newPage());
+    watchConsole(page, `phone-${theme}`);
+    await page.goto(`${opts.base}/`);
+    await page.locator('main h1').first().waitFor({ timeout: opts.timeout });
+    await page.screenshot({ path: join(opts.out, `phone-home-${theme}.png`), fullPage: true });
+  }
+  result.ok = Object.values(result.pages).every((p) => p.scroll <= p.client);
+}
+
+try {
+  browser = await chromium.launch({
+    executablePath: opts.chromium,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  const scenarios = {
+    watch: watchScenario,
+    offline: offlineScenario,
+    dashboard: dashboardScenario,
+    admin: adminScenario,
+    auth: authScenario,
+    phone: phoneScenario,
+  };
+  const run = scenarios[opts.scenario];
+  if (!run) throw new Error(`unknown scenario ${opts.scenario}`);
+  await run();
+} catch (e) {
+  result.ok = false;
+  result.errors.push(`driver: ${e.message.split('\n').slice(0, 3).join(' | ')}`);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+}
+emit(result);
+process.exit(result.ok ? 0 : 1);
