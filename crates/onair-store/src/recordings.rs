@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::chat::ChatMessage;
 use crate::error::{ResultExt, StoreError};
-use crate::page::Page;
+use crate::page::{Page, total};
 use crate::store::{Store, db_time};
 
 macro_rules! recording_columns {
