@@ -7,7 +7,8 @@
 //     --user viewer:password --user2 fan:password
 //
 // Scenarios: watch (playback, first frame, chat across two browser contexts, danmaku over the
-// video, like, gift and balance), offline (the page turns live by itself), dashboard, admin,
+// video, like, gift and balance), watch-hls (?player=hls plays the live HLS), offline (the
+// page turns live by itself), dashboard, admin,
 // auth, phone, and replay (--replay ID: playback, danmaku across a seek and a pause).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -161,6 +162,37 @@ async function sendUntilAcked(page, text) {
       if (Date.now() > deadline) throw e;
     }
   }
+}
+
+/// The watch page with ?player=hls: the HLS fallback plays the live playlist, and the page
+/// never asks for the HTTP-FLV stream.
+async function watchHlsScenario() {
+  const page = await newPage('viewer');
+  const streams = [];
+  page.on('request', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith('/live/')) streams.push(path);
+  });
+  const loaded = Date.now();
+  await page.goto(`${opts.base}/watch/${opts.slug}?player=hls`);
+  // hls.js starts a few segments behind the live edge, so the playhead starts seconds into the
+  // playlist: what counts is how far it moves from there.
+  await waitPlaying(page, 0, 0);
+  const start = (await videoState(page)).currentTime;
+  await waitPlaying(page, start + 3, 60);
+  result.wall_ms_to_3s = Date.now() - loaded;
+  const playing = await videoState(page);
+  result.start_s = start;
+  result.advanced_s = playing.currentTime - start;
+  result.playback = playing;
+  result.tech = playing.probe?.tech ?? null;
+  result.first_frame_ms = playing.probe?.firstFrameMs == null ? null : Math.round(playing.probe.firstFrameMs);
+  result.stats_text = (await page.getByTestId('stream-stats').textContent()).trim();
+  result.playlists = [...new Set(streams.filter((p) => p.endsWith('.m3u8')))];
+  result.segments = streams.filter((p) => p.endsWith('.ts')).length;
+  result.flv_requests = streams.filter((p) => p.endsWith('.flv'));
+  await shot(page, 'watch-hls');
+  result.ok = true;
 }
 
 async function offlineScenario() {
@@ -409,6 +441,7 @@ try {
   });
   const scenarios = {
     watch: watchScenario,
+    'watch-hls': watchHlsScenario,
     offline: offlineScenario,
     dashboard: dashboardScenario,
     admin: adminScenario,

@@ -3,7 +3,8 @@
 //! they always did, never with the app's HTML. Then the app itself in Debian's headless
 //! Chromium, driven by `tests/browser/web.mjs` (playwright-core), with ffmpeg publishing a
 //! test pattern: the watch page plays, chat and danmaku cross between two browser contexts,
-//! likes and gifts move the counters and the balance, an offline page turns live by itself,
+//! likes and gifts move the counters and the balance, `?player=hls` plays the live HLS
+//! playlist and never the HTTP-FLV, an offline page turns live by itself,
 //! and a recorded live's replay page keeps its danmaku in step with seek and pause.
 //!
 //! The browser tests need `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
@@ -353,6 +354,64 @@ async fn the_watch_page_plays_and_carries_chat_danmaku_likes_and_gifts() {
         "watch page: first frame {} ms after navigation start (HTTP-FLV, target < 1000 ms); \
          currentTime > 3 s {} ms after load; stats shown: {}",
         r["first_frame_ms"], r["wall_ms_to_3s"], r["stats_text"]
+    );
+    drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_with_player_hls_plays_the_live_hls_playlist() {
+    if !browser_ready() {
+        return;
+    }
+    let (stage, ffmpeg) = live_stage().await;
+    let playlist = stage
+        .server
+        .http_url(&format!("/live/{}/index.m3u8", stage.slug));
+    // hls.js starts a few segments back from the live edge; with fewer listed it would wait
+    // for more, and the page's first frame would measure our segmenter instead of the page.
+    let ready = wait_until_async(LIVE_TIMEOUT, || async {
+        onair_e2e::http::get_text(&playlist, T)
+            .await
+            .is_ok_and(|t| t.matches("#EXTINF").count() >= 3)
+    })
+    .await;
+    assert!(
+        ready,
+        "the live playlist never listed 3 segments; ffmpeg said:\n{}",
+        ffmpeg.stderr()
+    );
+    let (exited_ok, r) = scenario(&stage, "watch-hls", |e| println!("event: {e}")).await;
+    println!("watch-hls: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the watch page did not play HLS: {r}"
+    );
+    assert_eq!(r["tech"], "hls.js", "{r}");
+    assert!(number(&r, &["advanced_s"]) > 3.0, "{r}");
+    assert!(number(&r, &["playback", "decodedFrames"]) > 60.0, "{r}");
+    assert_eq!(number(&r, &["playback", "width"]), 320.0, "{r}");
+    assert_eq!(
+        r["playlists"],
+        json!([format!("/live/{}/index.m3u8", stage.slug)]),
+        "{r}"
+    );
+    assert!(number(&r, &["segments"]) >= 1.0, "{r}");
+    assert_eq!(
+        r["flv_requests"],
+        Value::Array(vec![]),
+        "?player=hls never asks for HTTP-FLV: {r}"
+    );
+    assert!(
+        r["stats_text"].as_str().is_some_and(|t| t.contains("HLS")),
+        "the stats say HLS: {r}"
+    );
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    assert_eq!(r["console"], Value::Array(vec![]), "console errors: {r}");
+    println!(
+        "watch page over HLS: first frame {} ms after navigation start, at {} s into the \
+         playlist; 3 s more played {} ms after load; {} segments fetched; stats shown: {}",
+        r["first_frame_ms"], r["start_s"], r["wall_ms_to_3s"], r["segments"], r["stats_text"]
     );
     drop(ffmpeg);
     stage.server.shutdown().await;
