@@ -4,7 +4,8 @@
 //   node play.mjs --page http://127.0.0.1:PAGE/index.html --url http://127.0.0.1:HTTP/live/ch.flv
 //
 // Options: --chromium PATH (default /usr/bin/chromium), --timeout MS (default 15000) for the
-// first 1 s of playback, --advance MS (default 2000) for the "currentTime keeps moving" check.
+// first --play S (default 1) seconds of playback, --advance MS (default 2000) for the
+// "currentTime keeps moving" check.
 // Driven by tests/tests/browser.rs, which serves the page from a port other than OnAir's.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 function args() {
-  const out = { chromium: '/usr/bin/chromium', timeout: 15000, advance: 2000 };
+  const out = { chromium: '/usr/bin/chromium', timeout: 15000, advance: 2000, play: 1 };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
@@ -22,6 +23,7 @@ function args() {
   if (!out.page || !out.url) throw new Error('usage: play.mjs --page URL --url STREAM_URL');
   out.timeout = Number(out.timeout);
   out.advance = Number(out.advance);
+  out.play = Number(out.play);
   return out;
 }
 
@@ -55,11 +57,11 @@ try {
   result.user_agent = await page.evaluate(() => navigator.userAgent);
   try {
     await page.waitForFunction(
-      () => {
+      (s) => {
         const v = document.getElementById('video');
-        return v.currentTime > 1.0 && v.videoWidth > 0;
+        return v.currentTime > s && v.videoWidth > 0;
       },
-      null,
+      opts.play,
       { timeout: opts.timeout, polling: 50 },
     );
   } catch (e) {
@@ -74,6 +76,7 @@ try {
         videoHeight: v.videoHeight,
         paused: v.paused,
         readyState: v.readyState,
+        decodedFrames: v.getVideoPlaybackQuality?.().totalVideoFrames ?? null,
         state: window.onair,
       };
     });
@@ -87,12 +90,13 @@ try {
   result.current_time_before = first.currentTime;
   result.current_time_after = second.currentTime;
   result.advanced_s = second.currentTime - first.currentTime;
+  result.decoded_frames = second.decodedFrames;
   result.first_frame_ms = s.firstFrameMs === null ? null : Math.round(s.firstFrameMs);
   result.first_frame_after_load_ms =
     s.firstFrameMs === null || s.loadStartedMs === null ? null : Math.round(s.firstFrameMs - s.loadStartedMs);
   result.errors.push(...s.errors);
   result.ok =
-    first.currentTime > 1.0 &&
+    first.currentTime > opts.play &&
     first.videoWidth > 0 &&
     result.first_frame_ms !== null &&
     // Over `advance` ms of wall time a live stream should play at least half as much media.

@@ -7,7 +7,9 @@
 //     --user viewer:password --user2 fan:password
 //
 // Scenarios: watch (playback, first frame, chat across two browser contexts, danmaku over the
-// video, like, gift and balance), offline (the page turns live by itself).
+// video, like, gift and balance), watch-hls (?player=hls plays the live HLS), offline (the
+// page turns live by itself), dashboard, admin,
+// auth, phone, and replay (--replay ID: playback, danmaku across a seek and a pause).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -162,6 +164,37 @@ async function sendUntilAcked(page, text) {
   }
 }
 
+/// The watch page with ?player=hls: the HLS fallback plays the live playlist, and the page
+/// never asks for the HTTP-FLV stream.
+async function watchHlsScenario() {
+  const page = await newPage('viewer');
+  const streams = [];
+  page.on('request', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith('/live/')) streams.push(path);
+  });
+  const loaded = Date.now();
+  await page.goto(`${opts.base}/watch/${opts.slug}?player=hls`);
+  // hls.js starts a few segments behind the live edge, so the playhead starts seconds into the
+  // playlist: what counts is how far it moves from there.
+  await waitPlaying(page, 0, 0);
+  const start = (await videoState(page)).currentTime;
+  await waitPlaying(page, start + 3, 60);
+  result.wall_ms_to_3s = Date.now() - loaded;
+  const playing = await videoState(page);
+  result.start_s = start;
+  result.advanced_s = playing.currentTime - start;
+  result.playback = playing;
+  result.tech = playing.probe?.tech ?? null;
+  result.first_frame_ms = playing.probe?.firstFrameMs == null ? null : Math.round(playing.probe.firstFrameMs);
+  result.stats_text = (await page.getByTestId('stream-stats').textContent()).trim();
+  result.playlists = [...new Set(streams.filter((p) => p.endsWith('.m3u8')))];
+  result.segments = streams.filter((p) => p.endsWith('.ts')).length;
+  result.flv_requests = streams.filter((p) => p.endsWith('.flv'));
+  await shot(page, 'watch-hls');
+  result.ok = true;
+}
+
 async function offlineScenario() {
   const page = await newPage('viewer');
   await page.goto(`${opts.base}/watch/${opts.slug}`);
@@ -245,6 +278,110 @@ async function authScenario() {
   result.ok = true;
 }
 
+/// The replay page: the video plays from the start; a seek from before the first danmaku to
+/// between it and the second skips the first; the second appears when playback reaches it;
+/// pausing holds it where it is; playing again moves it and brings the third.
+async function replayScenario() {
+  const id = opts.replay;
+  const all = await (await fetch(`${opts.base}/api/v1/recordings/${id}/danmaku`)).json();
+  result.danmaku = all.map((d) => ({ text: d.text, offset_ms: d.offset_ms }));
+  if (all.length !== 3) throw new Error(`expected 3 danmaku in replay ${id}, got ${all.length}`);
+  const [early, middle, late] = all;
+  const page = await newPage('viewer');
+  // Every danmaku element the layer adds, with the media time it was added at: what the
+  // viewer saw and when, independent of how often the driver polls.
+  await page.addInitScript(() => {
+    window.__shown = [];
+    new MutationObserver((records) => {
+      const v = document.querySelector('video');
+      for (const r of records) {
+        for (const n of r.addedNodes) {
+          if (n.classList?.contains('danmaku-item')) {
+            window.__shown.push({ text: n.textContent, at_ms: Math.round((v?.currentTime ?? 0) * 1000) });
+          }
+        }
+      }
+    }).observe(document, { childList: true, subtree: true });
+  });
+  await page.goto(`${opts.base}/replays/${id}`);
+  await page.waitForFunction(() => document.querySelector('[data-testid=danmaku-count]')?.textContent === '3', null, {
+    timeout: opts.timeout,
+  });
+  result.danmaku_count_text = (await page.getByTestId('danmaku-count').textContent()).trim();
+  const video = page.locator('video');
+  await video.evaluate((v) => {
+    v.muted = true;
+    return v.play();
+  });
+  await page.waitForFunction(() => document.querySelector('video').currentTime > 0.3, null, {
+    timeout: opts.timeout,
+    polling: 50,
+  });
+  const first = await video.evaluate((v) => v.currentTime);
+  await page.waitForFunction((t) => document.querySelector('video').currentTime > t + 0.2, first, {
+    timeout: opts.timeout,
+    polling: 50,
+  });
+  const seekTo = (early.offset_ms + middle.offset_ms) / 2;
+  const seek = await video.evaluate((v, to) => {
+    const from = v.currentTime * 1000;
+    v.currentTime = to / 1000;
+    return { from, shown: window.__shown.map((s) => s.text) };
+  }, seekTo);
+  result.advanced_ms = Math.round((seek.from - first * 1000));
+  result.seek_from_ms = Math.round(seek.from);
+  result.seek_to_ms = seekTo;
+  result.shown_before_seek = seek.shown;
+  emit({ event: 'seeked', from_ms: result.seek_from_ms, to_ms: seekTo });
+  if (seek.from >= early.offset_ms) throw new Error(`playback passed the first danmaku (${early.offset_ms} ms) before the seek`);
+
+  await page.waitForFunction((t) => window.__shown.some((s) => s.text === t), middle.text, {
+    timeout: opts.timeout,
+    polling: 50,
+  });
+  await video.evaluate((v) => v.pause());
+  const item = page.locator('.danmaku-item', { hasText: middle.text });
+  // Whether a paused danmaku stays put can only be seen over some frames; these are counted
+  // in frames the page renders, so a slow machine still looks at the same number of them.
+  const FRAMES = 30;
+  const held = await item.evaluate(async (el, frames) => {
+    const v = document.querySelector('video');
+    const anims = () => el.getAnimations();
+    const snap = () => ({
+      x: Math.round(el.getBoundingClientRect().x),
+      anim: anims().map((a) => a.currentTime),
+      video: Math.round(v.currentTime * 1000),
+      shown: window.__shown.length,
+    });
+    const before = snap();
+    for (let i = 0; i < frames; i += 1) await new Promise((r) => requestAnimationFrame(r));
+    const after = snap();
+    return {
+      frames,
+      on_screen: el.isConnected,
+      play_states: [...new Set(anims().map((a) => a.playState))],
+      x_before: before.x,
+      x_after: after.x,
+      anim_before: before.anim,
+      anim_after: after.anim,
+      video_before: before.video,
+      video_after: after.video,
+      shown_during: after.shown - before.shown,
+    };
+  }, FRAMES);
+  result.paused = held;
+  await shot(page, 'replay-paused');
+  await video.evaluate((v) => v.play());
+  result.resumed_play_states = await item.evaluate((el) => [...new Set(el.getAnimations().map((a) => a.playState))]);
+  await page.waitForFunction((t) => window.__shown.some((s) => s.text === t), late.text, {
+    timeout: opts.timeout,
+    polling: 50,
+  });
+  result.shown = await page.evaluate(() => window.__shown);
+  await shot(page, 'replay');
+  result.ok = true;
+}
+
 /// Each page at 375 px wide: a screenshot, and no horizontal scroll.
 async function phoneScenario() {
   const viewport = { width: 375, height: 812 };
@@ -304,11 +441,13 @@ try {
   });
   const scenarios = {
     watch: watchScenario,
+    'watch-hls': watchHlsScenario,
     offline: offlineScenario,
     dashboard: dashboardScenario,
     admin: adminScenario,
     auth: authScenario,
     phone: phoneScenario,
+    replay: replayScenario,
   };
   const run = scenarios[opts.scenario];
   if (!run) throw new Error(`unknown scenario ${opts.scenario}`);

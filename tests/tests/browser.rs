@@ -1,6 +1,7 @@
 //! A real browser: mpegts.js in headless Chromium plays HTTP-FLV (cross-origin, so through
 //! CORS) and WS-FLV from a page served on a port other than OnAir's, and the video advances;
-//! hls.js in the same browser plays the live HLS playlist, cross-origin too.
+//! flv.js plays the same HTTP-FLV; hls.js in the same browser plays the live HLS playlist,
+//! cross-origin too.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
 //! (`npm ci --prefix tests/browser`); skipped without them on a developer machine, failed under
@@ -53,7 +54,8 @@ fn has_node() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Serves `index.html` and mpegts.js from `tests/browser` on `127.0.0.1:0`: a second origin.
+/// Serves the test pages and their players (mpegts.js, flv.js, hls.js) from `tests/browser` on
+/// `127.0.0.1:0`: a second origin.
 async fn serve_page() -> String {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -78,6 +80,11 @@ async fn serve_page() -> String {
                     "/" | "/index.html" => Some(("index.html", "text/html; charset=utf-8")),
                     "/mpegts.js" => Some((
                         "node_modules/mpegts.js/dist/mpegts.js",
+                        "text/javascript; charset=utf-8",
+                    )),
+                    "/flv.html" => Some(("flv.html", "text/html; charset=utf-8")),
+                    "/flv.js" => Some((
+                        "node_modules/flv.js/dist/flv.js",
                         "text/javascript; charset=utf-8",
                     )),
                     "/hls.html" => Some(("hls.html", "text/html; charset=utf-8")),
@@ -114,10 +121,16 @@ async fn serve_page() -> String {
 
 /// Runs play.mjs for `url` and returns its JSON line (and whether it exited 0).
 async fn play(page: &str, url: &str) -> (bool, Value) {
+    play_for(page, url, 1).await
+}
+
+/// [`play`], waiting for `seconds` of playback before the "keeps moving" check.
+async fn play_for(page: &str, url: &str, seconds: u32) -> (bool, Value) {
     let script = browser_dir().join("play.mjs");
     let child = Command::new("node")
         .arg(&script)
         .args(["--page", page, "--url", url])
+        .args(["--play", &seconds.to_string()])
         .args(["--chromium", CHROMIUM, "--timeout"])
         .arg(PLAY_TIMEOUT_MS.to_string())
         .stdin(Stdio::null())
@@ -208,6 +221,68 @@ async fn mpegts_js_in_chromium_plays_http_flv_cross_origin_and_ws_flv() {
             number("first_frame_ms").unwrap_or(f64::NAN)
         );
     }
+    drop(ffmpeg);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flv_js_in_chromium_plays_http_flv_cross_origin() {
+    let browser = browser_dir();
+    let ffmpeg = require_ffmpeg();
+    let chromium = require("chromium", "", Path::new(CHROMIUM).exists());
+    let node = require("node", "", has_node());
+    let modules = require(
+        "tests/browser/node_modules",
+        " (run npm ci in tests/browser)",
+        browser.join("node_modules/playwright-core").is_dir()
+            && browser.join("node_modules/flv.js/dist/flv.js").is_file(),
+    );
+    if !(ffmpeg && chromium && node && modules) {
+        return;
+    }
+
+    let server = TestServer::start(|_| {}).await;
+    let ffmpeg = Ffmpeg::publish_test_pattern(&server.publish_url(&server.key), PUBLISH_SECONDS);
+    assert!(
+        server.wait_live(&server.channel, LIVE_TIMEOUT).await,
+        "the channel did not go live; ffmpeg said:\n{}",
+        ffmpeg.stderr()
+    );
+    let page = serve_page().await.replace("index.html", "flv.html");
+    let url = server.flv_url(&server.channel);
+
+    let (exited_ok, result) = play_for(&page, &url, 3).await;
+    println!("flv.js: {result}");
+    let number = |k: &str| result.get(k).and_then(Value::as_f64);
+    assert_ne!(
+        result
+            .get("page_origin")
+            .and_then(Value::as_str)
+            .map(|o| o.trim_start_matches("http://")),
+        Some(origin(&url)),
+        "the page must be on another origin than the stream"
+    );
+    assert_eq!(
+        result.get("mse_live_playback"),
+        Some(&Value::Bool(true)),
+        "flv.js found no MSE live playback in this Chromium: {result}"
+    );
+    assert!(
+        exited_ok && result.get("ok") == Some(&Value::Bool(true)),
+        "flv.js did not play {url}: {result}"
+    );
+    assert_eq!(number("video_width"), Some(320.0), "{result}");
+    let played = number("current_time_after").unwrap_or(0.0);
+    assert!(played > 3.0, "currentTime {played} s: {result}");
+    let frames = number("decoded_frames").unwrap_or(0.0);
+    assert!(frames > 60.0, "{frames} frames decoded: {result}");
+    assert_eq!(result["errors"], Value::Array(vec![]), "{result}");
+    println!(
+        "flv.js: first frame {} ms after player.load(); currentTime {played:.2} s, {frames} frames \
+         decoded, advanced {:.2} s in 2 s",
+        number("first_frame_after_load_ms").unwrap_or(f64::NAN),
+        number("advanced_s").unwrap_or(f64::NAN)
+    );
     drop(ffmpeg);
     server.shutdown().await;
 }

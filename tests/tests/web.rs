@@ -3,8 +3,9 @@
 //! they always did, never with the app's HTML. Then the app itself in Debian's headless
 //! Chromium, driven by `tests/browser/web.mjs` (playwright-core), with ffmpeg publishing a
 //! test pattern: the watch page plays, chat and danmaku cross between two browser contexts,
-//! likes and gifts move the counters and the balance, and an offline page turns live by
-//! itself.
+//! likes and gifts move the counters and the balance, `?player=hls` plays the live HLS
+//! playlist and never the HTTP-FLV, an offline page turns live by itself,
+//! and a recorded live's replay page keeps its danmaku in step with seek and pause.
 //!
 //! The browser tests need `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
 //! (`npm ci --prefix tests/browser`); skipped without them on a developer machine, failed
@@ -14,12 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
+use onair::config::Config;
+use onair_e2e::ffmpeg::TEST_PATTERN_FPS as FPS;
 use onair_e2e::http::request;
-use onair_e2e::{Ffmpeg, TestServer, is_ci, require_ffmpeg};
-use onair_store::{NewChannel, Role};
-use serde_json::Value;
+use onair_e2e::{Ffmpeg, TestServer, is_ci, require_ffmpeg, wait_until_async};
+use onair_store::{NewChannel, Page, RecordingState, Role};
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -163,12 +168,17 @@ fn browser_ready() -> bool {
 struct Stage {
     server: TestServer,
     slug: String,
+    channel_id: i64,
     key: String,
 }
 
 impl Stage {
     async fn new() -> Stage {
-        let server = TestServer::start(|_| {}).await;
+        Stage::with(|_| {}).await
+    }
+
+    async fn with(configure: impl FnOnce(&mut Config)) -> Stage {
+        let server = TestServer::start(configure).await;
         let platform = server.platform();
         let host = platform
             .create_user("host", PASSWORD, Role::Streamer)
@@ -210,7 +220,12 @@ impl Stage {
             .create_user("root", PASSWORD, Role::Admin)
             .await
             .expect("create the admin");
-        Stage { server, slug, key }
+        Stage {
+            server,
+            slug,
+            channel_id: channel.id,
+            key,
+        }
     }
 
     fn publish(&self) -> Ffmpeg {
@@ -232,12 +247,23 @@ async fn live_stage() -> (Stage, Ffmpeg) {
 
 /// Runs one web.mjs scenario; `on_event` sees each event line as it comes (to start a publish
 /// when the page is ready for it). Returns the final result line.
-async fn scenario(stage: &Stage, name: &str, mut on_event: impl FnMut(&Value)) -> (bool, Value) {
+async fn scenario(stage: &Stage, name: &str, on_event: impl FnMut(&Value)) -> (bool, Value) {
+    scenario_with(stage, name, &[], on_event).await
+}
+
+/// [`scenario`] with more `--name value` arguments for web.mjs.
+async fn scenario_with(
+    stage: &Stage,
+    name: &str,
+    extra: &[&str],
+    mut on_event: impl FnMut(&Value),
+) -> (bool, Value) {
     let out = screenshots_dir();
     let mut child = Command::new("node")
         .arg(browser_dir().join("web.mjs"))
         .args(["--base", &stage.server.http_url("")])
         .args(["--scenario", name, "--slug", &stage.slug])
+        .args(extra)
         .arg("--out")
         .arg(&out)
         .args(["--user", &format!("viewer:{PASSWORD}")])
@@ -328,6 +354,64 @@ async fn the_watch_page_plays_and_carries_chat_danmaku_likes_and_gifts() {
         "watch page: first frame {} ms after navigation start (HTTP-FLV, target < 1000 ms); \
          currentTime > 3 s {} ms after load; stats shown: {}",
         r["first_frame_ms"], r["wall_ms_to_3s"], r["stats_text"]
+    );
+    drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_with_player_hls_plays_the_live_hls_playlist() {
+    if !browser_ready() {
+        return;
+    }
+    let (stage, ffmpeg) = live_stage().await;
+    let playlist = stage
+        .server
+        .http_url(&format!("/live/{}/index.m3u8", stage.slug));
+    // hls.js starts a few segments back from the live edge; with fewer listed it would wait
+    // for more, and the page's first frame would measure our segmenter instead of the page.
+    let ready = wait_until_async(LIVE_TIMEOUT, || async {
+        onair_e2e::http::get_text(&playlist, T)
+            .await
+            .is_ok_and(|t| t.matches("#EXTINF").count() >= 3)
+    })
+    .await;
+    assert!(
+        ready,
+        "the live playlist never listed 3 segments; ffmpeg said:\n{}",
+        ffmpeg.stderr()
+    );
+    let (exited_ok, r) = scenario(&stage, "watch-hls", |e| println!("event: {e}")).await;
+    println!("watch-hls: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the watch page did not play HLS: {r}"
+    );
+    assert_eq!(r["tech"], "hls.js", "{r}");
+    assert!(number(&r, &["advanced_s"]) > 3.0, "{r}");
+    assert!(number(&r, &["playback", "decodedFrames"]) > 60.0, "{r}");
+    assert_eq!(number(&r, &["playback", "width"]), 320.0, "{r}");
+    assert_eq!(
+        r["playlists"],
+        json!([format!("/live/{}/index.m3u8", stage.slug)]),
+        "{r}"
+    );
+    assert!(number(&r, &["segments"]) >= 1.0, "{r}");
+    assert_eq!(
+        r["flv_requests"],
+        Value::Array(vec![]),
+        "?player=hls never asks for HTTP-FLV: {r}"
+    );
+    assert!(
+        r["stats_text"].as_str().is_some_and(|t| t.contains("HLS")),
+        "the stats say HLS: {r}"
+    );
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    assert_eq!(r["console"], Value::Array(vec![]), "console errors: {r}");
+    println!(
+        "watch page over HLS: first frame {} ms after navigation start, at {} s into the \
+         playlist; 3 s more played {} ms after load; {} segments fetched; stats shown: {}",
+        r["first_frame_ms"], r["start_s"], r["wall_ms_to_3s"], r["segments"], r["stats_text"]
     );
     drop(ffmpeg);
     stage.server.shutdown().await;
@@ -451,5 +535,229 @@ async fn every_page_fits_a_phone_width_without_horizontal_scroll() {
     );
     assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
     drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+/// Sends danmaku over the chat WebSocket as `user`, each acknowledged by its broadcast.
+struct DanmakuSender(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl DanmakuSender {
+    async fn signed_in(stage: &Stage, user: &str) -> DanmakuSender {
+        let platform = stage.server.platform();
+        let user = platform
+            .create_user(user, PASSWORD, Role::Viewer)
+            .await
+            .expect("create the danmaku sender");
+        let (token, _) = platform
+            .issue_access_token(&user)
+            .await
+            .expect("issue an access token");
+        let url = format!(
+            "ws://{}/api/v1/channels/{}/chat",
+            stage.server.http_addr, stage.slug
+        );
+        let (socket, _) = tokio::time::timeout(T, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("the chat socket connects within 5 s")
+            .expect("the chat socket opens");
+        let mut sender = DanmakuSender(socket);
+        sender
+            .send(json!({"type": "auth", "v": 1, "token": token.expose()}))
+            .await;
+        sender.next_of("ack").await;
+        sender
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.0
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("the chat socket takes a frame");
+    }
+
+    async fn next_of(&mut self, kind: &str) -> Value {
+        let wait = async {
+            loop {
+                let msg = self
+                    .0
+                    .next()
+                    .await
+                    .expect("the chat socket stays open")
+                    .expect("no chat socket error");
+                if let Message::Text(text) = msg {
+                    let v: Value = serde_json::from_str(&text).expect("chat frames are JSON");
+                    if v["type"] == kind {
+                        return v;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(T, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} frame within {T:?}"))
+    }
+
+    /// Sends one danmaku and returns it as broadcast (with its offset into the live).
+    async fn danmaku(&mut self, text: &str) -> Value {
+        self.send(json!({"type": "danmaku", "v": 1, "text": text}))
+            .await;
+        let d = self.next_of("danmaku").await;
+        assert_eq!(d["text"], text);
+        d
+    }
+}
+
+/// The live's length: long enough for three danmaku a few seconds apart and for playback to
+/// reach the last one.
+const REPLAY_PUBLISH_SECONDS: u32 = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_page_plays_and_its_danmaku_follow_seek_and_pause() {
+    if !browser_ready() {
+        return;
+    }
+    // A short grace, so the recording is finished soon after the publish ends.
+    let stage = Stage::with(|c| c.hub.republish_grace = Duration::from_secs(1)).await;
+    let mut ffmpeg = Ffmpeg::publish_test_pattern(
+        &stage.server.publish_url(&stage.key),
+        REPLAY_PUBLISH_SECONDS,
+    );
+    assert!(
+        stage.server.wait_live(&stage.slug, LIVE_TIMEOUT).await,
+        "the channel did not go live; ffmpeg said:\n{}",
+        ffmpeg.stderr()
+    );
+    let mut chat = DanmakuSender::signed_in(&stage, "commenter").await;
+    // Spread over the live by the media itself: the page seeks between the first two and
+    // plays on to the last.
+    let mut sent = Vec::new();
+    for (text, after) in [
+        ("early danmaku", Duration::from_millis(2500)),
+        ("middle danmaku", Duration::from_secs(3)),
+        ("late danmaku", Duration::from_millis(2500)),
+    ] {
+        assert!(
+            stage
+                .server
+                .wait_media(&stage.slug, after, FPS, LIVE_TIMEOUT)
+                .await,
+            "the live did not move on; ffmpeg said:\n{}",
+            ffmpeg.stderr()
+        );
+        sent.push(chat.danmaku(text).await);
+    }
+    let status = ffmpeg
+        .wait(Duration::from_secs(u64::from(REPLAY_PUBLISH_SECONDS) + 30))
+        .await
+        .expect("ffmpeg ends");
+    assert!(status.success(), "ffmpeg failed:\n{}", ffmpeg.stderr());
+
+    let store = stage.server.platform().store().clone();
+    let channel_id = stage.channel_id;
+    let finished = wait_until_async(Duration::from_secs(30), || {
+        let store = store.clone();
+        async move {
+            store
+                .list_recordings(channel_id, Page::default())
+                .await
+                .is_ok_and(|(rows, _)| rows.iter().any(|r| r.state == RecordingState::Finished))
+        }
+    })
+    .await;
+    assert!(finished, "the recording was never finished");
+    let (rows, _) = store
+        .list_recordings(channel_id, Page::default())
+        .await
+        .expect("list the recordings");
+    let replay = rows[0].id.to_string();
+    println!(
+        "replay {replay}: {} ms; danmaku offsets as broadcast: {:?}",
+        rows[0].duration_ms,
+        sent.iter()
+            .map(|d| (d["text"].as_str().unwrap_or("?"), d["offset_ms"].as_i64()))
+            .collect::<Vec<_>>()
+    );
+
+    let (exited_ok, r) = scenario_with(&stage, "replay", &["--replay", &replay], |e| {
+        println!("event: {e}")
+    })
+    .await;
+    println!("replay: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the replay scenario failed: {r}"
+    );
+    let texts: Vec<_> = r["danmaku"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        texts,
+        ["early danmaku", "middle danmaku", "late danmaku"],
+        "the replay's danmaku, in offset order: {r}"
+    );
+    assert_eq!(r["danmaku_count_text"], "3", "the page counts them: {r}");
+    let early = r["danmaku"][0]["offset_ms"].as_f64().unwrap_or(f64::NAN);
+    let middle = r["danmaku"][1]["offset_ms"].as_f64().unwrap_or(f64::NAN);
+    let late = r["danmaku"][2]["offset_ms"].as_f64().unwrap_or(f64::NAN);
+
+    // Playback from the start, then the seek from before the first danmaku to between it and
+    // the second.
+    assert!(number(&r, &["advanced_ms"]) > 0.0, "the video plays: {r}");
+    assert!(number(&r, &["seek_from_ms"]) < early, "{r}");
+    let seek_to = number(&r, &["seek_to_ms"]);
+    assert!(early < seek_to && seek_to < middle, "{r}");
+    assert_eq!(
+        r["shown_before_seek"],
+        Value::Array(vec![]),
+        "nothing is due before the first danmaku: {r}"
+    );
+
+    let shown = r["shown"].as_array().cloned().unwrap_or_default();
+    let at = |text: &str| {
+        shown
+            .iter()
+            .find(|s| s["text"] == text)
+            .and_then(|s| s["at_ms"].as_f64())
+    };
+    assert_eq!(
+        at("early danmaku"),
+        None,
+        "a danmaku the seek jumped over is not replayed: {r}"
+    );
+    let middle_at = at("middle danmaku").unwrap_or(f64::NAN);
+    assert!(
+        middle <= middle_at && middle_at < late,
+        "the danmaku after the seek point appears when playback reaches it: {r}"
+    );
+    let late_at = at("late danmaku").unwrap_or(f64::NAN);
+    assert!(late <= late_at, "{r}");
+    assert_eq!(shown.len(), 2, "each danmaku shown once: {r}");
+
+    // Paused: the video and the danmaku on screen stand still, and nothing new comes.
+    let held = &r["paused"];
+    assert_eq!(held["on_screen"], true, "{r}");
+    assert_eq!(held["play_states"], json!(["paused"]), "{r}");
+    assert_eq!(held["anim_before"], held["anim_after"], "{r}");
+    assert_eq!(held["x_before"], held["x_after"], "{r}");
+    assert_eq!(held["video_before"], held["video_after"], "{r}");
+    assert_eq!(held["shown_during"], json!(0), "{r}");
+    assert_eq!(r["resumed_play_states"], json!(["running"]), "{r}");
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    assert_eq!(r["console"], Value::Array(vec![]), "console errors: {r}");
+    println!(
+        "replay page: played {} ms of media from the start; seeked {} -> {} ms (danmaku at \
+         {early}, {middle}, {late} ms); shown: middle at {middle_at} ms, late at {late_at} ms, \
+         early never; paused at {} ms for {} animation frames: danmaku x {} -> {}",
+        r["advanced_ms"],
+        r["seek_from_ms"],
+        seek_to,
+        held["video_before"],
+        held["frames"],
+        held["x_before"],
+        held["x_after"]
+    );
     stage.server.shutdown().await;
 }
