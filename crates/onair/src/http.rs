@@ -27,6 +27,7 @@ use crate::state::AppState;
 /// What `/readyz` and `/metrics` read.
 #[derive(Debug)]
 struct Ops {
+    platform: Arc<crate::platform::Platform>,
     store: Store,
     metrics: Arc<Metrics>,
     chat: Arc<ChatService>,
@@ -61,6 +62,7 @@ pub fn router(state: &AppState) -> Router {
         metrics: state.metrics.clone(),
     });
     let ops = Arc::new(Ops {
+        platform: state.platform.clone(),
         store: state.platform.store().clone(),
         metrics: state.metrics.clone(),
         chat: state.chat.clone(),
@@ -155,6 +157,11 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
-    let text = crate::metrics::render(&ops.metrics, &ops.chat, &ops.hub);
+    let text = crate::metrics::render(
+        &ops.metrics,
+        &ops.chat,
+        &ops.hub,
+        ops.platform.hashing().stats(),
+    );
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

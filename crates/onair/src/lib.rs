@@ -28,6 +28,7 @@ mod ingest;
 pub mod lives;
 pub mod metrics;
 pub mod net;
+pub mod passwords;
 pub mod platform;
 pub mod problem;
 pub mod secret;

@@ -34,7 +34,12 @@ impl Metrics {
 }
 
 /// The Prometheus text of the counters, the chat's and the hub's per-channel gauges.
-pub fn render(m: &Metrics, chat_service: &ChatService, hub: &Hub) -> String {
+pub fn render(
+    m: &Metrics,
+    chat_service: &ChatService,
+    hub: &Hub,
+    hashing: &crate::passwords::HashingStats,
+) -> String {
     let chat = chat_service.metrics();
     let mut out = String::new();
     let counters = [
@@ -87,6 +92,21 @@ pub fn render(m: &Metrics, chat_service: &ChatService, hub: &Hub) -> String {
             "onair_chat_clients",
             "chat connections open now, over every room",
             chat_service.members_total(),
+        ),
+        (
+            "onair_password_hashes_total",
+            "password hashes and checks done",
+            hashing.done.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_password_hashes_queued",
+            "logins and account changes waiting for a hashing thread now",
+            hashing.queued.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_password_hash_busy_total",
+            "requests answered 503 because no hashing thread came free in time",
+            hashing.busy.load(Ordering::Relaxed),
         ),
     ];
     for (name, help, value) in counters {

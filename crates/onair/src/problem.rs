@@ -62,11 +62,14 @@ pub enum ProblemKind {
     Internal,
     /// 503: the database cannot be reached; try again later.
     Unavailable,
+    /// 503: every password hashing thread stayed busy for the login's whole wait;
+    /// `Retry-After` says when to try again.
+    Busy,
 }
 
 impl ProblemKind {
     /// Every kind, for the documentation and the tests.
-    pub const ALL: [ProblemKind; 16] = [
+    pub const ALL: [ProblemKind; 17] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::BadCredentials,
@@ -83,6 +86,7 @@ impl ProblemKind {
         Self::RateLimited,
         Self::Internal,
         Self::Unavailable,
+        Self::Busy,
     ];
 
     /// The last segment of the `type` URI.
@@ -104,6 +108,7 @@ impl ProblemKind {
             Self::RateLimited => "rate-limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::Busy => "busy",
         }
     }
 
@@ -131,6 +136,7 @@ impl ProblemKind {
             Self::RateLimited => "Too many requests",
             Self::Internal => "Internal server error",
             Self::Unavailable => "Service unavailable",
+            Self::Busy => "Server busy",
         }
     }
 
@@ -151,7 +157,7 @@ impl ProblemKind {
             Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -325,6 +331,17 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`: no password hashing thread came free in time.
+    pub fn busy(retry_after: Duration) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                ProblemKind::Busy,
+                "the server is checking too many passwords at once; try again shortly",
+            )
+        }
+    }
+
     /// Its kind.
     pub fn kind(&self) -> ProblemKind {
         self.kind
@@ -397,6 +414,7 @@ impl From<PlatformError> for ApiError {
             PlatformError::NoSuchChannel(id) => {
                 ApiError::not_found(format!("channel {id} not found"))
             }
+            PlatformError::Busy { retry_after } => ApiError::busy(retry_after),
             e => ApiError::internal(chain(&e)),
         }
     }
@@ -514,7 +532,7 @@ pub struct InternalError(#[allow(dead_code)] Problem);
 /// 503.
 #[derive(ToResponse)]
 #[response(
-    description = "The database cannot be reached.",
+    description = "The database cannot be reached (`type` …/unavailable), or, for a request that checks a password, no hashing thread came free in time (…/busy).",
     content_type = "application/problem+json",
     headers(("Retry-After" = u64, description = "Seconds to wait"))
 )]
@@ -553,6 +571,19 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "5");
         let response = ApiError::rate_limited(Duration::ZERO).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn busy_hashing_is_a_503_of_its_own_type_with_retry_after() {
+        let error = ApiError::from(PlatformError::Busy {
+            retry_after: Duration::from_secs(5),
+        });
+        assert_eq!(error.kind(), ProblemKind::Busy);
+        let problem = error.problem();
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.kind, "https://onair.dev/problems/busy");
+        let response = error.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::problem::{ApiError, ProblemKind};
 use super::session::Caller;
 use super::validate::{Checks, PASSWORD_LEN, USERNAME_LEN};
 use super::{ApiState, created, no_store};
-use crate::platform::LoginOutcome;
+use crate::platform::{LoginOutcome, PlatformError};
 
 /// Creates a viewer account and logs it in. Only when the server allows registration
 /// (`auth.registration = true`); an admin makes the account a streamer.
@@ -99,11 +99,16 @@ pub async fn login(
     limiter
         .admit(ip, &body.username, Instant::now())
         .map_err(ApiError::rate_limited)?;
-    match state
-        .platform()
-        .login(&body.username, &body.password)
-        .await?
-    {
+    let outcome = match state.platform().login(&body.username, &body.password).await {
+        Err(e @ PlatformError::Busy { .. }) => {
+            // The password was never checked: the attempt is the server's loss, not the
+            // caller's.
+            limiter.record_success(&body.username, Instant::now());
+            return Err(e.into());
+        }
+        other => other?,
+    };
+    match outcome {
         LoginOutcome::Ok(user) => {
             limiter.record_success(&body.username, Instant::now());
             info!(user = user.username, "logged in");

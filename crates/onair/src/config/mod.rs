@@ -327,11 +327,32 @@ pub struct AuthConfig {
     /// How long a stream key is valid after it is issued; unset means until revoked.
     #[serde(with = "duration::optional", skip_serializing_if = "Option::is_none")]
     pub stream_key_ttl: Option<Duration>,
-    /// Login attempts allowed per minute from one address, and for one account.
+    /// Login attempts allowed per minute from one address, and for one account from one
+    /// address.
     pub login_attempts_per_minute: u32,
     /// On first start with an empty database, create an admin, a demo channel and a key, and
     /// print them once.
     pub bootstrap: bool,
+    /// Memory of one password hash in KiB (Argon2id's `m`). Each hashing thread holds this
+    /// much, reused; a hash stored at another cost is redone at this one on its next login.
+    pub password_hash_kib: u32,
+    /// Passes over that memory (Argon2id's `t`).
+    pub password_hash_passes: u32,
+    /// Password hashes computed at once (0: one per core).
+    pub password_hash_threads: usize,
+    /// How long a login waits for a hashing thread before it is answered 503.
+    #[serde(with = "duration::serde_required")]
+    pub password_hash_wait: Duration,
+}
+
+impl AuthConfig {
+    /// The cost new password hashes are made at.
+    pub fn hash_cost(&self) -> onair_auth::HashCost {
+        onair_auth::HashCost {
+            memory_kib: self.password_hash_kib,
+            passes: self.password_hash_passes,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -343,6 +364,10 @@ impl Default for AuthConfig {
             stream_key_ttl: None,
             login_attempts_per_minute: 10,
             bootstrap: true,
+            password_hash_kib: onair_auth::HashCost::default().memory_kib,
+            password_hash_passes: onair_auth::HashCost::default().passes,
+            password_hash_threads: 0,
+            password_hash_wait: Duration::from_secs(5),
         }
     }
 }
@@ -600,6 +625,37 @@ impl Config {
                 key: "auth.login_attempts_per_minute",
                 message: "must be at least 1".into(),
             });
+        }
+        let auth_checks: [(&'static str, bool, &str); 4] = [
+            (
+                "auth.password_hash_kib",
+                (1024..=onair_auth::MAX_MEMORY_KIB).contains(&self.auth.password_hash_kib),
+                "must be 1024..=1048576 (1 MiB to 1 GiB)",
+            ),
+            (
+                "auth.password_hash_passes",
+                (1..=16).contains(&self.auth.password_hash_passes),
+                "must be 1..=16",
+            ),
+            (
+                "auth.password_hash_threads",
+                self.auth.password_hash_threads <= 256,
+                "must be at most 256 (0: one per core)",
+            ),
+            (
+                "auth.password_hash_wait",
+                (Duration::from_millis(100)..=Duration::from_secs(60))
+                    .contains(&self.auth.password_hash_wait),
+                "must be between 100ms and 60s",
+            ),
+        ];
+        for (key, ok, message) in auth_checks {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: message.to_owned(),
+                });
+            }
         }
         if let Some(url) = &self.storage.database_url {
             let url = url.expose();

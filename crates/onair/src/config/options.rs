@@ -157,11 +157,27 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "auth.login_attempts_per_minute",
-        "login attempts per minute per address and per account",
+        "login attempts per minute per address, and per account from one address",
     ),
     Opt::new(
         "auth.bootstrap",
         "first start: create an admin, a demo channel and a key",
+    ),
+    Opt::new(
+        "auth.password_hash_kib",
+        "memory per password hash in KiB (Argon2id m; held by each hashing thread)",
+    ),
+    Opt::new(
+        "auth.password_hash_passes",
+        "passes over that memory (Argon2id t)",
+    ),
+    Opt::new(
+        "auth.password_hash_threads",
+        "password hashes computed at once (0 = one per core)",
+    ),
+    Opt::new(
+        "auth.password_hash_wait",
+        "a login waits this long for a hashing thread, then gets 503",
     ),
     Opt::new(
         "hls.enabled",
