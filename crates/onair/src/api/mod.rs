@@ -6,7 +6,7 @@
 //! | errors | [`ApiError`](problem::ApiError) → `application/problem+json` (RFC 9457) with a stable `type` per kind; causes of 500/503 are logged in the request span, never sent |
 //! | input | [`extract::Json`], [`extract::Query`], [`extract::Path`] answer 400 naming the field; [`validate::Checks`] holds the rules |
 //! | who | [`session`]: bearer access tokens checked against the store on every request; roles viewer < streamer < admin |
-//! | logins | [`rate_limit::LoginLimiter`]: per client address (from the socket) and per account |
+//! | logins | [`rate_limit::LoginLimiter`]: refused past a limit per client address (from the socket); delayed, never refused, past a limit of failures per account |
 //! | audit | every admin write and every key issue, revoke and rotate is recorded ([`ApiState::audit`]) |
 //!
 //! Roles: anyone reaches `/channels`; any signed-in account `/auth/*`; streamers and admins
