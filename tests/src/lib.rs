@@ -67,8 +67,18 @@ pub fn is_ci() -> bool {
 ///
 /// When the tool is missing and `CI=true`: CI never skips.
 pub fn require_tool(tool: &str) -> Option<PathBuf> {
+    require_tool_answering(tool, "-version")
+}
+
+/// [`require_tool`] for a tool that answers `arg` (`--version`) rather than ffmpeg's
+/// `-version`, such as util-linux's `prlimit`.
+///
+/// # Panics
+///
+/// When the tool is missing and `CI=true`.
+pub fn require_tool_answering(tool: &str, arg: &str) -> Option<PathBuf> {
     let found = std::process::Command::new(tool)
-        .arg("-version")
+        .arg(arg)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

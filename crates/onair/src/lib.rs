@@ -21,6 +21,7 @@ pub mod auth;
 pub mod channel;
 pub mod chat;
 pub mod config;
+pub mod descriptors;
 mod flv;
 pub mod hls;
 pub mod http;

@@ -66,6 +66,8 @@ impl RunningServer {
             what: "http",
             source,
         })?;
+        let descriptors =
+            crate::descriptors::Descriptors::at_start(config.http.reserved_descriptors);
         let state = AppState::new(config, platform);
         state.tasks.spawn(crate::lives::watch(
             state.lives.clone(),
@@ -97,9 +99,12 @@ impl RunningServer {
             metrics: state.metrics.clone(),
             shutdown: state.shutdown.clone(),
             tasks: state.tasks.clone(),
+            descriptors: descriptors.clone(),
         });
         state.tasks.spawn(crate::ingest::serve(ingest, rtmp));
-        state.tasks.spawn(crate::http::serve(&state, http));
+        state
+            .tasks
+            .spawn(crate::http::serve(&state, http, descriptors));
         info!(%rtmp_addr, %http_addr, "listening");
         Ok(RunningServer {
             rtmp_addr,

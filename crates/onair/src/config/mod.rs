@@ -195,6 +195,24 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Origins allowed to fetch streams from a page (`["*"]` for any).
     pub cors_origins: Vec<String>,
+    /// A request's head must be complete this long after its first byte.
+    #[serde(with = "duration::serde_required")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive in full this long after its head (else 408).
+    #[serde(with = "duration::serde_required")]
+    pub body_timeout: Duration,
+    /// A connection with no request for this long is closed (streams are never cut).
+    #[serde(with = "duration::serde_required")]
+    pub idle_timeout: Duration,
+    /// HTTP connections open at once; past it the longest-idle one is closed, or, with none
+    /// idle, a newcomer is answered 503.
+    pub max_connections: usize,
+    /// HTTP connections open at once from one client address (an IPv6 client: its /64);
+    /// past it, 503.
+    pub max_connections_per_address: usize,
+    /// Open-file descriptors kept free of connections (HTTP and RTMP) for recordings, the
+    /// database and served files.
+    pub reserved_descriptors: usize,
 }
 
 impl Default for HttpConfig {
@@ -202,6 +220,12 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "0.0.0.0:8080".parse().expect("literal address"),
             cors_origins: vec!["*".into()],
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 20_000,
+            max_connections_per_address: 256,
+            reserved_descriptors: 256,
         }
     }
 }
@@ -626,6 +650,23 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        let http_checks: [(&'static str, bool, &str); 3] = [
+            (
+                "http.max_connections",
+                self.http.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "http.max_connections_per_address",
+                self.http.max_connections_per_address >= 1,
+                "must be at least 1",
+            ),
+            (
+                "http.reserved_descriptors",
+                self.http.reserved_descriptors >= 32,
+                "must be at least 32: recordings and the database need them",
+            ),
+        ];
         let auth_checks: [(&'static str, bool, &str); 4] = [
             (
                 "auth.password_hash_kib",
@@ -649,7 +690,7 @@ impl Config {
                 "must be between 100ms and 60s",
             ),
         ];
-        for (key, ok, message) in auth_checks {
+        for (key, ok, message) in http_checks.into_iter().chain(auth_checks) {
             if !ok {
                 return Err(ConfigError::Invalid {
                     key,
@@ -747,6 +788,9 @@ impl Config {
             ("rtmp.idle_timeout", self.rtmp.idle_timeout),
             ("rtmp.ping_interval", self.rtmp.ping_interval),
             ("hub.write_timeout", self.hub.write_timeout),
+            ("http.header_timeout", self.http.header_timeout),
+            ("http.body_timeout", self.http.body_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
         ] {
             if d.1.is_zero() {
                 return Err(ConfigError::Invalid {

@@ -87,6 +87,30 @@ pub const OPTIONS: &[Opt] = &[
         "http.cors_origins",
         "origins allowed to play streams (\"*\" = any)",
     ),
+    Opt::new(
+        "http.header_timeout",
+        "a request head must be complete this long after its first byte",
+    ),
+    Opt::new(
+        "http.body_timeout",
+        "a request body must arrive this long after its head (else 408)",
+    ),
+    Opt::new(
+        "http.idle_timeout",
+        "close connections with no request this long (streams never)",
+    ),
+    Opt::new(
+        "http.max_connections",
+        "HTTP connections at once; then the longest-idle closes, or 503",
+    ),
+    Opt::new(
+        "http.max_connections_per_address",
+        "HTTP connections at once from one address (IPv6: a /64); then 503",
+    ),
+    Opt::new(
+        "http.reserved_descriptors",
+        "open files kept free of connections for recordings and the database",
+    ),
     Opt::new("hub.gop_cache", "start new viewers at the last keyframe"),
     Opt::new(
         "hub.max_lag",
