@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use onair::platform::IssuedKey;
 use onair_auth::{Jti, SigningKey};
-use onair_e2e::binary::{OnairProcess, TempDir, onair_binary, parse_bootstrap};
+use onair_e2e::binary::{Launch, OnairProcess, TempDir, onair_binary, parse_bootstrap};
 use onair_e2e::flv::End;
 use onair_e2e::{
     Ffmpeg, FlvReader, TagSummary, TestServer, ffprobe, http, logs, random_name, require_ffmpeg,
@@ -700,4 +700,75 @@ async fn the_cli_revokes_a_key_of_a_running_server_and_the_publish_ends_within_a
         "the server logged why it ended the publish:\n{stderr}"
     );
     assert!(!stderr.contains(&key), "the key reached the log:\n{stderr}");
+}
+
+/// A first start that cannot listen (issue #18: RTMP and HTTP on one port) creates nothing,
+/// says why in one line even with a backtrace asked for, and the next start that can listen
+/// prints a working admin password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_cannot_listen_creates_nothing_and_the_next_one_prints_the_admin() {
+    let data = TempDir::new("failed-first-start");
+    let storage = onair::config::StorageConfig {
+        database_url: None,
+        data_dir: data.path().to_owned(),
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let port = taken.local_addr().expect("its address").port();
+    let launch = Launch::default()
+        .env("ONAIR_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_BACKTRACE", "1");
+    let (status, stdout, stderr) = OnairProcess::run_to_exit(data.path(), &launch).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    // The log lines are JSON; what is not is the error, alone on its line.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{stderr}");
+    let error = errors[0];
+    assert!(
+        error.starts_with(&format!("error: cannot listen on 127.0.0.1:{port} (http)")),
+        "{error}"
+    );
+    assert!(
+        error.contains("nothing was created") && error.contains("prints its password"),
+        "the error says what the next start does: {error}"
+    );
+    let platform = onair::platform::Platform::open(&storage, &onair::config::AuthConfig::default())
+        .await
+        .expect("the database exists");
+    assert_eq!(platform.store().count_users().await.unwrap(), 0);
+    platform.store().close().await;
+    drop(taken);
+
+    let server = OnairProcess::start(data.path()).await;
+    let (password, _) = parse_bootstrap(&server.bootstrap_block().await);
+    server.stop().await;
+    let platform = onair::platform::Platform::open(&storage, &onair::config::AuthConfig::default())
+        .await
+        .expect("the database exists");
+    assert!(matches!(
+        platform.login("admin", &password).await.expect("login"),
+        onair::platform::LoginOutcome::Ok(u) if u.role == Role::Admin
+    ));
+    platform.store().close().await;
+
+    // RTMP and HTTP on one port is a configuration error, found before the database is
+    // opened.
+    let fresh = TempDir::new("one-port");
+    let one_port = Launch::default()
+        .env("ONAIR_RTMP_LISTEN", "127.0.0.1:18935")
+        .env("ONAIR_HTTP_LISTEN", "127.0.0.1:18935");
+    let (status, _, stderr) = OnairProcess::run_to_exit(fresh.path(), &one_port).await;
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: loading the configuration: config key http.listen"),
+        "{stderr}"
+    );
+    assert!(
+        !fresh.path().join("onair.db").exists(),
+        "nothing is created for a configuration that cannot work"
+    );
 }

@@ -4,11 +4,11 @@ mod cli;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use onair::config::{Config, LogFormat};
 use onair::platform::Platform;
-use onair::server::RunningServer;
+use onair::server::{Listeners, RunningServer};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -66,14 +66,16 @@ fn main() -> anyhow::Result<()> {
         Config::load(cli.config.as_deref(), std::env::vars()).context("loading the configuration")
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let config = load()?;
+        // Like the operator commands, a server that cannot start says why in one line, not
+        // with anyhow's report (and a backtrace under RUST_BACKTRACE=1).
+        Command::Serve => exit_with(load().and_then(|config| {
             init_logging(&config);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?;
+                .build()
+                .context("starting the runtime")?;
             runtime.block_on(serve(config))
-        }
+        })),
         Command::Config { example: true } => {
             print!("{}", onair::config::example_toml());
             Ok(())
@@ -152,13 +154,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     info!(backend = ?platform.store().backend(), "database ready");
+    // Bound before the first start creates anything: a start that cannot listen must not
+    // create an admin whose password it never shows.
+    let listeners = match Listeners::bind(&config) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            let first_start =
+                config.auth.bootstrap && platform.store().count_users().await.is_ok_and(|n| n == 0);
+            let hint = if first_start {
+                "; nothing was created: the first start that can listen creates the admin and prints its password"
+            } else {
+                ""
+            };
+            bail!("{e}{hint}");
+        }
+    };
     let bootstrap = if config.auth.bootstrap {
-        platform.bootstrap().await.context("first-start set-up")?
+        match platform.bootstrap().await {
+            Ok(created) => created,
+            Err(e) => {
+                let admin = platform.store().user_by_name("admin").await;
+                let hint = if matches!(admin, Ok(Some(_))) {
+                    "; the admin account exists but its password was never shown: set one with \
+                     `onair user password admin`, then create what is missing with \
+                     `onair channel create demo --owner admin` and `onair key issue demo`"
+                } else {
+                    "; nothing was created: the next start tries again"
+                };
+                bail!(
+                    "first-start set-up failed: {:#}{hint}",
+                    anyhow::Error::from(e)
+                );
+            }
+        }
     } else {
         None
     };
     let store = platform.store().clone();
-    let server = RunningServer::start(config, platform).await?;
+    let server = RunningServer::serve(config, platform, listeners);
     if let Some(b) = bootstrap {
         print_bootstrap(&b, &server);
     }

@@ -616,6 +616,15 @@ impl Config {
                 message: format!("{} is outside 1..=16777215", self.rtmp.max_message_size),
             });
         }
+        if listens_on_one_port(self.rtmp.listen, self.http.listen) {
+            return Err(ConfigError::Invalid {
+                key: "http.listen",
+                message: format!(
+                    "{} takes the port of rtmp.listen ({}); give each its own",
+                    self.http.listen, self.rtmp.listen
+                ),
+            });
+        }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
             return Err(ConfigError::Invalid {
                 key: "rtmp.app",
@@ -814,6 +823,14 @@ impl Config {
     }
 }
 
+/// Whether two listen addresses would fight over one port: the same port (not 0, which picks a
+/// free one), on the same address or where either is the unspecified address.
+fn listens_on_one_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 fn parse_env_value(value: &str) -> toml::Value {
     let wrapped = format!("v = {value}");
     match wrapped.parse::<toml::Table>() {
@@ -918,6 +935,30 @@ mod tests {
             .unwrap()
             .redacted_toml();
         assert!(!text.contains("pw@db"), "{text}");
+    }
+
+    #[test]
+    fn rtmp_and_http_cannot_share_a_port() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("ONAIR_RTMP_LISTEN", "127.0.0.1:8080"),
+                ("ONAIR_HTTP_LISTEN", "0.0.0.0:8080"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("http.listen"), "{err}");
+        for (rtmp, http) in [
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("127.0.0.1:8080", "127.0.0.2:8080"),
+            ("0.0.0.0:1935", "0.0.0.0:8080"),
+        ] {
+            Config::load(
+                None,
+                env(&[("ONAIR_RTMP_LISTEN", rtmp), ("ONAIR_HTTP_LISTEN", http)]),
+            )
+            .unwrap_or_else(|e| panic!("{rtmp} and {http}: {e}"));
+        }
     }
 
     #[test]
