@@ -115,16 +115,36 @@ where
     exit_with(result)
 }
 
-/// Ends a client command: an error becomes one line on stderr (the chain of causes, without
-/// the backtrace `RUST_BACKTRACE=1` would add to `main`'s report) and exit status 1.
+/// Ends a command: an error becomes one line on stderr (the chain of causes, without the
+/// backtrace `RUST_BACKTRACE=1` would add to `main`'s report) and exit status 1.
 fn exit_with(result: anyhow::Result<()>) -> ! {
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::exit(1)
         }
     }
+}
+
+/// The chain of causes joined by `: `, leaving out a cause whose text the one before it
+/// already ends with (sqlx prints its I/O error and then has it as its source, which would
+/// say "Connection refused" twice).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if previous.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        previous = text;
+    }
+    line
 }
 
 /// One connection needs one thread.

@@ -485,6 +485,13 @@ async fn migrate_says_which_database_and_never_its_password(db: TestDb) {
         .await
         .expect_error("PostgreSQL database \"onair\" on 127.0.0.1:9");
     assert!(!failed.stderr.contains("pw-77aa01"), "{failed:#?}");
+    // Why, once: not the pool's "timed out", and not the I/O error twice.
+    assert_eq!(
+        failed.stderr.matches("Connection refused").count(),
+        1,
+        "{failed:#?}"
+    );
+    assert!(!failed.stderr.contains("pool timed out"), "{failed:#?}");
 }
 
 async fn a_lost_password_is_replaced_and_the_accounts_logins_end(db: TestDb) {
