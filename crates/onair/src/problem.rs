@@ -477,6 +477,30 @@ pub fn json_with<T: Serialize>(status: StatusCode, body: T) -> Response {
 )]
 pub struct BadRequest(#[allow(dead_code)] Problem);
 
+/// 408: the body did not arrive in time.
+#[derive(ToResponse)]
+#[response(
+    description = "The request body did not arrive within the server's body timeout.",
+    content_type = "application/problem+json"
+)]
+pub struct RequestTimeout(#[allow(dead_code)] Problem);
+
+/// 413: the body is too large.
+#[derive(ToResponse)]
+#[response(
+    description = "The request body is larger than the server accepts (64 KiB).",
+    content_type = "application/problem+json"
+)]
+pub struct PayloadTooLarge(#[allow(dead_code)] Problem);
+
+/// 415: the body is not JSON.
+#[derive(ToResponse)]
+#[response(
+    description = "The body is not sent as `Content-Type: application/json`.",
+    content_type = "application/problem+json"
+)]
+pub struct UnsupportedMediaType(#[allow(dead_code)] Problem);
+
 /// 401: missing, invalid, expired or revoked access token.
 #[derive(ToResponse)]
 #[response(

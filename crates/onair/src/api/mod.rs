@@ -325,6 +325,9 @@ impl<T: Serialize> IntoResponse for extract::Json<T> {
             problem::TooManyRequests,
             problem::InternalError,
             problem::ServiceUnavailable,
+            problem::RequestTimeout,
+            problem::PayloadTooLarge,
+            problem::UnsupportedMediaType,
         ),
     ),
     tags(
@@ -360,10 +363,13 @@ impl Modify for Conventions {
     }
 }
 
-/// Adds the shared responses to every operation of `doc` (after the routes are in).
+/// Adds the shared responses to every operation of `doc` (after the routes are in): 401 on
+/// each secured operation; 400 on each with a path or query parameter (a value of the wrong
+/// type, an id too large for 64 bits); 408, 413 and 415 on each with a body (the extractor
+/// answers them before the handler runs); 500 and 503 everywhere.
 fn add_shared_responses(doc: &mut OpenApiDoc) {
     let reference = |name: &str| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name));
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
             &mut item.get,
             &mut item.post,
@@ -373,18 +379,28 @@ fn add_shared_responses(doc: &mut OpenApiDoc) {
         ];
         for operation in operations.into_iter().flatten() {
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let parameters =
+                path.contains('{') || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let body = operation.request_body.is_some();
             let responses = &mut operation.responses.responses;
-            if secured {
+            let mut add = |code: &str, name: &str| {
                 responses
-                    .entry("401".into())
-                    .or_insert_with(|| reference("Unauthorized"));
+                    .entry(code.into())
+                    .or_insert_with(|| reference(name));
+            };
+            if secured {
+                add("401", "Unauthorized");
             }
-            responses
-                .entry("500".into())
-                .or_insert_with(|| reference("InternalError"));
-            responses
-                .entry("503".into())
-                .or_insert_with(|| reference("ServiceUnavailable"));
+            if parameters || body {
+                add("400", "BadRequest");
+            }
+            if body {
+                add("408", "RequestTimeout");
+                add("413", "PayloadTooLarge");
+                add("415", "UnsupportedMediaType");
+            }
+            add("500", "InternalError");
+            add("503", "ServiceUnavailable");
         }
     }
 }
