@@ -242,7 +242,12 @@ async fn close_leftover_sessions(store: &onair_store::Store) {
 /// Prints what the first start created, once, on stdout (not in the logs: the password and
 /// the key must not end up in a log collector).
 fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
-    let rtmp = server.rtmp_addr.port();
+    // The configured public URL, else one made from where RTMP is bound (port 0 in tests).
+    let rtmp = onair::config::RtmpConfig {
+        listen: server.rtmp_addr,
+        ..server.state().config.rtmp.clone()
+    }
+    .publish_url();
     let http = server.http_addr.port();
     let (user, password) = (&b.username, b.password.expose());
     let (key, slug) = (b.key.token.expose(), &b.channel.slug);
@@ -256,10 +261,10 @@ fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
         format!("  admin login   {user} / {password}"),
         String::new(),
         "  OBS > Settings > Stream > Service: Custom".into(),
-        format!("    Server      rtmp://localhost:{rtmp}/live"),
+        format!("    Server      {rtmp}"),
         format!("    Stream Key  {key}"),
         String::new(),
-        format!("  ffmpeg -re -i input.mp4 -c copy -f flv rtmp://localhost:{rtmp}/live/{key}"),
+        format!("  ffmpeg -re -i input.mp4 -c copy -f flv {rtmp}/{key}"),
         format!("  watch         http://localhost:{http}/live/{slug}.flv"),
         format!("  log in        curl -X POST http://localhost:{http}/api/v1/auth/login \\"),
         "                  -H 'content-type: application/json' \\".into(),

@@ -33,8 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -80,7 +79,7 @@ pub struct ApiContext {
     pub chat: Arc<ChatService>,
     /// Replay files and the retention policy.
     pub hls: Arc<Hls>,
-    /// `[rtmp]`: the listener's port and the application, for the OBS server URL.
+    /// `[rtmp]`: the server URL publishers are told (`rtmp.public_url`).
     pub rtmp: RtmpConfig,
     /// `auth.login_attempts_per_minute`.
     pub login_attempts_per_minute: u32,
@@ -147,10 +146,9 @@ impl ApiState {
         channel: &onair_store::Channel,
         label: &str,
         ttl: Option<Duration>,
-        host: &RtmpHost,
         actor: i64,
     ) -> Result<IssuedStreamKey, ApiError> {
-        let issued = self.issue_key_quietly(channel, label, ttl, host).await?;
+        let issued = self.issue_key_quietly(channel, label, ttl).await?;
         self.audit(
             actor,
             "key.issue",
@@ -171,7 +169,6 @@ impl ApiState {
         channel: &onair_store::Channel,
         label: &str,
         ttl: Option<Duration>,
-        host: &RtmpHost,
     ) -> Result<IssuedStreamKey, ApiError> {
         let issued = self
             .platform()
@@ -180,7 +177,7 @@ impl ApiState {
         Ok(IssuedStreamKey {
             key: StreamKey::from(issued.row),
             expires_at: issued.expires_at,
-            rtmp_url: host.0.clone(),
+            rtmp_url: self.ctx.rtmp.publish_url(),
             stream_key: issued.token.expose().to_owned(),
         })
     }
@@ -231,50 +228,6 @@ impl ApiState {
         }
         Ok(kicked)
     }
-}
-
-/// The RTMP URL a publisher of this server uses (`rtmp://{host}[:{port}]/{app}`): the host
-/// the API was reached at, without its port, and the RTMP listener's port (left out when it
-/// is RTMP's 1935).
-#[derive(Debug, Clone)]
-pub struct RtmpHost(pub String);
-
-impl FromRequestParts<ApiState> for RtmpHost {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let authority = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
-        let host = host_without_port(authority).unwrap_or("localhost");
-        let rtmp = &state.ctx.rtmp;
-        let port = rtmp.listen.port();
-        let url = if port == 1935 {
-            format!("rtmp://{host}/{}", rtmp.app)
-        } else {
-            format!("rtmp://{host}:{port}/{}", rtmp.app)
-        };
-        Ok(RtmpHost(url))
-    }
-}
-
-/// The host of a `Host` header value (`example.com:8080`, `[::1]:8080`), or `None` when it
-/// holds anything a host name or address cannot.
-fn host_without_port(authority: &str) -> Option<&str> {
-    let host = if authority.starts_with('[') {
-        &authority[..=authority.find(']')?]
-    } else {
-        authority.split(':').next()?
-    };
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
-    ok.then_some(host)
 }
 
 /// 201 with a `Location` header and a JSON body.
@@ -500,19 +453,4 @@ async fn openapi_json(State(state): State<ApiState>) -> Response {
         state.openapi.clone(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(host_without_port("example.com:8080"), Some("example.com"));
-        assert_eq!(host_without_port("example.com"), Some("example.com"));
-        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
-        assert_eq!(host_without_port("bad host"), None);
-        assert_eq!(host_without_port("a\"b"), None);
-        assert_eq!(host_without_port(""), None);
-    }
 }

@@ -170,6 +170,33 @@ pub struct RtmpConfig {
     /// Interval of the ping heartbeat we send.
     #[serde(with = "duration::serde_required")]
     pub ping_interval: Duration,
+    /// The server URL publishers are told to use (`rtmp://live.example.com/live`), beside
+    /// every issued key and in the first-start message. Unset: `rtmp://{host}[:{port}]/{app}`
+    /// from `listen`, `localhost` for an unspecified address. Never taken from a request's
+    /// `Host` header, which the client writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+impl RtmpConfig {
+    /// The URL publishers use: [`RtmpConfig::public_url`], or one made from `listen`.
+    pub fn publish_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let ip = self.listen.ip();
+        let host = if ip.is_unspecified() {
+            "localhost".to_owned()
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        match self.listen.port() {
+            1935 => format!("rtmp://{host}/{}", self.app),
+            port => format!("rtmp://{host}:{port}/{}", self.app),
+        }
+    }
 }
 
 impl Default for RtmpConfig {
@@ -183,6 +210,7 @@ impl Default for RtmpConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -625,6 +653,18 @@ impl Config {
                 ),
             });
         }
+        if let Some(url) = &self.rtmp.public_url {
+            let host = url
+                .strip_prefix("rtmp://")
+                .or_else(|| url.strip_prefix("rtmps://"))
+                .unwrap_or("");
+            if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid {
+                    key: "rtmp.public_url",
+                    message: "must be rtmp://HOST[:PORT]/APP or rtmps://…, without spaces".into(),
+                });
+            }
+        }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
             return Err(ConfigError::Invalid {
                 key: "rtmp.app",
@@ -935,6 +975,28 @@ mod tests {
             .unwrap()
             .redacted_toml();
         assert!(!text.contains("pw@db"), "{text}");
+    }
+
+    #[test]
+    fn the_publish_url_is_configured_or_made_from_the_listen_address() {
+        let mut rtmp = RtmpConfig::default();
+        assert_eq!(rtmp.publish_url(), "rtmp://localhost/live");
+        rtmp.listen = "192.0.2.7:19350".parse().unwrap();
+        assert_eq!(rtmp.publish_url(), "rtmp://192.0.2.7:19350/live");
+        rtmp.listen = "[2001:db8::1]:1935".parse().unwrap();
+        assert_eq!(rtmp.publish_url(), "rtmp://[2001:db8::1]/live");
+        rtmp.public_url = Some("rtmp://live.example.com/live/".into());
+        assert_eq!(rtmp.publish_url(), "rtmp://live.example.com/live");
+        let c = Config::load(
+            None,
+            env(&[("ONAIR_RTMP_PUBLIC_URL", "rtmps://live.example.com:443/live")]),
+        )
+        .unwrap();
+        assert_eq!(c.rtmp.publish_url(), "rtmps://live.example.com:443/live");
+        for bad in ["http://x/live", "rtmp://", "rtmp://a b/live"] {
+            let err = Config::load(None, env(&[("ONAIR_RTMP_PUBLIC_URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("rtmp.public_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new("rtmp.idle_timeout", "drop connections silent for this long"),
     Opt::new("rtmp.ping_interval", "ping heartbeat interval"),
+    Opt::unset(
+        "rtmp.public_url",
+        "the server URL publishers are told, beside issued keys",
+        "(rtmp://{listen}/{app})",
+        "\"rtmp://live.example.com/live\"",
+    ),
     Opt::new(
         "http.listen",
         "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)",
@@ -458,7 +464,15 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let with_examples: Config = toml::from_str(&uncommented).unwrap();
-        assert_eq!(with_examples.rtmp, Config::default().rtmp);
+        assert_eq!(
+            with_examples.rtmp.public_url.as_deref(),
+            Some("rtmp://live.example.com/live")
+        );
+        let rtmp = super::super::RtmpConfig {
+            public_url: None,
+            ..with_examples.rtmp
+        };
+        assert_eq!(rtmp, Config::default().rtmp);
         assert_eq!(with_examples.hls.retention_max_bytes, Some(50_000_000_000));
 
         let mut changed = Config::default();
