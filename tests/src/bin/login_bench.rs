@@ -4,8 +4,8 @@
 //! For each concurrency C, a fresh server (its own SQLite file, the default Argon2id cost
 //! and hashing threads unless `--env` says otherwise) gets C logins in flight at all times
 //! for the window, each a new connection naming an account nobody has (the flood:
-//! every one costs a full hash). Meanwhile one signed-in client asks `GET /api/v1/auth/me`
-//! every 100 ms. The bench prints, per C: answered logins per second, how many were 401
+//! every one costs a full hash), from 30 loopback addresses. Meanwhile one signed-in client
+//! asks `GET /api/v1/auth/me` every 100 ms. The bench prints, per C: answered logins per second, how many were 401
 //! (checked) and 503 (no hashing thread came free in `auth.password_hash_wait`), login
 //! latency p50/p99, the signed-in request's latency p50/p99/max, the server's CPU, and its
 //! peak and final RSS (`VmHWM`, `VmRSS`). The per-address login limit is lifted for the run
@@ -34,7 +34,6 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::histogram::quantile_of;
 use crate::server::ServerProcess;
@@ -67,6 +66,10 @@ struct Cli {
     /// More server settings, e.g. `--env ONAIR_AUTH_PASSWORD_HASH_KIB=9216`.
     #[arg(long, value_parser = parse_env)]
     env: Vec<(String, String)>,
+    /// Loopback addresses the logins come from (127.0.0.2 on), round robin: one address
+    /// would meet `http.max_connections_per_address` before the hashing.
+    #[arg(long, default_value_t = 30)]
+    addresses: u8,
 }
 
 /// The figures of one run.
@@ -76,6 +79,7 @@ struct RunResult {
     window: Duration,
     checked: usize,
     busy: usize,
+    refused: usize,
     other: Vec<String>,
     login: Vec<Duration>,
     signed_in: Vec<Duration>,
@@ -175,29 +179,36 @@ async fn measure(cli: &Cli, server: &ServerProcess, c: usize) -> anyhow::Result<
     let cpu_before = server::cpu_time(Some(server.pid))?;
     let started = Instant::now();
     let end = started + cli.window;
+    let addresses = cli.addresses;
     let local = tokio::task::LocalSet::new();
     let outcome = local
         .run_until(async move {
             let results = Rc::new(std::cell::RefCell::new(Logins::default()));
             let mut workers = Vec::new();
+            let addresses = usize::from(addresses.max(1));
             for w in 0..c {
                 let results = results.clone();
+                let from = std::net::Ipv4Addr::new(127, 0, 0, 2 + (w % addresses) as u8);
                 workers.push(tokio::task::spawn_local(async move {
                     let mut n = 0u64;
                     while Instant::now() < end {
                         let name = format!("nobody-{w}-{n}");
                         n += 1;
                         let sent = Instant::now();
-                        let answer = tokio::time::timeout(LOGIN_LIMIT, login(http, &name)).await;
+                        let answer =
+                            tokio::time::timeout(LOGIN_LIMIT, login(http, from, &name)).await;
                         let took = sent.elapsed();
                         let mut r = results.borrow_mut();
                         match answer {
-                            Ok(Ok(401)) => {
+                            Ok(Ok((401, _))) => {
                                 r.checked += 1;
                                 r.latency.push(took);
                             }
-                            Ok(Ok(503)) => r.busy += 1,
-                            Ok(Ok(status)) => r.other.push(format!("status {status}")),
+                            // The hashing threads were busy for the whole wait.
+                            Ok(Ok((503, body))) if body.contains("passwords") => r.busy += 1,
+                            // Refused at accept: the connection caps.
+                            Ok(Ok((503, _))) => r.refused += 1,
+                            Ok(Ok((status, _))) => r.other.push(format!("status {status}")),
                             Ok(Err(e)) => r.other.push(format!("{e:#}")),
                             Err(_) => r.other.push("no answer within 30 s".into()),
                         }
@@ -231,6 +242,7 @@ async fn measure(cli: &Cli, server: &ServerProcess, c: usize) -> anyhow::Result<
         window: elapsed,
         checked: logins.checked,
         busy: logins.busy,
+        refused: logins.refused,
         other: dedupe(logins.other),
         login: logins.latency,
         signed_in,
@@ -245,6 +257,7 @@ async fn measure(cli: &Cli, server: &ServerProcess, c: usize) -> anyhow::Result<
 struct Logins {
     checked: usize,
     busy: usize,
+    refused: usize,
     other: Vec<String>,
     latency: Vec<Duration>,
 }
@@ -264,9 +277,15 @@ fn dedupe(messages: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// One HTTP/1.1 exchange on a new connection: the status and the body.
-async fn exchange(http: SocketAddr, request: String) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect(http).await?;
+/// One HTTP/1.1 exchange on a new connection from `from`: the status and the body.
+async fn exchange_from(
+    http: SocketAddr,
+    from: std::net::Ipv4Addr,
+    request: String,
+) -> anyhow::Result<(u16, String)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    let mut s = socket.connect(http).await?;
     s.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await?;
@@ -280,13 +299,22 @@ async fn exchange(http: SocketAddr, request: String) -> anyhow::Result<(u16, Str
     Ok((status, body.to_owned()))
 }
 
-async fn login(http: SocketAddr, name: &str) -> anyhow::Result<u16> {
+/// [`exchange_from`] 127.0.0.1.
+async fn exchange(http: SocketAddr, request: String) -> anyhow::Result<(u16, String)> {
+    exchange_from(http, std::net::Ipv4Addr::LOCALHOST, request).await
+}
+
+async fn login(
+    http: SocketAddr,
+    from: std::net::Ipv4Addr,
+    name: &str,
+) -> anyhow::Result<(u16, String)> {
     let body = json!({"username": name, "password": "not the password"}).to_string();
     let request = format!(
         "POST /api/v1/auth/login HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    Ok(exchange(http, request).await?.0)
+    exchange_from(http, from, request).await
 }
 
 async fn me(http: SocketAddr, token: &str) -> anyhow::Result<u16> {
@@ -325,11 +353,11 @@ fn ms(d: Option<Duration>) -> String {
 
 fn header() -> String {
     format!(
-        "| {:>10} | {:>8} | {:>7} | {:>7} | {:>16} | {:>22} | {:>10} | {:>8} | {:>8} |\n| {} |",
+        "| {:>10} | {:>8} | {:>7} | {:>9} | {:>16} | {:>22} | {:>10} | {:>8} | {:>8} |\n| {} |",
         "concurrent",
         "logins/s",
         "401",
-        "503",
+        "503 busy",
         "login p50/p99 ms",
         "signed-in p50/p99/max",
         "server CPU",
@@ -348,12 +376,17 @@ fn row(r: &RunResult) -> String {
     } else {
         String::new()
     };
+    let busy = if r.refused > 0 {
+        format!("{} (+{} refused)", r.busy, r.refused)
+    } else {
+        r.busy.to_string()
+    };
     format!(
-        "| {:>10} | {:>8.1} | {:>7} | {:>7} | {:>16} | {:>22} | {:>9.0}% | {:>5} MB | {:>5} MB |",
+        "| {:>10} | {:>8.1} | {:>7} | {:>9} | {:>16} | {:>22} | {:>9.0}% | {:>5} MB | {:>5} MB |",
         r.concurrency,
         answered as f64 / r.window.as_secs_f64(),
         r.checked,
-        r.busy,
+        busy,
         format!(
             "{} / {}",
             ms(quantile_of(&mut login, 0.5)),
