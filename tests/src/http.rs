@@ -185,11 +185,24 @@ pub async fn request(
 
 /// Like [`request`] on a stream the caller connected (e.g. with a small receive buffer).
 pub async fn request_on(
+    stream: TcpStream,
+    method: &str,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<Response> {
+    request_with_body_on(stream, method, authority, path, headers, b"", timeout).await
+}
+
+/// Like [`request_on`], sending `body` with its `Content-Length` (none when it is empty).
+pub async fn request_with_body_on(
     mut stream: TcpStream,
     method: &str,
     authority: &str,
     path: &str,
     headers: &[(&str, &str)],
+    body: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<Response> {
     let mut head =
@@ -197,11 +210,58 @@ pub async fn request_on(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await?;
     tokio::time::timeout(timeout, read_head(stream, method))
         .await
         .with_context(|| format!("no response head to {method} {path} within {timeout:?}"))?
+}
+
+/// A connection to `addr` from the loopback address `source` (any of 127.0.0.0/8 on Linux),
+/// so one test can be many clients to a server that counts per address.
+pub async fn connect_from(
+    source: std::net::Ipv4Addr,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from((source, 0)))?;
+    socket.connect(addr).await
+}
+
+/// `POST` of a JSON `body` to `path` on `addr` from `source`: the status, `Retry-After` and
+/// the body text.
+pub async fn post_json_from(
+    source: std::net::Ipv4Addr,
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<(u16, Option<String>, String)> {
+    let stream = tokio::time::timeout(timeout, connect_from(source, addr))
+        .await
+        .with_context(|| format!("connect to {addr} timed out"))??;
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let authority = addr.to_string();
+    let response = request_with_body_on(
+        stream,
+        "POST",
+        &authority,
+        path,
+        &all,
+        body.as_bytes(),
+        timeout,
+    )
+    .await?;
+    let status = response.status;
+    let retry_after = response.header("retry-after").map(str::to_owned);
+    Ok((status, retry_after, response.text(timeout).await?))
 }
 
 /// `GET url` and the whole body as text; fails on a status other than 200.

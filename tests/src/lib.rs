@@ -7,12 +7,12 @@
 //! | [`TestServer`] | the server on `127.0.0.1:0`, one random dev key per test, URL helpers |
 //! | [`require_tool`], [`require_program`] | skip on a developer machine without ffmpeg (or curl, jq); fail under `CI=true` |
 //! | [`Ffmpeg`], [`ffprobe`] | publish a test pattern; play back and count packets and frames |
-//! | [`http`] | HTTP/1.1 requests with chunked decoding (no reqwest in this crate) |
+//! | [`http`] | HTTP/1.1 requests with chunked decoding, from any loopback address (no reqwest in this crate) |
 //! | [`FlvReader`] | HTTP-FLV and WS-FLV playback, demuxed with `onair_flv::FlvDemuxer` |
 //! | [`rtmp`] | raw RTMP bytes for misbehaving-peer tests |
 //! | [`logs`] | a global tracing subscriber that keeps every line, for the redaction test |
 //! | [`proxy`] | a TCP proxy that freezes on demand: a database that hangs instead of refusing |
-//! | [`binary`] | the real `onair` binary (built when stale) and temporary data directories |
+//! | [`binary`] | the real `onair` binary (built when stale), [`binary::OnairProcess`] to run it as a server (optionally under an `RLIMIT_NOFILE` set with `prlimit`), temporary data directories |
 //!
 //! Every wait is bounded: [`wait_until`] polls a condition up to a deadline, readers take a
 //! timeout, and child processes are killed when their handle drops.

@@ -318,8 +318,18 @@ fn the_server_is_built_without_the_fuzzing_harnesses() {
 /// The binary's top-level modules, by role. Composition builds the server from the rest;
 /// services are what drivers share; drivers each serve one protocol or surface.
 const COMPOSITION: [&str; 3] = ["server", "state", "http"];
-const SERVICES: [&str; 9] = [
-    "auth", "channel", "config", "lives", "metrics", "net", "platform", "problem", "secret",
+const SERVICES: [&str; 11] = [
+    "auth",
+    "channel",
+    "config",
+    "descriptors",
+    "lives",
+    "metrics",
+    "net",
+    "passwords",
+    "platform",
+    "problem",
+    "secret",
 ];
 const DRIVERS: [&str; 5] = ["ingest", "flv", "hls", "api", "chat"];
 

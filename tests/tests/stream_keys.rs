@@ -12,21 +12,18 @@
 
 use std::process::Stdio;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use onair::platform::IssuedKey;
 use onair_auth::{Jti, SigningKey};
-use onair_e2e::binary::{TempDir, onair_binary};
+use onair_e2e::binary::{Launch, OnairProcess, TempDir, onair_binary, parse_bootstrap};
 use onair_e2e::flv::End;
 use onair_e2e::{
     Ffmpeg, FlvReader, TagSummary, TestServer, ffprobe, http, logs, random_name, require_ffmpeg,
     wait_until, wait_until_async,
 };
 use onair_store::{Channel, NewChannel, Page, Role, User};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::process::Command;
 use tokio::time::Instant;
 
 const LIVE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -536,172 +533,6 @@ async fn a_publish_leaves_one_ended_live_session_and_marks_its_key_used() {
     server.shutdown().await;
 }
 
-/// The real binary on a fresh data directory, as a new user runs it.
-struct OnairProcess {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
-    rtmp_addr: String,
-    http_addr: String,
-}
-
-impl OnairProcess {
-    /// Starts `onair` (the server) on `data_dir`, both listeners on loopback port 0, and reads
-    /// the bound addresses from its JSON log.
-    async fn start(data_dir: &std::path::Path) -> OnairProcess {
-        let mut child = Command::new(onair_binary().await)
-            .env_clear()
-            .env("ONAIR_STORAGE_DATA_DIR", data_dir)
-            .env("ONAIR_RTMP_LISTEN", "127.0.0.1:0")
-            .env("ONAIR_HTTP_LISTEN", "127.0.0.1:0")
-            .env("ONAIR_SHUTDOWN_GRACE", "2s")
-            .env("ONAIR_LOG_FORMAT", "json")
-            .env("ONAIR_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawning onair");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (out_tx, _) = watch::channel(0usize);
-        let (err_tx, mut err_rx) = watch::channel(0usize);
-        let readers = vec![
-            tokio::spawn(keep(
-                child.stdout.take().expect("piped"),
-                stdout.clone(),
-                out_tx,
-            )),
-            tokio::spawn(keep(
-                child.stderr.take().expect("piped"),
-                stderr.clone(),
-                err_tx,
-            )),
-        ];
-        let listening = tokio::time::timeout(LIVE_TIMEOUT, async {
-            loop {
-                let found = stderr
-                    .lock()
-                    .expect("stderr lock")
-                    .lines()
-                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .find(|v| v["fields"]["message"] == "listening");
-                if let Some(v) = found {
-                    let addr = |k: &str| v["fields"][k].as_str().map(str::to_owned);
-                    return addr("rtmp_addr").zip(addr("http_addr"));
-                }
-                if err_rx.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await;
-        let Ok(Some((rtmp_addr, http_addr))) = listening else {
-            panic!(
-                "onair did not report its listeners; stderr:\n{}",
-                stderr.lock().expect("stderr lock")
-            );
-        };
-        OnairProcess {
-            child,
-            stdout,
-            stderr,
-            readers,
-            rtmp_addr,
-            http_addr,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout.lock().expect("stdout lock").clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr lock").clone()
-    }
-
-    fn publish_url(&self, key: &str) -> String {
-        format!("rtmp://{}/live/{key}", self.rtmp_addr)
-    }
-
-    fn flv_url(&self, channel: &str) -> String {
-        format!("http://{}/live/{channel}.flv", self.http_addr)
-    }
-
-    /// Waits until the first-start block has been printed in full (it ends with a rule).
-    async fn bootstrap_block(&self) -> String {
-        let complete = wait_until(LIVE_TIMEOUT, || {
-            self.stdout()
-                .lines()
-                .filter(|l| l.starts_with("====="))
-                .count()
-                >= 2
-        })
-        .await;
-        assert!(
-            complete,
-            "no first-start block on stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self.stdout()
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    async fn stop(mut self) -> (String, String) {
-        let pid = self.child.id().expect("onair is running");
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .expect("running kill");
-        assert!(sent.success());
-        let status = tokio::time::timeout(EXIT_TIMEOUT, self.child.wait())
-            .await
-            .expect("onair stops after SIGTERM")
-            .expect("waiting for onair");
-        assert!(status.success(), "onair exited with {status}");
-        // The pipes close with the process, which ends the readers.
-        for reader in std::mem::take(&mut self.readers) {
-            tokio::time::timeout(IO_TIMEOUT, reader)
-                .await
-                .expect("the output readers end with the process")
-                .expect("output reader");
-        }
-        (self.stdout(), self.stderr())
-    }
-}
-
-/// Copies `pipe` into `into` line by line, bumping `lines` after each line.
-async fn keep(pipe: impl AsyncRead + Unpin, into: Arc<Mutex<String>>, lines: watch::Sender<usize>) {
-    let mut reader = BufReader::new(pipe).lines();
-    while let Ok(Some(line)) = reader.next_line().await {
-        if let Ok(mut text) = into.lock() {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        lines.send_modify(|n| *n += 1);
-    }
-}
-
-/// The admin password and the stream key from the first-start block.
-fn parse_bootstrap(block: &str) -> (String, String) {
-    let value = |label: &str| {
-        block
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| panic!("no {label:?} line in:\n{block}"))
-    };
-    let login = value("admin login");
-    let (user, password) = login
-        .split_once(" / ")
-        .unwrap_or_else(|| panic!("the login line is \"USER / PASSWORD\": {login:?}"));
-    assert_eq!(user, "admin");
-    (password.to_owned(), value("Stream Key"))
-}
-
 /// Publishes three seconds with `key` and plays `demo` over HTTP-FLV meanwhile.
 async fn publish_and_play_demo(server: &OnairProcess, key: &str) {
     let mut ffmpeg = Ffmpeg::publish_test_pattern(&server.publish_url(key), 3);
@@ -869,4 +700,75 @@ async fn the_cli_revokes_a_key_of_a_running_server_and_the_publish_ends_within_a
         "the server logged why it ended the publish:\n{stderr}"
     );
     assert!(!stderr.contains(&key), "the key reached the log:\n{stderr}");
+}
+
+/// A first start that cannot listen (issue #18: RTMP and HTTP on one port) creates nothing,
+/// says why in one line even with a backtrace asked for, and the next start that can listen
+/// prints a working admin password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_cannot_listen_creates_nothing_and_the_next_one_prints_the_admin() {
+    let data = TempDir::new("failed-first-start");
+    let storage = onair::config::StorageConfig {
+        database_url: None,
+        data_dir: data.path().to_owned(),
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let port = taken.local_addr().expect("its address").port();
+    let launch = Launch::default()
+        .env("ONAIR_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_BACKTRACE", "1");
+    let (status, stdout, stderr) = OnairProcess::run_to_exit(data.path(), &launch).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    // The log lines are JSON; what is not is the error, alone on its line.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{stderr}");
+    let error = errors[0];
+    assert!(
+        error.starts_with(&format!("error: cannot listen on 127.0.0.1:{port} (http)")),
+        "{error}"
+    );
+    assert!(
+        error.contains("nothing was created") && error.contains("prints its password"),
+        "the error says what the next start does: {error}"
+    );
+    let platform = onair::platform::Platform::open(&storage, &onair::config::AuthConfig::default())
+        .await
+        .expect("the database exists");
+    assert_eq!(platform.store().count_users().await.unwrap(), 0);
+    platform.store().close().await;
+    drop(taken);
+
+    let server = OnairProcess::start(data.path()).await;
+    let (password, _) = parse_bootstrap(&server.bootstrap_block().await);
+    server.stop().await;
+    let platform = onair::platform::Platform::open(&storage, &onair::config::AuthConfig::default())
+        .await
+        .expect("the database exists");
+    assert!(matches!(
+        platform.login("admin", &password).await.expect("login"),
+        onair::platform::LoginOutcome::Ok(u) if u.role == Role::Admin
+    ));
+    platform.store().close().await;
+
+    // RTMP and HTTP on one port is a configuration error, found before the database is
+    // opened.
+    let fresh = TempDir::new("one-port");
+    let one_port = Launch::default()
+        .env("ONAIR_RTMP_LISTEN", "127.0.0.1:18935")
+        .env("ONAIR_HTTP_LISTEN", "127.0.0.1:18935");
+    let (status, _, stderr) = OnairProcess::run_to_exit(fresh.path(), &one_port).await;
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: loading the configuration: config key http.listen"),
+        "{stderr}"
+    );
+    assert!(
+        !fresh.path().join("onair.db").exists(),
+        "nothing is created for a configuration that cannot work"
+    );
 }

@@ -5,7 +5,7 @@
 //! | stream keys, access tokens | RFC 7519 (JWT), RFC 7515 (JWS, compact form), RFC 7518 §3.2 (HS256) | [`issue_stream_key`] / [`verify_stream_key`], [`issue_access_token`] / [`verify_access_token`] |
 //! | token ids | RFC 7519 §4.1.7 (`jti`) | [`Jti`]: 128 caller-provided random bits as 32 lowercase hex digits; the store's revocation handle |
 //! | signing key | RFC 7518 §3.2 (a key of at least the hash size, 256 bits) | [`SigningKey`], persisted as standard base64 (RFC 4648 §4) |
-//! | passwords | RFC 9106 (Argon2id), PHC string format | [`hash_password`] / [`verify_password`] |
+//! | passwords | RFC 9106 (Argon2id), PHC string format | [`Hasher`] (reused working memory) / [`hash_password`] / [`verify_password`], at a [`HashCost`] |
 //! | redaction | — | [`Secret<T>`]: `Debug`, `Display` and `Serialize` print `[redacted]` |
 //!
 //! The crate never reads the clock and never draws randomness: the caller passes `now`, the
@@ -45,7 +45,10 @@ mod token;
 
 pub use access_token::{AccessClaims, AccessToken, issue_access_token, verify_access_token};
 pub use jti::{Jti, JtiError};
-pub use password::{PasswordError, PasswordHash, hash_password, verify_password};
+pub use password::{
+    HashCost, Hasher, MAX_MEMORY_KIB, PasswordError, PasswordHash, hash_password, needs_rehash,
+    verify_password,
+};
 pub use secret::{REDACTED, Secret};
 pub use signing_key::{SigningKey, SigningKeyError};
 pub use stream_key::{StreamKeyClaims, StreamKeyToken, issue_stream_key, verify_stream_key};

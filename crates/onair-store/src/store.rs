@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions as _, Connection as _};
 use tracing::debug;
 
 use crate::error::StoreError;
@@ -141,6 +142,17 @@ impl Store {
                 // A query the server cannot finish in time fails (57014, which maps to
                 // Unavailable) instead of holding a publish, an API call or a chat room.
                 let options = options.options([("statement_timeout", STATEMENT_TIMEOUT)]);
+                // The pool retries a refused connection until its acquire timeout and then
+                // reports only "pool timed out"; one plain connection first says why
+                // ("Connection refused", a bad password, no such database), and at once.
+                let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect()).await;
+                match probe {
+                    Ok(Ok(connection)) => {
+                        let _ = connection.close().await;
+                    }
+                    Ok(Err(e)) => return Err(StoreError::Unavailable(e)),
+                    Err(_) => return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+                }
                 let pool = PgPoolOptions::new()
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
@@ -301,6 +313,19 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&error, StoreError::UnsupportedUrl { scheme } if scheme == "mysql"));
         assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_says_why_not_that_the_pool_timed_out() {
+        // Nothing listens on port 9 (discard) of loopback: the connection is refused.
+        let error = Store::connect("postgres://postgres:hunter2@127.0.0.1:9/onair")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+        let chain = format!("{}: {}", error, std::error::Error::source(&error).unwrap());
+        assert!(chain.to_lowercase().contains("refused"), "{chain}");
+        assert!(!chain.contains("pool timed out"), "{chain}");
+        assert!(!chain.contains("hunter2"), "{chain}");
     }
 
     #[tokio::test]

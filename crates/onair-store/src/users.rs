@@ -284,6 +284,28 @@ impl Store {
         .ok_or_else(|| user_not_found(id))
     }
 
+    /// Replaces an account's password hash (a PHC string); [`StoreError::NotFound`] for an
+    /// unknown id. Ending the account's logins is the caller's choice
+    /// ([`Store::revoke_user_auth_sessions`]).
+    pub async fn set_user_password_hash(
+        &self,
+        id: i64,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING ",
+            user_columns!()
+        );
+        with_pool!(self, |pool| {
+            sqlx::query_as::<_, User>(SQL)
+                .bind(id)
+                .bind(password_hash)
+                .fetch_optional(pool)
+                .await
+        })?
+        .ok_or_else(|| user_not_found(id))
+    }
+
     /// How many accounts exist (zero on first start).
     pub async fn count_users(&self) -> Result<u64, StoreError> {
         let count: i64 = with_pool!(self, |pool| {

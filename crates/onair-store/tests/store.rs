@@ -49,7 +49,7 @@ store_test!(
     migrations_are_idempotent_and_the_store_answers,
     users_are_created_and_found_by_id_and_name,
     usernames_conflict_regardless_of_case,
-    roles_and_bans_change_and_unknown_users_are_not_found,
+    roles_bans_and_passwords_change_and_unknown_users_are_not_found,
     users_are_searched_and_paged,
     channels_are_created_found_updated_and_deleted,
     channel_slugs_conflict_and_owners_must_exist,
@@ -135,7 +135,7 @@ async fn usernames_conflict_regardless_of_case(store: Store) {
     assert_eq!(store.count_users().await.unwrap(), 1);
 }
 
-async fn roles_and_bans_change_and_unknown_users_are_not_found(store: Store) {
+async fn roles_bans_and_passwords_change_and_unknown_users_are_not_found(store: Store) {
     let carol = user(&store, "carol", Role::Viewer).await;
 
     let promoted = store.set_user_role(carol.id, Role::Admin).await.unwrap();
@@ -147,6 +147,20 @@ async fn roles_and_bans_change_and_unknown_users_are_not_found(store: Store) {
     assert!(stored.banned);
     assert_eq!(stored.role, Role::Admin);
     assert!(!store.set_user_banned(carol.id, false).await.unwrap().banned);
+    let rehashed = store
+        .set_user_password_hash(carol.id, "$argon2id$new")
+        .await
+        .unwrap();
+    assert_eq!(rehashed.password_hash, "$argon2id$new");
+    assert_eq!(
+        store
+            .user_by_name("carol")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
 
     let missing = carol.id + 1000;
     for error in [
@@ -155,6 +169,10 @@ async fn roles_and_bans_change_and_unknown_users_are_not_found(store: Store) {
             .await
             .unwrap_err(),
         store.set_user_banned(missing, true).await.unwrap_err(),
+        store
+            .set_user_password_hash(missing, "$argon2id$x")
+            .await
+            .unwrap_err(),
     ] {
         assert!(
             matches!(&error, StoreError::NotFound { what } if *what == format!("user {missing}")),

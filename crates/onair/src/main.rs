@@ -4,11 +4,11 @@ mod cli;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use onair::config::{Config, LogFormat};
 use onair::platform::Platform;
-use onair::server::RunningServer;
+use onair::server::{Listeners, RunningServer};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -66,14 +66,16 @@ fn main() -> anyhow::Result<()> {
         Config::load(cli.config.as_deref(), std::env::vars()).context("loading the configuration")
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let config = load()?;
+        // Like the operator commands, a server that cannot start says why in one line, not
+        // with anyhow's report (and a backtrace under RUST_BACKTRACE=1).
+        Command::Serve => exit_with(load().and_then(|config| {
             init_logging(&config);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()?;
+                .build()
+                .context("starting the runtime")?;
             runtime.block_on(serve(config))
-        }
+        })),
         Command::Config { example: true } => {
             print!("{}", onair::config::example_toml());
             Ok(())
@@ -113,16 +115,36 @@ where
     exit_with(result)
 }
 
-/// Ends a client command: an error becomes one line on stderr (the chain of causes, without
-/// the backtrace `RUST_BACKTRACE=1` would add to `main`'s report) and exit status 1.
+/// Ends a command: an error becomes one line on stderr (the chain of causes, without the
+/// backtrace `RUST_BACKTRACE=1` would add to `main`'s report) and exit status 1.
 fn exit_with(result: anyhow::Result<()>) -> ! {
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::exit(1)
         }
     }
+}
+
+/// The chain of causes joined by `: `, leaving out a cause whose text the one before it
+/// already ends with (sqlx prints its I/O error and then has it as its source, which would
+/// say "Connection refused" twice).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if previous.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        previous = text;
+    }
+    line
 }
 
 /// One connection needs one thread.
@@ -152,13 +174,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     info!(backend = ?platform.store().backend(), "database ready");
+    // Bound before the first start creates anything: a start that cannot listen must not
+    // create an admin whose password it never shows.
+    let listeners = match Listeners::bind(&config) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            let first_start =
+                config.auth.bootstrap && platform.store().count_users().await.is_ok_and(|n| n == 0);
+            let hint = if first_start {
+                "; nothing was created: the first start that can listen creates the admin and prints its password"
+            } else {
+                ""
+            };
+            bail!("{e}{hint}");
+        }
+    };
     let bootstrap = if config.auth.bootstrap {
-        platform.bootstrap().await.context("first-start set-up")?
+        match platform.bootstrap().await {
+            Ok(created) => created,
+            Err(e) => {
+                let admin = platform.store().user_by_name("admin").await;
+                let hint = if matches!(admin, Ok(Some(_))) {
+                    "; the admin account exists but its password was never shown: set one with \
+                     `onair user password admin`, then create what is missing with \
+                     `onair channel create demo --owner admin` and `onair key issue demo`"
+                } else {
+                    "; nothing was created: the next start tries again"
+                };
+                bail!(
+                    "first-start set-up failed: {:#}{hint}",
+                    anyhow::Error::from(e)
+                );
+            }
+        }
     } else {
         None
     };
     let store = platform.store().clone();
-    let server = RunningServer::start(config, platform).await?;
+    let server = RunningServer::serve(config, platform, listeners);
     if let Some(b) = bootstrap {
         print_bootstrap(&b, &server);
     }
@@ -189,7 +242,12 @@ async fn close_leftover_sessions(store: &onair_store::Store) {
 /// Prints what the first start created, once, on stdout (not in the logs: the password and
 /// the key must not end up in a log collector).
 fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
-    let rtmp = server.rtmp_addr.port();
+    // The configured public URL, else one made from where RTMP is bound (port 0 in tests).
+    let rtmp = onair::config::RtmpConfig {
+        listen: server.rtmp_addr,
+        ..server.state().config.rtmp.clone()
+    }
+    .publish_url();
     let http = server.http_addr.port();
     let (user, password) = (&b.username, b.password.expose());
     let (key, slug) = (b.key.token.expose(), &b.channel.slug);
@@ -203,10 +261,10 @@ fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
         format!("  admin login   {user} / {password}"),
         String::new(),
         "  OBS > Settings > Stream > Service: Custom".into(),
-        format!("    Server      rtmp://localhost:{rtmp}/live"),
+        format!("    Server      {rtmp}"),
         format!("    Stream Key  {key}"),
         String::new(),
-        format!("  ffmpeg -re -i input.mp4 -c copy -f flv rtmp://localhost:{rtmp}/live/{key}"),
+        format!("  ffmpeg -re -i input.mp4 -c copy -f flv {rtmp}/{key}"),
         format!("  watch         http://localhost:{http}/live/{slug}.flv"),
         format!("  log in        curl -X POST http://localhost:{http}/api/v1/auth/login \\"),
         "                  -H 'content-type: application/json' \\".into(),

@@ -24,6 +24,22 @@ pub struct Metrics {
     pub viewers_dropped_slow: AtomicU64,
     /// Media bytes received from publishers.
     pub bytes_in: AtomicU64,
+    /// RTMP connections closed at once because the descriptor budget was spent.
+    pub rtmp_refused: AtomicU64,
+    /// HTTP connections accepted (admitted or refused).
+    pub http_connections: AtomicU64,
+    /// HTTP connections open now.
+    pub http_open: AtomicU64,
+    /// HTTP connections answered 503 at accept (per-address cap, or full with none idle).
+    pub http_refused: AtomicU64,
+    /// Idle HTTP connections closed to make room for a new one.
+    pub http_evicted: AtomicU64,
+    /// HTTP connections closed for a request head not complete within `http.header_timeout`.
+    pub http_header_timeouts: AtomicU64,
+    /// HTTP connections closed after `http.idle_timeout` without a request.
+    pub http_idle_timeouts: AtomicU64,
+    /// Request bodies that did not arrive within `http.body_timeout`.
+    pub http_body_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -34,7 +50,12 @@ impl Metrics {
 }
 
 /// The Prometheus text of the counters, the chat's and the hub's per-channel gauges.
-pub fn render(m: &Metrics, chat_service: &ChatService, hub: &Hub) -> String {
+pub fn render(
+    m: &Metrics,
+    chat_service: &ChatService,
+    hub: &Hub,
+    hashing: &crate::passwords::HashingStats,
+) -> String {
     let chat = chat_service.metrics();
     let mut out = String::new();
     let counters = [
@@ -69,6 +90,46 @@ pub fn render(m: &Metrics, chat_service: &ChatService, hub: &Hub) -> String {
             m.bytes_in.load(Ordering::Relaxed),
         ),
         (
+            "onair_rtmp_connections_refused_total",
+            "RTMP connections closed at accept: the descriptor budget was spent",
+            m.rtmp_refused.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_connections_total",
+            "HTTP connections accepted",
+            m.http_connections.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_connections_open",
+            "HTTP connections open now (WebSockets included)",
+            m.http_open.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_connections_refused_total",
+            "HTTP connections answered 503 at accept (per-address cap, or full and none idle)",
+            m.http_refused.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_connections_evicted_total",
+            "idle HTTP connections closed to make room for a new one",
+            m.http_evicted.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_header_timeouts_total",
+            "HTTP connections closed for a request head not complete in http.header_timeout",
+            m.http_header_timeouts.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_idle_timeouts_total",
+            "HTTP connections closed after http.idle_timeout without a request",
+            m.http_idle_timeouts.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_http_body_timeouts_total",
+            "request bodies not complete within http.body_timeout (answered 408)",
+            m.http_body_timeouts.load(Ordering::Relaxed),
+        ),
+        (
             "onair_chat_messages_total",
             "chat lines and danmaku stored and broadcast",
             chat.messages.load(Ordering::Relaxed),
@@ -87,6 +148,21 @@ pub fn render(m: &Metrics, chat_service: &ChatService, hub: &Hub) -> String {
             "onair_chat_clients",
             "chat connections open now, over every room",
             chat_service.members_total(),
+        ),
+        (
+            "onair_password_hashes_total",
+            "password hashes and checks done",
+            hashing.done.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_password_hashes_queued",
+            "logins and account changes waiting for a hashing thread now",
+            hashing.queued.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_password_hash_busy_total",
+            "requests answered 503 because no hashing thread came free in time",
+            hashing.busy.load(Ordering::Relaxed),
         ),
     ];
     for (name, help, value) in counters {

@@ -2,7 +2,7 @@
 //! accounts and keys that the REST API, the CLI and the ingest share. Handlers stay thin;
 //! anything that hashes a password, signs a token or must happen in a set order lives here.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use rand::{Rng, RngCore};
 use tracing::{info, warn};
 
 use crate::config::{AuthConfig, StorageConfig};
+use crate::passwords::{HashingError, PasswordHashing};
 
 /// The settings row that holds the generated signing secret (base64).
 const SIGNING_KEY_SETTING: &str = "auth.signing_key";
@@ -38,9 +39,25 @@ pub enum PlatformError {
     /// The channel does not exist.
     #[error("channel {0} not found")]
     NoSuchChannel(i64),
-    /// A blocking task (password hashing) did not finish.
+    /// A background task did not finish.
     #[error("a background task failed: {0}")]
     Task(String),
+    /// Every password hashing thread stayed busy for `auth.password_hash_wait`.
+    #[error("password hashing is busy; retry in {} s", retry_after.as_secs())]
+    Busy {
+        /// When a retry has a fair chance.
+        retry_after: Duration,
+    },
+}
+
+impl From<HashingError> for PlatformError {
+    fn from(error: HashingError) -> Self {
+        match error {
+            HashingError::Busy { retry_after } => PlatformError::Busy { retry_after },
+            HashingError::Password(e) => PlatformError::Password(e),
+            e => PlatformError::Task(e.to_string()),
+        }
+    }
 }
 
 impl PlatformError {
@@ -99,6 +116,10 @@ pub struct Platform {
     store: Store,
     signing_key: SigningKey,
     auth: AuthConfig,
+    hashing: PasswordHashing,
+    /// A hash at the configured cost of a password nobody has, checked when a login names no
+    /// account, so that such a login costs what a real one does.
+    dummy_hash: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -151,7 +172,13 @@ impl Platform {
         Ok(Arc::new(Platform {
             store,
             signing_key,
+            hashing: PasswordHashing::new(
+                auth.password_hash_threads,
+                auth.hash_cost(),
+                auth.password_hash_wait,
+            ),
             auth: auth.clone(),
+            dummy_hash: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -170,14 +197,19 @@ impl Platform {
         &self.signing_key
     }
 
-    /// Creates an account with `password` hashed (argon2id, off the async threads).
+    /// The password hashing threads and their counters.
+    pub fn hashing(&self) -> &PasswordHashing {
+        &self.hashing
+    }
+
+    /// Creates an account with `password` hashed (argon2id, on the hashing threads).
     pub async fn create_user(
         &self,
         username: &str,
         password: &str,
         role: Role,
     ) -> Result<User, PlatformError> {
-        let password_hash = hash(password.to_owned()).await?;
+        let password_hash = self.hashing.hash(password.to_owned()).await?;
         Ok(self
             .store
             .create_user(NewUser {
@@ -189,7 +221,8 @@ impl Platform {
     }
 
     /// Checks a name and password. An unknown name costs the same hash as a known one, so the
-    /// time taken does not tell which names exist.
+    /// time taken does not tell which names exist. A password stored at another cost than
+    /// the configured one is hashed again at that cost once it has been proved.
     pub async fn login(
         &self,
         username: &str,
@@ -198,18 +231,63 @@ impl Platform {
         let user = self.store.user_by_name(username).await?;
         let phc = match &user {
             Some(u) => u.password_hash.clone(),
-            None => dummy_hash().await?,
+            None => self.dummy_hash().await?,
         };
-        let password = password.to_owned();
-        let matches =
-            tokio::task::spawn_blocking(move || onair_auth::verify_password(&password, &phc))
-                .await
-                .map_err(|e| PlatformError::Task(e.to_string()))??;
+        let matches = self
+            .hashing
+            .verify(password.to_owned(), phc.clone())
+            .await?;
         Ok(match user {
             Some(u) if matches && u.banned => LoginOutcome::Banned,
-            Some(u) if matches => LoginOutcome::Ok(u),
+            Some(u) if matches => {
+                if onair_auth::needs_rehash(&phc, self.hashing.cost()) {
+                    self.rehash(&u, password).await;
+                }
+                LoginOutcome::Ok(u)
+            }
             _ => LoginOutcome::BadCredentials,
         })
+    }
+
+    /// Stores `password` at the configured cost. Best effort: the login has succeeded either
+    /// way, and the next one tries again.
+    async fn rehash(&self, user: &User, password: &str) {
+        let stored = match self.hashing.hash(password.to_owned()).await {
+            Ok(phc) => self
+                .store
+                .set_user_password_hash(user.id, &phc)
+                .await
+                .map(drop),
+            Err(e) => {
+                tracing::debug!(user = user.username, error = %e, "password not rehashed now");
+                return;
+            }
+        };
+        match stored {
+            Ok(()) => info!(
+                user = user.username,
+                "password rehashed at the configured cost"
+            ),
+            Err(e) => warn!(user = user.username, error = %e, "cannot store a rehashed password"),
+        }
+    }
+
+    /// Sets a new password for `user` and ends every login of the account.
+    pub async fn set_password(&self, user: &User, password: &str) -> Result<(), PlatformError> {
+        let phc = self.hashing.hash(password.to_owned()).await?;
+        self.store.set_user_password_hash(user.id, &phc).await?;
+        self.store
+            .revoke_user_auth_sessions(user.id, Utc::now())
+            .await?;
+        Ok(())
+    }
+
+    async fn dummy_hash(&self) -> Result<String, PlatformError> {
+        let hash = self
+            .dummy_hash
+            .get_or_try_init(|| self.hashing.hash(format!("{:x}", rand::rng().next_u64())))
+            .await?;
+        Ok(hash.clone())
     }
 
     /// Issues an access token for `user` and records its session, so logout and bans can end
@@ -387,30 +465,6 @@ pub fn random_password() -> String {
         .collect()
 }
 
-async fn hash(password: String) -> Result<String, PlatformError> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        onair_auth::hash_password(&password, salt).map(|h| h.into_string())
-    })
-    .await
-    .map_err(|e| PlatformError::Task(e.to_string()))?
-    .map_err(PlatformError::from)
-}
-
-/// A hash of a password nobody has, checked against when the name is unknown.
-async fn dummy_hash() -> Result<String, PlatformError> {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    if let Some(h) = DUMMY.get() {
-        return Ok(h.clone());
-    }
-    let h = hash(format!("{:x}", rand::rng().next_u64())).await?;
-    if DUMMY.set(h.clone()).is_err() {
-        warn!("dummy hash computed twice");
-    }
-    Ok(DUMMY.get().cloned().unwrap_or(h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,6 +570,61 @@ mod tests {
         );
         assert!(!format!("{first:?}").contains(first.password.expose()));
         assert!(!format!("{first:?}").contains(first.key.token.expose()));
+    }
+
+    #[tokio::test]
+    async fn a_login_rehashes_a_password_stored_at_another_cost_and_set_password_ends_logins() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let old = Platform::with_store(store.clone(), &AuthConfig::default())
+            .await
+            .unwrap();
+        let user = old
+            .create_user("erin", "old cost password", Role::Viewer)
+            .await
+            .unwrap();
+        assert!(user.password_hash.contains("$m=19456,t=2,p=1$"));
+        let cheaper = AuthConfig {
+            password_hash_kib: 1024,
+            password_hash_passes: 3,
+            ..AuthConfig::default()
+        };
+        let new = Platform::with_store(store.clone(), &cheaper).await.unwrap();
+        assert!(matches!(
+            new.login("erin", "wrong").await.unwrap(),
+            LoginOutcome::BadCredentials
+        ));
+        let unchanged = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(
+            unchanged.password_hash, user.password_hash,
+            "only a proved password"
+        );
+        assert!(matches!(
+            new.login("erin", "old cost password").await.unwrap(),
+            LoginOutcome::Ok(_)
+        ));
+        let rehashed = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert!(
+            rehashed.password_hash.contains("$m=1024,t=3,p=1$"),
+            "{}",
+            rehashed.password_hash
+        );
+        assert!(matches!(
+            new.login("erin", "old cost password").await.unwrap(),
+            LoginOutcome::Ok(_)
+        ));
+
+        let (token, _) = new.issue_access_token(&rehashed).await.unwrap();
+        new.set_password(&rehashed, "a new password").await.unwrap();
+        assert!(new.authenticate(token.expose()).await.unwrap().is_none());
+        assert!(matches!(
+            new.login("erin", "old cost password").await.unwrap(),
+            LoginOutcome::BadCredentials
+        ));
+        assert!(matches!(
+            new.login("erin", "a new password").await.unwrap(),
+            LoginOutcome::Ok(_)
+        ));
     }
 
     #[tokio::test]

@@ -46,6 +46,8 @@ pub enum ProblemKind {
     NotFound,
     /// 405: the path exists but not with this method.
     MethodNotAllowed,
+    /// 408: the request body did not arrive within `http.body_timeout`.
+    RequestTimeout,
     /// 409: the name, slug or id is taken, or the resource is in a state that forbids this.
     Conflict,
     /// 413: the body is larger than the server accepts.
@@ -62,11 +64,14 @@ pub enum ProblemKind {
     Internal,
     /// 503: the database cannot be reached; try again later.
     Unavailable,
+    /// 503: every password hashing thread stayed busy for the login's whole wait;
+    /// `Retry-After` says when to try again.
+    Busy,
 }
 
 impl ProblemKind {
     /// Every kind, for the documentation and the tests.
-    pub const ALL: [ProblemKind; 16] = [
+    pub const ALL: [ProblemKind; 18] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::BadCredentials,
@@ -75,6 +80,7 @@ impl ProblemKind {
         Self::RegistrationClosed,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::RequestTimeout,
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -83,6 +89,7 @@ impl ProblemKind {
         Self::RateLimited,
         Self::Internal,
         Self::Unavailable,
+        Self::Busy,
     ];
 
     /// The last segment of the `type` URI.
@@ -96,6 +103,7 @@ impl ProblemKind {
             Self::RegistrationClosed => "registration-closed",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::RequestTimeout => "request-timeout",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -104,6 +112,7 @@ impl ProblemKind {
             Self::RateLimited => "rate-limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::Busy => "busy",
         }
     }
 
@@ -123,6 +132,7 @@ impl ProblemKind {
             Self::RegistrationClosed => "Registration is closed",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::RequestTimeout => "Request timeout",
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -131,6 +141,7 @@ impl ProblemKind {
             Self::RateLimited => "Too many requests",
             Self::Internal => "Internal server error",
             Self::Unavailable => "Service unavailable",
+            Self::Busy => "Server busy",
         }
     }
 
@@ -144,6 +155,7 @@ impl ProblemKind {
             }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -151,7 +163,7 @@ impl ProblemKind {
             Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -325,6 +337,17 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`: no password hashing thread came free in time.
+    pub fn busy(retry_after: Duration) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                ProblemKind::Busy,
+                "the server is checking too many passwords at once; try again shortly",
+            )
+        }
+    }
+
     /// Its kind.
     pub fn kind(&self) -> ProblemKind {
         self.kind
@@ -397,6 +420,7 @@ impl From<PlatformError> for ApiError {
             PlatformError::NoSuchChannel(id) => {
                 ApiError::not_found(format!("channel {id} not found"))
             }
+            PlatformError::Busy { retry_after } => ApiError::busy(retry_after),
             e => ApiError::internal(chain(&e)),
         }
     }
@@ -452,6 +476,30 @@ pub fn json_with<T: Serialize>(status: StatusCode, body: T) -> Response {
     content_type = "application/problem+json"
 )]
 pub struct BadRequest(#[allow(dead_code)] Problem);
+
+/// 408: the body did not arrive in time.
+#[derive(ToResponse)]
+#[response(
+    description = "The request body did not arrive within the server's body timeout.",
+    content_type = "application/problem+json"
+)]
+pub struct RequestTimeout(#[allow(dead_code)] Problem);
+
+/// 413: the body is too large.
+#[derive(ToResponse)]
+#[response(
+    description = "The request body is larger than the server accepts (64 KiB).",
+    content_type = "application/problem+json"
+)]
+pub struct PayloadTooLarge(#[allow(dead_code)] Problem);
+
+/// 415: the body is not JSON.
+#[derive(ToResponse)]
+#[response(
+    description = "The body is not sent as `Content-Type: application/json`.",
+    content_type = "application/problem+json"
+)]
+pub struct UnsupportedMediaType(#[allow(dead_code)] Problem);
 
 /// 401: missing, invalid, expired or revoked access token.
 #[derive(ToResponse)]
@@ -514,7 +562,7 @@ pub struct InternalError(#[allow(dead_code)] Problem);
 /// 503.
 #[derive(ToResponse)]
 #[response(
-    description = "The database cannot be reached.",
+    description = "The database cannot be reached (`type` …/unavailable), or, for a request that checks a password, no hashing thread came free in time (…/busy).",
     content_type = "application/problem+json",
     headers(("Retry-After" = u64, description = "Seconds to wait"))
 )]
@@ -553,6 +601,19 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "5");
         let response = ApiError::rate_limited(Duration::ZERO).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn busy_hashing_is_a_503_of_its_own_type_with_retry_after() {
+        let error = ApiError::from(PlatformError::Busy {
+            retry_after: Duration::from_secs(5),
+        });
+        assert_eq!(error.kind(), ProblemKind::Busy);
+        let problem = error.problem();
+        assert_eq!(problem.status, 503);
+        assert_eq!(problem.kind, "https://onair.dev/problems/busy");
+        let response = error.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 
     #[test]

@@ -39,6 +39,45 @@ pub enum StartError {
     },
 }
 
+/// Both listeners, bound and not yet serving: what a start can fail at is done before the
+/// first start creates anything (its admin password is printed once, so it must not be
+/// created by a start that then fails).
+#[derive(Debug)]
+pub struct Listeners {
+    rtmp: tokio::net::TcpListener,
+    http: tokio::net::TcpListener,
+    /// Where the RTMP listener is bound.
+    pub rtmp_addr: SocketAddr,
+    /// Where the HTTP listener is bound.
+    pub http_addr: SocketAddr,
+}
+
+impl Listeners {
+    /// Binds `rtmp.listen` and `http.listen`.
+    pub fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let bind = |addr: SocketAddr, what: &'static str| {
+            let listener = crate::net::listen(addr).map_err(|source| StartError::Bind {
+                addr,
+                what,
+                source,
+            })?;
+            let bound =
+                listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, what, source })?;
+            Ok((listener, bound))
+        };
+        let (rtmp, rtmp_addr) = bind(config.rtmp.listen, "rtmp")?;
+        let (http, http_addr) = bind(config.http.listen, "http")?;
+        Ok(Listeners {
+            rtmp,
+            http,
+            rtmp_addr,
+            http_addr,
+        })
+    }
+}
+
 impl RunningServer {
     /// Binds the listeners and starts serving. Publishes are authorised by the keys in
     /// `platform`'s store, then by the `[dev]` keys.
@@ -46,26 +85,20 @@ impl RunningServer {
         config: Config,
         platform: Arc<Platform>,
     ) -> Result<RunningServer, StartError> {
-        let rtmp = crate::net::listen(config.rtmp.listen).map_err(|source| StartError::Bind {
-            addr: config.rtmp.listen,
-            what: "rtmp",
-            source,
-        })?;
-        let http = crate::net::listen(config.http.listen).map_err(|source| StartError::Bind {
-            addr: config.http.listen,
-            what: "http",
-            source,
-        })?;
-        let rtmp_addr = rtmp.local_addr().map_err(|source| StartError::Bind {
-            addr: config.rtmp.listen,
-            what: "rtmp",
-            source,
-        })?;
-        let http_addr = http.local_addr().map_err(|source| StartError::Bind {
-            addr: config.http.listen,
-            what: "http",
-            source,
-        })?;
+        let listeners = Listeners::bind(&config)?;
+        Ok(Self::serve(config, platform, listeners))
+    }
+
+    /// Starts serving on listeners already bound.
+    pub fn serve(config: Config, platform: Arc<Platform>, listeners: Listeners) -> RunningServer {
+        let Listeners {
+            rtmp,
+            http,
+            rtmp_addr,
+            http_addr,
+        } = listeners;
+        let descriptors =
+            crate::descriptors::Descriptors::at_start(config.http.reserved_descriptors);
         let state = AppState::new(config, platform);
         state.tasks.spawn(crate::lives::watch(
             state.lives.clone(),
@@ -97,15 +130,18 @@ impl RunningServer {
             metrics: state.metrics.clone(),
             shutdown: state.shutdown.clone(),
             tasks: state.tasks.clone(),
+            descriptors: descriptors.clone(),
         });
         state.tasks.spawn(crate::ingest::serve(ingest, rtmp));
-        state.tasks.spawn(crate::http::serve(&state, http));
+        state
+            .tasks
+            .spawn(crate::http::serve(&state, http, descriptors));
         info!(%rtmp_addr, %http_addr, "listening");
-        Ok(RunningServer {
+        RunningServer {
             rtmp_addr,
             http_addr,
             state,
-        })
+        }
     }
 
     /// The shared state (hub, config, metrics).

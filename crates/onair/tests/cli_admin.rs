@@ -485,10 +485,83 @@ async fn migrate_says_which_database_and_never_its_password(db: TestDb) {
         .await
         .expect_error("PostgreSQL database \"onair\" on 127.0.0.1:9");
     assert!(!failed.stderr.contains("pw-77aa01"), "{failed:#?}");
+    // Why, once: not the pool's "timed out", and not the I/O error twice.
+    assert_eq!(
+        failed.stderr.matches("Connection refused").count(),
+        1,
+        "{failed:#?}"
+    );
+    assert!(!failed.stderr.contains("pool timed out"), "{failed:#?}");
+}
+
+async fn a_lost_password_is_replaced_and_the_accounts_logins_end(db: TestDb) {
+    let cli = Cli::on(&db);
+    let created = cli
+        .run(&["user", "create", "admin", "--admin"])
+        .await
+        .expect_ok();
+    let old = created.stdout_lines()[0].to_owned();
+    let platform = cli.platform().await;
+    let admin = platform
+        .store()
+        .user_by_name("admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let (token, _) = platform.issue_access_token(&admin).await.unwrap();
+
+    let reset = cli.run(&["user", "password", "admin"]).await.expect_ok();
+    let lines = reset.stdout_lines();
+    assert_eq!(lines.len(), 1, "the password alone on stdout: {reset:#?}");
+    let new = lines[0].to_owned();
+    assert_eq!(new.len(), 20, "{reset:#?}");
+    assert_ne!(new, old);
+    assert!(!reset.stderr.contains(&new), "{reset:#?}");
+    assert!(matches!(
+        platform.login("admin", &old).await.unwrap(),
+        LoginOutcome::BadCredentials
+    ));
+    assert!(matches!(
+        platform.login("admin", &new).await.unwrap(),
+        LoginOutcome::Ok(u) if u.role == Role::Admin
+    ));
+    assert!(
+        platform
+            .authenticate(token.expose())
+            .await
+            .unwrap()
+            .is_none(),
+        "a new password ends the account's logins"
+    );
+
+    let chosen = "a password of my own";
+    let from_stdin = cli
+        .run_with_stdin(
+            &["user", "password", "ADMIN", "--password-stdin"],
+            &format!("{chosen}\n"),
+        )
+        .await
+        .expect_ok();
+    assert!(from_stdin.stdout.is_empty(), "{from_stdin:#?}");
+    assert!(matches!(
+        platform.login("admin", chosen).await.unwrap(),
+        LoginOutcome::Ok(_)
+    ));
+    cli.run(&["user", "password", "nobody"])
+        .await
+        .expect_error("no user named \"nobody\"");
+
+    let (audit, _) = platform.store().list_audit(Page::first(50)).await.unwrap();
+    let resets = audit.iter().filter(|e| e.action == "user.password").count();
+    assert_eq!(resets, 2, "{audit:#?}");
+    let text = format!("{audit:?}");
+    assert!(!text.contains(&new) && !text.contains(chosen), "{text}");
+    platform.store().close().await;
 }
 
 onair_store::store_test!(
     db:
+    a_lost_password_is_replaced_and_the_accounts_logins_end,
     accounts_are_created_listed_and_banned,
     channels_and_keys_are_set_up_listed_and_revoked,
     migrate_says_which_database_and_never_its_password,

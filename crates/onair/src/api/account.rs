@@ -14,7 +14,7 @@ use super::problem::{ApiError, ProblemKind};
 use super::session::Caller;
 use super::validate::{Checks, PASSWORD_LEN, USERNAME_LEN};
 use super::{ApiState, created, no_store};
-use crate::platform::LoginOutcome;
+use crate::platform::{LoginOutcome, PlatformError};
 
 /// Creates a viewer account and logs it in. Only when the server allows registration
 /// (`auth.registration = true`); an admin makes the account a streamer.
@@ -50,7 +50,7 @@ pub async fn register(
     // cannot be used to burn CPU or to probe names faster than logging in.
     state
         .limiter()
-        .admit(ip, &body.username, Instant::now())
+        .admit(ip, Instant::now())
         .map_err(ApiError::rate_limited)?;
     let user = state
         .platform()
@@ -61,8 +61,9 @@ pub async fn register(
     Ok(no_store(created("/api/v1/auth/me".to_owned(), token)))
 }
 
-/// Logs in: an access token for `Authorization: Bearer`. Limited per client address and per
-/// account (`auth.login_attempts_per_minute`).
+/// Logs in: an access token for `Authorization: Bearer`. Limited per client address
+/// (`auth.login_attempts_per_minute`, then 429); past as many failures for one account, each
+/// further wrong password is answered after a growing delay, and a right one at once.
 #[utoipa::path(
     post,
     path = "/auth/login",
@@ -97,22 +98,32 @@ pub async fn login(
         .finish()?;
     let limiter = state.limiter();
     limiter
-        .admit(ip, &body.username, Instant::now())
+        .admit(ip, Instant::now())
         .map_err(ApiError::rate_limited)?;
-    match state
-        .platform()
-        .login(&body.username, &body.password)
-        .await?
-    {
+    let outcome = match state.platform().login(&body.username, &body.password).await {
+        Err(e @ PlatformError::Busy { .. }) => {
+            // The password was never checked: the attempt is the server's loss, not the
+            // caller's.
+            limiter.give_back(ip);
+            return Err(e.into());
+        }
+        other => other?,
+    };
+    match outcome {
         LoginOutcome::Ok(user) => {
-            limiter.record_success(&body.username, Instant::now());
             info!(user = user.username, "logged in");
             Ok(no_store(Json(token_response(&state, user).await?)))
         }
-        LoginOutcome::BadCredentials => Err(ApiError::new(
-            ProblemKind::BadCredentials,
-            "no account has this username and password",
-        )),
+        LoginOutcome::BadCredentials => {
+            let delay = limiter.record_failure(&body.username, Instant::now());
+            // Held, not refused: the guesser waits for its answer, and the owner's right
+            // password, whenever it comes, is checked and answered at once.
+            tokio::time::sleep(delay).await;
+            Err(ApiError::new(
+                ProblemKind::BadCredentials,
+                "no account has this username and password",
+            ))
+        }
         LoginOutcome::Banned => Err(ApiError::new(
             ProblemKind::AccountBanned,
             "this account is banned",

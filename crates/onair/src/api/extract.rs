@@ -53,6 +53,16 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(e) = cause {
+        if e.is::<crate::http::connections::BodyTimedOut>() {
+            return ApiError::new(
+                ProblemKind::RequestTimeout,
+                "the request body did not arrive in time",
+            );
+        }
+        cause = e.source();
+    }
     if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             ProblemKind::PayloadTooLarge,

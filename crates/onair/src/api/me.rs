@@ -17,7 +17,7 @@ use super::model::{
 use super::problem::ApiError;
 use super::session::Streamer;
 use super::validate::{Checks, KEY_TTL_MAX, KEY_TTL_MIN, PageQuery, path_slug};
-use super::{ApiState, RtmpHost, created, no_store};
+use super::{ApiState, created, no_store};
 
 /// The caller's channels, oldest first.
 #[utoipa::path(
@@ -294,7 +294,6 @@ pub async fn list_keys(
 )]
 pub async fn issue_key(
     State(state): State<ApiState>,
-    host: RtmpHost,
     streamer: Streamer,
     Path(slug): Path<String>,
     Json(body): Json<NewStreamKey>,
@@ -312,7 +311,7 @@ pub async fn issue_key(
     let channel = owned_channel(&state, &streamer, &slug).await?;
     let ttl = body.ttl_seconds.map(std::time::Duration::from_secs);
     let issued = state
-        .issue_key(&channel, body.label.trim(), ttl, &host, streamer.user().id)
+        .issue_key(&channel, body.label.trim(), ttl, streamer.user().id)
         .await?;
     let location = format!(
         "/api/v1/me/channels/{}/keys/{}",
@@ -372,7 +371,6 @@ pub async fn revoke_key(
 )]
 pub async fn rotate_key(
     State(state): State<ApiState>,
-    host: RtmpHost,
     streamer: Streamer,
     Path((slug, jti)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -386,9 +384,7 @@ pub async fn rotate_key(
     let actor = streamer.user().id;
     // The new key exists before the old one stops: a streamer rotating while live never has
     // a moment with no working key.
-    let issued = state
-        .issue_key_quietly(&channel, &old.label, None, &host)
-        .await?;
+    let issued = state.issue_key_quietly(&channel, &old.label, None).await?;
     state.revoke_key_quietly(&old).await?;
     state
         .audit(

@@ -6,7 +6,7 @@
 //! | errors | [`ApiError`](problem::ApiError) → `application/problem+json` (RFC 9457) with a stable `type` per kind; causes of 500/503 are logged in the request span, never sent |
 //! | input | [`extract::Json`], [`extract::Query`], [`extract::Path`] answer 400 naming the field; [`validate::Checks`] holds the rules |
 //! | who | [`session`]: bearer access tokens checked against the store on every request; roles viewer < streamer < admin |
-//! | logins | [`rate_limit::LoginLimiter`]: per client address (from the socket) and per account |
+//! | logins | [`rate_limit::LoginLimiter`]: refused past a limit per client address (from the socket); delayed, never refused, past a limit of failures per account |
 //! | audit | every admin write and every key issue, revoke and rotate is recorded ([`ApiState::audit`]) |
 //!
 //! Roles: anyone reaches `/channels`; any signed-in account `/auth/*`; streamers and admins
@@ -33,8 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -64,7 +63,7 @@ use crate::platform::Platform;
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// Largest request body the API reads; every body it takes is a few hundred bytes.
-const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 /// What the API handlers may touch of the server, given by the server when it builds the
 /// router.
@@ -80,7 +79,7 @@ pub struct ApiContext {
     pub chat: Arc<ChatService>,
     /// Replay files and the retention policy.
     pub hls: Arc<Hls>,
-    /// `[rtmp]`: the listener's port and the application, for the OBS server URL.
+    /// `[rtmp]`: the server URL publishers are told (`rtmp.public_url`).
     pub rtmp: RtmpConfig,
     /// `auth.login_attempts_per_minute`.
     pub login_attempts_per_minute: u32,
@@ -147,10 +146,9 @@ impl ApiState {
         channel: &onair_store::Channel,
         label: &str,
         ttl: Option<Duration>,
-        host: &RtmpHost,
         actor: i64,
     ) -> Result<IssuedStreamKey, ApiError> {
-        let issued = self.issue_key_quietly(channel, label, ttl, host).await?;
+        let issued = self.issue_key_quietly(channel, label, ttl).await?;
         self.audit(
             actor,
             "key.issue",
@@ -171,7 +169,6 @@ impl ApiState {
         channel: &onair_store::Channel,
         label: &str,
         ttl: Option<Duration>,
-        host: &RtmpHost,
     ) -> Result<IssuedStreamKey, ApiError> {
         let issued = self
             .platform()
@@ -180,7 +177,7 @@ impl ApiState {
         Ok(IssuedStreamKey {
             key: StreamKey::from(issued.row),
             expires_at: issued.expires_at,
-            rtmp_url: host.0.clone(),
+            rtmp_url: self.ctx.rtmp.publish_url(),
             stream_key: issued.token.expose().to_owned(),
         })
     }
@@ -238,50 +235,6 @@ impl ApiState {
     }
 }
 
-/// The RTMP URL a publisher of this server uses (`rtmp://{host}[:{port}]/{app}`): the host
-/// the API was reached at, without its port, and the RTMP listener's port (left out when it
-/// is RTMP's 1935).
-#[derive(Debug, Clone)]
-pub struct RtmpHost(pub String);
-
-impl FromRequestParts<ApiState> for RtmpHost {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let authority = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
-        let host = host_without_port(authority).unwrap_or("localhost");
-        let rtmp = &state.ctx.rtmp;
-        let port = rtmp.listen.port();
-        let url = if port == 1935 {
-            format!("rtmp://{host}/{}", rtmp.app)
-        } else {
-            format!("rtmp://{host}:{port}/{}", rtmp.app)
-        };
-        Ok(RtmpHost(url))
-    }
-}
-
-/// The host of a `Host` header value (`example.com:8080`, `[::1]:8080`), or `None` when it
-/// holds anything a host name or address cannot.
-fn host_without_port(authority: &str) -> Option<&str> {
-    let host = if authority.starts_with('[') {
-        &authority[..=authority.find(']')?]
-    } else {
-        authority.split(':').next()?
-    };
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
-    ok.then_some(host)
-}
-
 /// 201 with a `Location` header and a JSON body.
 pub fn created<T: Serialize>(location: String, body: T) -> Response {
     let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
@@ -330,6 +283,9 @@ impl<T: Serialize> IntoResponse for extract::Json<T> {
             problem::TooManyRequests,
             problem::InternalError,
             problem::ServiceUnavailable,
+            problem::RequestTimeout,
+            problem::PayloadTooLarge,
+            problem::UnsupportedMediaType,
         ),
     ),
     tags(
@@ -366,7 +322,10 @@ impl Modify for Conventions {
     }
 }
 
-/// Adds the shared responses to every operation of `doc` (after the routes are in).
+/// Adds the shared responses to every operation of `doc` (after the routes are in): 401 on
+/// each secured operation; 400 on each with a path or query parameter (a value of the wrong
+/// type, an id too large for 64 bits); 408, 413 and 415 on each with a body (the extractor
+/// answers them before the handler runs); 500 and 503 everywhere.
 fn add_shared_responses(doc: &mut OpenApiDoc) {
     let reference = |name: &str| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name));
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -383,18 +342,34 @@ fn add_shared_responses(doc: &mut OpenApiDoc) {
         ];
         for operation in operations.into_iter().flatten() {
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            // A key's `{jti}` is any text, so only a numeric id, a slug or a query can be
+            // malformed; an unknown jti is a 404.
+            let path_checked = path.replace("{jti}", "").contains('{');
+            let query = operation.parameters.as_ref().is_some_and(|p| {
+                p.iter()
+                    .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)))
+            });
+            let parameters = path_checked || query;
+            let body = operation.request_body.is_some();
             let responses = &mut operation.responses.responses;
-            if secured {
+            let mut add = |code: &str, name: &str| {
                 responses
-                    .entry("401".into())
-                    .or_insert_with(|| reference("Unauthorized"));
+                    .entry(code.into())
+                    .or_insert_with(|| reference(name));
+            };
+            if secured {
+                add("401", "Unauthorized");
             }
-            responses
-                .entry("500".into())
-                .or_insert_with(|| reference("InternalError"));
-            responses
-                .entry("503".into())
-                .or_insert_with(|| reference("ServiceUnavailable"));
+            if parameters || body {
+                add("400", "BadRequest");
+            }
+            if body {
+                add("408", "RequestTimeout");
+                add("413", "PayloadTooLarge");
+                add("415", "UnsupportedMediaType");
+            }
+            add("500", "InternalError");
+            add("503", "ServiceUnavailable");
         }
     }
 }
@@ -495,19 +470,4 @@ async fn openapi_json(State(state): State<ApiState>) -> Response {
         state.openapi.clone(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(host_without_port("example.com:8080"), Some("example.com"));
-        assert_eq!(host_without_port("example.com"), Some("example.com"));
-        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
-        assert_eq!(host_without_port("bad host"), None);
-        assert_eq!(host_without_port("a\"b"), None);
-        assert_eq!(host_without_port(""), None);
-    }
 }

@@ -89,6 +89,7 @@ impl Checks {
     pub fn title(&mut self, field: &str, title: &str) -> &mut Self {
         let ok = TITLE_LEN.contains(&title.chars().count()) && !title.trim().is_empty();
         self.check(ok, field, "must be 1 to 140 characters, not only spaces")
+            .plain_text(field, title)
     }
 
     /// A channel category (may be empty: no category).
@@ -98,6 +99,19 @@ impl Checks {
             field,
             "must be at most 64 characters",
         )
+        .plain_text(field, category)
+    }
+
+    /// Text shown to others on one line (titles, categories, tags, labels): no control
+    /// characters (NUL, line breaks, escapes) and no bidirectional formatting characters,
+    /// which can make a title read backwards or hide text (U+202E "right-to-left override";
+    /// CVE-2021-42574, "Trojan Source").
+    fn plain_text(&mut self, field: &str, text: &str) -> &mut Self {
+        self.check(
+            is_plain_text(text),
+            field,
+            "must not contain control or bidirectional formatting characters",
+        )
     }
 
     /// A channel's tags.
@@ -105,11 +119,9 @@ impl Checks {
         self.check(tags.len() <= TAGS_MAX, field, "at most 10 tags");
         for (i, tag) in tags.iter().enumerate() {
             let ok = TAG_LEN.contains(&tag.chars().count()) && !tag.trim().is_empty();
-            self.check(
-                ok,
-                &format!("{field}[{i}]"),
-                "must be 1 to 32 characters, not only spaces",
-            );
+            let field = format!("{field}[{i}]");
+            self.check(ok, &field, "must be 1 to 32 characters, not only spaces")
+                .plain_text(&field, tag);
         }
         self
     }
@@ -121,6 +133,7 @@ impl Checks {
             field,
             "must be at most 64 characters",
         )
+        .plain_text(field, label)
     }
 
     /// The 400 for what was found, if anything.
@@ -131,6 +144,16 @@ impl Checks {
             Err(ApiError::invalid(std::mem::take(&mut self.errors)))
         }
     }
+}
+
+/// Whether `text` has no control character (Unicode category Cc: NUL, tabs, line breaks,
+/// ESC, C1) and none of the bidirectional formatting characters (U+061C, U+200E, U+200F,
+/// U+202A–U+202E, U+2066–U+2069).
+pub fn is_plain_text(text: &str) -> bool {
+    !text.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    })
 }
 
 /// A slug from a path: checked so nothing malformed reaches the store.
@@ -224,6 +247,46 @@ mod tests {
             fields(Checks::new().label("label", &"l".repeat(65))),
             ["label"]
         );
+    }
+
+    #[test]
+    fn shown_text_has_no_control_or_bidi_characters() {
+        for bad in [
+            "a\u{0}b",
+            "line\nbreak",
+            "tab\there",
+            "esc\u{1b}[31m",
+            "c1\u{85}",
+            "gnp.\u{202E}exe",
+            "\u{2066}isolate\u{2069}",
+            "mark\u{200F}",
+        ] {
+            assert!(!is_plain_text(bad), "{bad:?}");
+            let mut checks = Checks::new();
+            checks
+                .title("title", bad)
+                .category("category", bad)
+                .tags("tags", &[bad.to_owned()])
+                .label("label", bad);
+            assert_eq!(
+                fields(&mut checks),
+                ["title", "category", "tags[0]", "label"],
+                "{bad:?}"
+            );
+        }
+        for ok in [
+            "Alice plays chess",
+            "שלום עולם",
+            "日本語のタイトル",
+            "emoji 🎮",
+            "a\u{200D}b",
+        ] {
+            assert!(is_plain_text(ok), "{ok:?}");
+            assert!(
+                fields(Checks::new().title("title", ok)).is_empty(),
+                "{ok:?}"
+            );
+        }
     }
 
     #[test]

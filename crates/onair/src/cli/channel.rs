@@ -10,7 +10,7 @@ use onair_store::{NewChannel, Page, Role, StoreError};
 use super::{audit, format_time, print_table, user, with_platform};
 
 // The REST API's rule, so a channel made here could have been made there.
-use onair::api::validate::TITLE_LEN;
+use onair::api::validate::{TITLE_LEN, is_plain_text};
 
 /// `onair channel …`
 #[derive(Debug, Subcommand)]
@@ -68,6 +68,9 @@ async fn create(
             TITLE_LEN.start(),
             TITLE_LEN.end()
         );
+    }
+    if !is_plain_text(&title) {
+        bail!("the title must not contain control or bidirectional formatting characters");
     }
     let owner = user::find(platform, owner).await?;
     if owner.role == Role::Viewer {

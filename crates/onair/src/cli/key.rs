@@ -76,6 +76,9 @@ async fn issue(
     if label.chars().count() > LABEL_MAX {
         bail!("the label must be at most {LABEL_MAX} characters");
     }
+    if !onair::api::validate::is_plain_text(label) {
+        bail!("the label must not contain control or bidirectional formatting characters");
+    }
     if let Some(ttl) = ttl
         && !TTL_RANGE.contains(&ttl)
     {
@@ -191,6 +194,9 @@ async fn channel(platform: &Platform, slug: &str) -> anyhow::Result<onair_store:
 
 /// Where OBS publishes, from the configured listener: `rtmp://HOST:PORT/APP`.
 fn rtmp_hint(config: &Config) -> String {
+    if config.rtmp.public_url.is_some() {
+        return config.rtmp.publish_url();
+    }
     let listen = config.rtmp.listen;
     // A wildcard listener says nothing about the address encoders reach.
     let host = if listen.ip().is_unspecified() {
@@ -217,5 +223,7 @@ mod tests {
         assert_eq!(rtmp_hint(&config), "rtmp://10.1.2.3:1936/in");
         config.rtmp.listen = "[::1]:1935".parse().unwrap();
         assert_eq!(rtmp_hint(&config), "rtmp://[::1]:1935/in");
+        config.rtmp.public_url = Some("rtmp://live.example.com/in".into());
+        assert_eq!(rtmp_hint(&config), "rtmp://live.example.com/in");
     }
 }

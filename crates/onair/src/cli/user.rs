@@ -1,4 +1,5 @@
-//! `onair user create|list|role|ban|unban`: accounts, for an operator at the server's shell.
+//! `onair user create|list|role|password|ban|unban`: accounts, for an operator at the
+//! server's shell.
 
 use std::io::BufRead;
 
@@ -34,6 +35,18 @@ pub enum UserCommand {
         /// The new role.
         #[arg(value_enum)]
         role: RoleArg,
+    },
+    /// Give an account a new password and end its logins. Without --password-stdin a random
+    /// password is generated and printed once, alone on stdout: how to get into an admin
+    /// account whose password is lost (such as one a failed first start created).
+    ///
+    /// Example: onair user password admin
+    Password {
+        /// The login name.
+        name: String,
+        /// Read the password from the first line of stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Ban an account: it can no longer log in or publish, and its live streams end within a
     /// second on every running server.
@@ -90,7 +103,14 @@ pub async fn run(command: UserCommand, config: Config) -> anyhow::Result<()> {
     // The password is read before the database is opened, so a pipe that closes early fails
     // before anything is created.
     let password = match &command {
-        UserCommand::Create(args) if args.password_stdin => Some(read_password_line()?),
+        UserCommand::Create(CreateArgs {
+            password_stdin: true,
+            ..
+        })
+        | UserCommand::Password {
+            password_stdin: true,
+            ..
+        } => Some(read_password_line()?),
         _ => None,
     };
     with_platform(&config, |platform| async move {
@@ -98,6 +118,7 @@ pub async fn run(command: UserCommand, config: Config) -> anyhow::Result<()> {
             UserCommand::Create(args) => create(&platform, args, password).await,
             UserCommand::List { search } => list(&platform, search.as_deref()).await,
             UserCommand::Role { name, role } => set_role(&platform, &name, role.into()).await,
+            UserCommand::Password { name, .. } => set_password(&platform, &name, password).await,
             UserCommand::Ban { name } => set_banned(&platform, &name, true).await,
             UserCommand::Unban { name } => set_banned(&platform, &name, false).await,
         }
@@ -198,6 +219,36 @@ async fn set_role(platform: &Platform, name: &str, role: Role) -> anyhow::Result
         "user.role",
         format!("user:{}", user.id),
         serde_json::json!({ "from": user.role, "to": role, "via": "cli" }),
+    )
+    .await;
+    Ok(())
+}
+
+async fn set_password(
+    platform: &Platform,
+    name: &str,
+    password: Option<String>,
+) -> anyhow::Result<()> {
+    let user = find(platform, name).await?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(onair::platform::random_password);
+    platform
+        .set_password(&user, &password)
+        .await
+        .context("setting the password")?;
+    eprintln!(
+        "{:?} has a new password; its logins are ended",
+        user.username
+    );
+    if generated {
+        eprintln!("the password, shown only now:");
+        println!("{password}");
+    }
+    audit(
+        platform,
+        "user.password",
+        format!("user:{}", user.id),
+        serde_json::json!({ "via": "cli" }),
     )
     .await;
     Ok(())

@@ -170,6 +170,33 @@ pub struct RtmpConfig {
     /// Interval of the ping heartbeat we send.
     #[serde(with = "duration::serde_required")]
     pub ping_interval: Duration,
+    /// The server URL publishers are told to use (`rtmp://live.example.com/live`), beside
+    /// every issued key and in the first-start message. Unset: `rtmp://{host}[:{port}]/{app}`
+    /// from `listen`, `localhost` for an unspecified address. Never taken from a request's
+    /// `Host` header, which the client writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+impl RtmpConfig {
+    /// The URL publishers use: [`RtmpConfig::public_url`], or one made from `listen`.
+    pub fn publish_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let ip = self.listen.ip();
+        let host = if ip.is_unspecified() {
+            "localhost".to_owned()
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        match self.listen.port() {
+            1935 => format!("rtmp://{host}/{}", self.app),
+            port => format!("rtmp://{host}:{port}/{}", self.app),
+        }
+    }
 }
 
 impl Default for RtmpConfig {
@@ -183,6 +210,7 @@ impl Default for RtmpConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -195,6 +223,24 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Origins allowed to fetch streams from a page (`["*"]` for any).
     pub cors_origins: Vec<String>,
+    /// A request's head must be complete this long after its first byte.
+    #[serde(with = "duration::serde_required")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive in full this long after its head (else 408).
+    #[serde(with = "duration::serde_required")]
+    pub body_timeout: Duration,
+    /// A connection with no request for this long is closed (streams are never cut).
+    #[serde(with = "duration::serde_required")]
+    pub idle_timeout: Duration,
+    /// HTTP connections open at once; past it the longest-idle one is closed, or, with none
+    /// idle, a newcomer is answered 503.
+    pub max_connections: usize,
+    /// HTTP connections open at once from one client address (an IPv6 client: its /64);
+    /// past it, 503.
+    pub max_connections_per_address: usize,
+    /// Open-file descriptors kept free of connections (HTTP and RTMP) for recordings, the
+    /// database and served files.
+    pub reserved_descriptors: usize,
 }
 
 impl Default for HttpConfig {
@@ -202,6 +248,12 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "0.0.0.0:8080".parse().expect("literal address"),
             cors_origins: vec!["*".into()],
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 20_000,
+            max_connections_per_address: 256,
+            reserved_descriptors: 256,
         }
     }
 }
@@ -327,11 +379,32 @@ pub struct AuthConfig {
     /// How long a stream key is valid after it is issued; unset means until revoked.
     #[serde(with = "duration::optional", skip_serializing_if = "Option::is_none")]
     pub stream_key_ttl: Option<Duration>,
-    /// Login attempts allowed per minute from one address, and for one account.
+    /// Login attempts allowed per minute from one address, and for one account from one
+    /// address.
     pub login_attempts_per_minute: u32,
     /// On first start with an empty database, create an admin, a demo channel and a key, and
     /// print them once.
     pub bootstrap: bool,
+    /// Memory of one password hash in KiB (Argon2id's `m`). Each hashing thread holds this
+    /// much, reused; a hash stored at another cost is redone at this one on its next login.
+    pub password_hash_kib: u32,
+    /// Passes over that memory (Argon2id's `t`).
+    pub password_hash_passes: u32,
+    /// Password hashes computed at once (0: one per core).
+    pub password_hash_threads: usize,
+    /// How long a login waits for a hashing thread before it is answered 503.
+    #[serde(with = "duration::serde_required")]
+    pub password_hash_wait: Duration,
+}
+
+impl AuthConfig {
+    /// The cost new password hashes are made at.
+    pub fn hash_cost(&self) -> onair_auth::HashCost {
+        onair_auth::HashCost {
+            memory_kib: self.password_hash_kib,
+            passes: self.password_hash_passes,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -343,6 +416,10 @@ impl Default for AuthConfig {
             stream_key_ttl: None,
             login_attempts_per_minute: 10,
             bootstrap: true,
+            password_hash_kib: onair_auth::HashCost::default().memory_kib,
+            password_hash_passes: onair_auth::HashCost::default().passes,
+            password_hash_threads: 0,
+            password_hash_wait: Duration::from_secs(5),
         }
     }
 }
@@ -567,6 +644,27 @@ impl Config {
                 message: format!("{} is outside 1..=16777215", self.rtmp.max_message_size),
             });
         }
+        if listens_on_one_port(self.rtmp.listen, self.http.listen) {
+            return Err(ConfigError::Invalid {
+                key: "http.listen",
+                message: format!(
+                    "{} takes the port of rtmp.listen ({}); give each its own",
+                    self.http.listen, self.rtmp.listen
+                ),
+            });
+        }
+        if let Some(url) = &self.rtmp.public_url {
+            let host = url
+                .strip_prefix("rtmp://")
+                .or_else(|| url.strip_prefix("rtmps://"))
+                .unwrap_or("");
+            if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid {
+                    key: "rtmp.public_url",
+                    message: "must be rtmp://HOST[:PORT]/APP or rtmps://…, without spaces".into(),
+                });
+            }
+        }
         if self.rtmp.app.is_empty() || self.rtmp.app.contains('/') {
             return Err(ConfigError::Invalid {
                 key: "rtmp.app",
@@ -600,6 +698,54 @@ impl Config {
                 key: "auth.login_attempts_per_minute",
                 message: "must be at least 1".into(),
             });
+        }
+        let http_checks: [(&'static str, bool, &str); 3] = [
+            (
+                "http.max_connections",
+                self.http.max_connections >= 1,
+                "must be at least 1",
+            ),
+            (
+                "http.max_connections_per_address",
+                self.http.max_connections_per_address >= 1,
+                "must be at least 1",
+            ),
+            (
+                "http.reserved_descriptors",
+                self.http.reserved_descriptors >= 32,
+                "must be at least 32: recordings and the database need them",
+            ),
+        ];
+        let auth_checks: [(&'static str, bool, &str); 4] = [
+            (
+                "auth.password_hash_kib",
+                (1024..=onair_auth::MAX_MEMORY_KIB).contains(&self.auth.password_hash_kib),
+                "must be 1024..=1048576 (1 MiB to 1 GiB)",
+            ),
+            (
+                "auth.password_hash_passes",
+                (1..=16).contains(&self.auth.password_hash_passes),
+                "must be 1..=16",
+            ),
+            (
+                "auth.password_hash_threads",
+                self.auth.password_hash_threads <= 256,
+                "must be at most 256 (0: one per core)",
+            ),
+            (
+                "auth.password_hash_wait",
+                (Duration::from_millis(100)..=Duration::from_secs(60))
+                    .contains(&self.auth.password_hash_wait),
+                "must be between 100ms and 60s",
+            ),
+        ];
+        for (key, ok, message) in http_checks.into_iter().chain(auth_checks) {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: message.to_owned(),
+                });
+            }
         }
         if let Some(url) = &self.storage.database_url {
             let url = url.expose();
@@ -691,6 +837,9 @@ impl Config {
             ("rtmp.idle_timeout", self.rtmp.idle_timeout),
             ("rtmp.ping_interval", self.rtmp.ping_interval),
             ("hub.write_timeout", self.hub.write_timeout),
+            ("http.header_timeout", self.http.header_timeout),
+            ("http.body_timeout", self.http.body_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
         ] {
             if d.1.is_zero() {
                 return Err(ConfigError::Invalid {
@@ -712,6 +861,14 @@ impl Config {
     pub fn redacted_toml(&self) -> String {
         options::annotated_toml(self)
     }
+}
+
+/// Whether two listen addresses would fight over one port: the same port (not 0, which picks a
+/// free one), on the same address or where either is the unspecified address.
+fn listens_on_one_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn parse_env_value(value: &str) -> toml::Value {
@@ -818,6 +975,52 @@ mod tests {
             .unwrap()
             .redacted_toml();
         assert!(!text.contains("pw@db"), "{text}");
+    }
+
+    #[test]
+    fn the_publish_url_is_configured_or_made_from_the_listen_address() {
+        let mut rtmp = RtmpConfig::default();
+        assert_eq!(rtmp.publish_url(), "rtmp://localhost/live");
+        rtmp.listen = "192.0.2.7:19350".parse().unwrap();
+        assert_eq!(rtmp.publish_url(), "rtmp://192.0.2.7:19350/live");
+        rtmp.listen = "[2001:db8::1]:1935".parse().unwrap();
+        assert_eq!(rtmp.publish_url(), "rtmp://[2001:db8::1]/live");
+        rtmp.public_url = Some("rtmp://live.example.com/live/".into());
+        assert_eq!(rtmp.publish_url(), "rtmp://live.example.com/live");
+        let c = Config::load(
+            None,
+            env(&[("ONAIR_RTMP_PUBLIC_URL", "rtmps://live.example.com:443/live")]),
+        )
+        .unwrap();
+        assert_eq!(c.rtmp.publish_url(), "rtmps://live.example.com:443/live");
+        for bad in ["http://x/live", "rtmp://", "rtmp://a b/live"] {
+            let err = Config::load(None, env(&[("ONAIR_RTMP_PUBLIC_URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("rtmp.public_url"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn rtmp_and_http_cannot_share_a_port() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("ONAIR_RTMP_LISTEN", "127.0.0.1:8080"),
+                ("ONAIR_HTTP_LISTEN", "0.0.0.0:8080"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("http.listen"), "{err}");
+        for (rtmp, http) in [
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("127.0.0.1:8080", "127.0.0.2:8080"),
+            ("0.0.0.0:1935", "0.0.0.0:8080"),
+        ] {
+            Config::load(
+                None,
+                env(&[("ONAIR_RTMP_LISTEN", rtmp), ("ONAIR_HTTP_LISTEN", http)]),
+            )
+            .unwrap_or_else(|e| panic!("{rtmp} and {http}: {e}"));
+        }
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new("rtmp.idle_timeout", "drop connections silent for this long"),
     Opt::new("rtmp.ping_interval", "ping heartbeat interval"),
+    Opt::unset(
+        "rtmp.public_url",
+        "the server URL publishers are told, beside issued keys",
+        "(rtmp://{listen}/{app})",
+        "\"rtmp://live.example.com/live\"",
+    ),
     Opt::new(
         "http.listen",
         "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)",
@@ -86,6 +92,30 @@ pub const OPTIONS: &[Opt] = &[
     Opt::new(
         "http.cors_origins",
         "origins allowed to play streams (\"*\" = any)",
+    ),
+    Opt::new(
+        "http.header_timeout",
+        "a request head must be complete this long after its first byte",
+    ),
+    Opt::new(
+        "http.body_timeout",
+        "a request body must arrive this long after its head (else 408)",
+    ),
+    Opt::new(
+        "http.idle_timeout",
+        "close connections with no request this long (streams never)",
+    ),
+    Opt::new(
+        "http.max_connections",
+        "HTTP connections at once; then the longest-idle closes, or 503",
+    ),
+    Opt::new(
+        "http.max_connections_per_address",
+        "HTTP connections at once from one address (IPv6: a /64); then 503",
+    ),
+    Opt::new(
+        "http.reserved_descriptors",
+        "open files kept free of connections for recordings and the database",
     ),
     Opt::new("hub.gop_cache", "start new viewers at the last keyframe"),
     Opt::new(
@@ -157,11 +187,27 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "auth.login_attempts_per_minute",
-        "login attempts per minute per address and per account",
+        "login attempts per minute per address, and per account from one address",
     ),
     Opt::new(
         "auth.bootstrap",
         "first start: create an admin, a demo channel and a key",
+    ),
+    Opt::new(
+        "auth.password_hash_kib",
+        "memory per password hash in KiB (Argon2id m; held by each hashing thread)",
+    ),
+    Opt::new(
+        "auth.password_hash_passes",
+        "passes over that memory (Argon2id t)",
+    ),
+    Opt::new(
+        "auth.password_hash_threads",
+        "password hashes computed at once (0 = one per core)",
+    ),
+    Opt::new(
+        "auth.password_hash_wait",
+        "a login waits this long for a hashing thread, then gets 503",
     ),
     Opt::new(
         "hls.enabled",
@@ -418,7 +464,15 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let with_examples: Config = toml::from_str(&uncommented).unwrap();
-        assert_eq!(with_examples.rtmp, Config::default().rtmp);
+        assert_eq!(
+            with_examples.rtmp.public_url.as_deref(),
+            Some("rtmp://live.example.com/live")
+        );
+        let rtmp = super::super::RtmpConfig {
+            public_url: None,
+            ..with_examples.rtmp
+        };
+        assert_eq!(rtmp, Config::default().rtmp);
         assert_eq!(with_examples.hls.retention_max_bytes, Some(50_000_000_000));
 
         let mut changed = Config::default();

@@ -34,6 +34,7 @@ use tracing::{Instrument, debug, field, info_span, warn};
 use self::connection::Connection;
 use crate::auth::PublishAuth;
 use crate::config::{HubSection, RtmpConfig};
+use crate::descriptors::{Descriptors, PER_RTMP_CONNECTION};
 use crate::hls::Hls;
 use crate::lives::Lives;
 use crate::metrics::Metrics;
@@ -61,6 +62,8 @@ pub struct Ingest {
     pub shutdown: CancellationToken,
     /// Tracks connection tasks and the store writes they spawn.
     pub tasks: TaskTracker,
+    /// The descriptor budget every connection takes its socket from.
+    pub descriptors: Arc<Descriptors>,
 }
 
 /// The message stream id players get from their first `createStream`; shared media chunks
@@ -84,14 +87,26 @@ pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener) {
                 continue;
             }
         };
+        // Past the budget a connection would take a descriptor that recordings and the
+        // database are counting on; RTMP has no way to say "busy", so it is closed at once.
+        let Some(permit) = ctx.descriptors.try_take(PER_RTMP_CONNECTION) else {
+            Metrics::inc(&ctx.metrics.rtmp_refused);
+            debug!(%peer, "rtmp connection closed: the descriptor budget is spent");
+            continue;
+        };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("rtmp", %peer, conn = id, channel = field::Empty);
         ctx.tasks
-            .spawn(connection(ctx.clone(), socket, peer).instrument(span));
+            .spawn(connection(ctx.clone(), socket, peer, permit).instrument(span));
     }
 }
 
-async fn connection(ctx: Arc<Ingest>, socket: TcpStream, peer: SocketAddr) {
+async fn connection(
+    ctx: Arc<Ingest>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    _permit: crate::descriptors::Permit,
+) {
     Metrics::inc(&ctx.metrics.rtmp_connections);
     ctx.metrics.rtmp_open.fetch_add(1, Ordering::Relaxed);
     crate::net::configure(&socket, ctx.hub_config.write_timeout);

@@ -211,6 +211,8 @@ struct Case<'a> {
     uri: String,
     token: Option<String>,
     body: Option<Value>,
+    /// A body sent as it is, with its content type, instead of `body`'s JSON.
+    raw_body: Option<(&'static str, Vec<u8>)>,
     server: Server,
     /// Sent this many times from one address; the last answer counts (the login limiter).
     attempts: usize,
@@ -225,9 +227,15 @@ impl<'a> Case<'a> {
             uri: template.to_owned(),
             token: None,
             body: None,
+            raw_body: None,
             server: Server::Open,
             attempts: 1,
         }
+    }
+
+    fn raw_body(mut self, content_type: &'static str, body: Vec<u8>) -> Self {
+        self.raw_body = Some((content_type, body));
+        self
     }
 
     fn uri(mut self, uri: impl Into<String>) -> Self {
@@ -681,11 +689,14 @@ fn problem_types(status: u16) -> &'static [&'static str] {
         401 => &["unauthorized", "bad-credentials"],
         403 => &["forbidden", "account-banned", "registration-closed"],
         404 => &["not-found"],
+        408 => &["request-timeout"],
         409 => &["conflict"],
+        413 => &["payload-too-large"],
+        415 => &["unsupported-media-type"],
         422 => &["unprocessable"],
         429 => &["rate-limited"],
         500 => &["internal"],
-        503 => &["unavailable"],
+        503 => &["unavailable", "busy"],
         _ => &[],
     }
 }
@@ -721,12 +732,17 @@ fn check_problem(case: &Case<'_>, reply: &Reply) -> Option<String> {
 async fn send(api: &Api, case: &Case<'_>, peer: SocketAddr) -> Reply {
     let mut reply = None;
     for _ in 0..case.attempts {
-        let request = api.request(
+        let mut request = api.request(
             case.method.clone(),
             &case.uri,
             case.token.as_deref(),
             case.body.clone(),
         );
+        if let Some((content_type, body)) = &case.raw_body {
+            let headers = request.headers_mut();
+            headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+            *request.body_mut() = axum::body::Body::from(body.clone());
+        }
         reply = Some(api.send(request, peer).await);
     }
     reply.expect("every case makes at least one attempt")
@@ -1010,8 +1026,73 @@ async fn every_promise_of_the_document_holds(store: Store) {
         .into_iter()
         .map(|(m, p, s)| sample(&m, p, s, &f).token(&f.admin))
         .collect();
+    // What the extractors answer before any handler runs, documented on every operation with
+    // parameters (400) or a body (413, 415) by `add_shared_responses`.
+    let mut extracted: Vec<Case> = Vec::new();
+    for (method, path, status) in shared(400) {
+        let op = ops
+            .iter()
+            .find(|(m, p, _)| m.to_string().eq_ignore_ascii_case(method.as_str()) && *p == path)
+            .map(|(_, _, op)| *op);
+        let case = sample(&method, path, status, &f).token(&f.admin);
+        let case = if path.contains("{id}") || path.contains("{user_id}") {
+            // An id past 64 bits is malformed, not unknown.
+            let huge = "99999999999999999999";
+            case.uri(
+                path.replace("{slug}", "alice")
+                    .replace("{jti}", &f.jti)
+                    .replace("{id}", huge)
+                    .replace("{user_id}", huge),
+            )
+        } else if path.contains("{slug}") {
+            case.uri(
+                path.replace("{slug}", "Not%20a%20slug")
+                    .replace("{jti}", &f.jti),
+            )
+        } else if path.contains("{jti}") {
+            case.uri(path.replace("{jti}", "not%20a%20jti"))
+        } else if op.is_some_and(|op| op.get("parameters").is_some()) {
+            let base = case.uri.clone();
+            case.uri(format!("{base}?limit=not-a-number"))
+        } else {
+            case
+        };
+        let case = match op.and_then(|op| op.get("requestBody")) {
+            Some(_) => case.body(serde_json::json!({})),
+            None => case,
+        };
+        extracted.push(case);
+    }
+    for (method, path, status) in shared(413) {
+        // One byte past the API's body limit.
+        let mut big = b"{\"pad\": \"".to_vec();
+        big.resize(super::super::BODY_LIMIT + 1, b'a');
+        extracted.push(
+            sample(&method, path, status, &f)
+                .token(&f.admin)
+                .raw_body("application/json", big),
+        );
+    }
+    for (method, path, status) in shared(415) {
+        extracted.push(
+            sample(&method, path, status, &f)
+                .token(&f.admin)
+                .raw_body("text/plain", b"not json".to_vec()),
+        );
+    }
+    // 408 is the connection driver's (`http/connections.rs`), answered when a body does not
+    // arrive within `http.body_timeout`; a router called in memory never waits for a body.
+    // tests/tests/connections.rs produces it over a real socket.
     let mut all_covered: BTreeSet<(String, &str, u16)> = covered.clone();
-    for case in unauthorized.iter().chain(&internal).chain(&unavailable) {
+    for (method, path, status) in shared(408) {
+        all_covered.insert((method.to_string(), path, status));
+    }
+    for case in unauthorized
+        .iter()
+        .chain(&internal)
+        .chain(&unavailable)
+        .chain(&extracted)
+    {
         all_covered.insert((case.method.to_string(), case.template, case.status));
     }
     for (method, path, status) in documented.difference(&all_covered) {
@@ -1035,6 +1116,7 @@ async fn every_promise_of_the_document_holds(store: Store) {
     };
     run(&particular, &mut failures).await;
     run(&unauthorized, &mut failures).await;
+    run(&extracted, &mut failures).await;
     // Every query fails from here on: the database has lost the tables every operation
     // reads first (the caller's account, the channel, the replay, the gift catalogue).
     for table in ["users", "channels", "recordings", "gifts"] {

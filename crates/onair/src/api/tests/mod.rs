@@ -35,7 +35,7 @@ pub const PASSWORD: &str = "correct horse";
 fn password_hash() -> String {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
-        onair_auth::hash_password(PASSWORD, [7; 16])
+        onair_auth::hash_password(PASSWORD, [7; 16], onair_auth::HashCost::default())
             .unwrap()
             .into_string()
     })

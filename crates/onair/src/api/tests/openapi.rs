@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 /// Every route of the API. Adding a route means adding it here, to the router and to the
 /// document at once (they come from one list in `api::routes`).
-const ROUTES: [(&str, &str); 49] = [
+const ROUTES: [(&str, &str); 50] = [
     ("GET", "/api/openapi.json"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -44,6 +44,7 @@ const ROUTES: [(&str, &str); 49] = [
     ("GET", "/api/v1/channels"),
     ("GET", "/api/v1/channels/{slug}"),
     ("GET", "/api/v1/channels/{slug}/replays"),
+    ("GET", "/api/v1/replays"),
     ("GET", "/api/v1/replays/{id}"),
     ("DELETE", "/api/v1/replays/{id}"),
     ("GET", "/api/v1/admin/replays/retention"),
@@ -184,6 +185,21 @@ async fn every_operation_documents_its_errors() {
         if secured {
             assert!(responses.contains_key("401"), "{method} {path} lacks 401");
         }
+        if op.get("requestBody").is_some() {
+            for code in ["400", "408", "413", "415"] {
+                assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+            }
+        }
+        // A key's `{jti}` is any text: a path whose only parameter it is cannot be malformed.
+        let checked_path = path.replace("{jti}", "").contains('{');
+        let query = op["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+        assert_eq!(
+            responses.contains_key("400"),
+            checked_path || query || op.get("requestBody").is_some(),
+            "{method} {path} and 400"
+        );
         // Reading a channel's chat, danmaku and the gift catalogue is public; sending gifts
         // and moderating under /channels are not.
         let public = (method == "GET"
@@ -209,4 +225,57 @@ async fn every_operation_documents_its_errors() {
             "dangling reference {target}"
         );
     }
+}
+
+/// What the document promises for bodies and ids is what the server answers, on every
+/// operation: a body that is not JSON is 415, an id past 64 bits is 400 (not 404).
+#[tokio::test]
+async fn bodies_that_are_not_json_are_415_and_ids_past_64_bits_are_400_everywhere() {
+    let store = onair_store::Store::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let api = super::Api::with_config(store, |c| c.auth.registration = true).await;
+    let (_, token) = api.account("root", onair_store::Role::Admin).await;
+    let doc = serde_json::to_value(super::super::openapi()).unwrap();
+    let huge = "99999999999999999999";
+    let mut bodies = 0;
+    let mut ids = 0;
+    for (method, path) in operations(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri = path
+            .replace("{slug}", "some-channel")
+            .replace("{jti}", "0123");
+        if op.get("requestBody").is_some() {
+            let uri = uri.replace("{id}", "1").replace("{user_id}", "1");
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&uri)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "text/plain")
+                .body(Body::from("not json"))
+                .unwrap();
+            let reply = api.send(request, "192.0.2.9:1".parse().unwrap()).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{method} {uri}"
+            );
+            bodies += 1;
+        }
+        if path.contains("{id}") || path.contains("{user_id}") {
+            let uri = uri.replace("{id}", huge).replace("{user_id}", huge);
+            let body = op.get("requestBody").map(|_| serde_json::json!({}));
+            let reply = api.call(method.clone(), &uri, Some(&token), body).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{method} {uri}: {}",
+                reply.text
+            );
+            ids += 1;
+        }
+    }
+    assert!(bodies >= 13 && ids >= 9, "{bodies} bodies, {ids} ids");
 }

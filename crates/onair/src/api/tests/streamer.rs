@@ -118,6 +118,22 @@ async fn channel_input_is_checked(store: Store) {
     )
     .await
     .invalid(&["tags[1]"]);
+    // A NUL, or a right-to-left override that makes "exe.gnp" read "png.exe".
+    api.post(
+        "/api/v1/me/channels",
+        t,
+        json!({ "slug": "ok", "title": "nul\u{0}", "category": "x\u{202E}y", "tags": ["\u{202E}gnp.exe"] }),
+    )
+    .await
+    .invalid(&["title", "category", "tags[0]"]);
+    api.channel(&token, "fine").await;
+    api.patch(
+        "/api/v1/me/channels/fine",
+        t,
+        json!({ "title": "evil\u{202E}txt.exe" }),
+    )
+    .await
+    .invalid(&["title"]);
     api.get("/api/v1/me/channels/Not_A_Slug!", t)
         .await
         .invalid(&["slug"]);
@@ -239,7 +255,9 @@ async fn keys_are_issued_once_listed_revoked_and_rotated(store: Store) {
         .await;
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     let issued = reply.ok(StatusCode::CREATED);
-    assert_eq!(issued["rtmp_url"], "rtmp://stream.example.com:19350/live");
+    // From the configuration: the request's Host header (stream.example.com) is the
+    // client's to write, and never reaches the answer.
+    assert_eq!(issued["rtmp_url"], "rtmp://localhost:19350/live");
     assert_eq!(issued["label"], "OBS at home");
     assert!(issued["expires_at"].is_null());
     let jti = issued["jti"].as_str().unwrap().to_owned();
@@ -372,7 +390,7 @@ async fn revoking_a_live_key_kicks_the_publisher(store: Store) {
     api.channel(&token, "alice").await;
     let key = api.key(&token, "alice", "obs").await;
     let jti = key["jti"].as_str().unwrap();
-    assert_eq!(key["rtmp_url"], "rtmp://stream.example.com/live");
+    assert_eq!(key["rtmp_url"], "rtmp://localhost/live");
     let publisher = api.go_live("alice", Some(jti)).await;
     let reply = api
         .delete(
@@ -450,7 +468,43 @@ async fn live_status_and_sessions(store: Store) {
         .invalid(&["limit"]);
 }
 
+async fn issued_keys_name_the_configured_server_never_the_host_header(store: Store) {
+    let api = Api::with_config(store, |c| {
+        c.rtmp.public_url = Some("rtmps://live.example.com:443/live".into());
+    })
+    .await;
+    let (_, token) = api.account("alice", Role::Streamer).await;
+    api.channel(&token, "alice").await;
+    let mut request = api.request(
+        Method::POST,
+        "/api/v1/me/channels/alice/keys",
+        Some(&token),
+        Some(json!({ "label": "obs" })),
+    );
+    request.headers_mut().insert(
+        header::HOST,
+        header::HeaderValue::from_static("evil.example:8080"),
+    );
+    let issued = api
+        .send(request, "192.0.2.1:40000".parse().unwrap())
+        .await
+        .ok(StatusCode::CREATED);
+    assert_eq!(issued["rtmp_url"], "rtmps://live.example.com:443/live");
+    let jti = issued["jti"].as_str().unwrap();
+    let rotated = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/me/channels/alice/keys/{jti}/rotate"),
+            Some(&token),
+            None,
+        )
+        .await
+        .ok(StatusCode::CREATED);
+    assert_eq!(rotated["rtmp_url"], "rtmps://live.example.com:443/live");
+}
+
 onair_store::store_test!(
+    issued_keys_name_the_configured_server_never_the_host_header,
     channels_are_created_listed_edited_and_deleted,
     channel_input_is_checked,
     roles_and_ownership,

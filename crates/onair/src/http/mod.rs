@@ -1,7 +1,10 @@
 //! The HTTP listener: one router for the REST API, the FLV feeds (`crate::flv`), HLS
 //! (`crate::hls::http`), health and metrics and the web app (`onair_web`, whatever no other
 //! route matched), with CORS for players and pages on other origins and a trace span per
-//! request.
+//! request; [`connections`] accepts and drives the connections (timeouts, caps, the
+//! descriptor budget).
+
+pub mod connections;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use onair_chat::ChatService;
 use onair_hub::Hub;
 use onair_store::Store;
@@ -28,28 +30,36 @@ use crate::state::AppState;
 /// What `/readyz` and `/metrics` read.
 #[derive(Debug)]
 struct Ops {
+    platform: Arc<crate::platform::Platform>,
     store: Store,
     metrics: Arc<Metrics>,
     chat: Arc<ChatService>,
     hub: Arc<Hub>,
 }
 
-/// Serves HTTP until shutdown.
-pub(crate) fn serve(state: &AppState, listener: TcpListener) -> impl Future<Output = ()> + use<> {
-    let stall = state.config.hub.write_timeout;
-    let listener = listener.tap_io(move |tcp| crate::net::configure(tcp, stall));
-    let shutdown = state.shutdown.clone();
-    let app = router(state);
-    // The REST API's login limit keys on the peer address, never on a forwarding header.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-        {
-            warn!(error = %e, "http server stopped");
-        }
-    }
+/// Serves HTTP until shutdown, with `[http]`'s timeouts and caps (see [`connections`]);
+/// connections take their descriptors from `descriptors`.
+pub(crate) fn serve(
+    state: &AppState,
+    listener: TcpListener,
+    descriptors: Arc<crate::descriptors::Descriptors>,
+) -> impl Future<Output = ()> + use<> {
+    let http = &state.config.http;
+    let ctx = connections::Listener {
+        limits: connections::Limits {
+            header_timeout: http.header_timeout,
+            body_timeout: http.body_timeout,
+            idle_timeout: http.idle_timeout,
+            max_connections: http.max_connections,
+            max_per_address: http.max_connections_per_address,
+            stall: state.config.hub.write_timeout,
+        },
+        descriptors,
+        metrics: state.metrics.clone(),
+        shutdown: state.shutdown.clone(),
+        tasks: state.tasks.clone(),
+    };
+    connections::serve(listener, router(state), ctx)
 }
 
 /// The HTTP routes, without a listener (tests drive it with `oneshot`). Each part gets only
@@ -62,6 +72,7 @@ pub fn router(state: &AppState) -> Router {
         metrics: state.metrics.clone(),
     });
     let ops = Arc::new(Ops {
+        platform: state.platform.clone(),
         store: state.platform.store().clone(),
         metrics: state.metrics.clone(),
         chat: state.chat.clone(),
@@ -159,6 +170,11 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
-    let text = crate::metrics::render(&ops.metrics, &ops.chat, &ops.hub);
+    let text = crate::metrics::render(
+        &ops.metrics,
+        &ops.chat,
+        &ops.hub,
+        ops.platform.hashing().stats(),
+    );
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

@@ -1,0 +1,648 @@
+//! The HTTP listener's accept loop and one driver per connection: timeouts, connection caps
+//! and the descriptor budget, in front of the axum router.
+//!
+//! `axum::serve` has no timer, so hyper's header timeout never fired and an idle or
+//! half-sent connection stayed open forever (issue #18). Here each connection is a hyper
+//! HTTP/1.1 connection (with upgrades, for WS-FLV and chat) driven by [`drive`], which knows
+//! what the connection is doing from its [`ConnState`]:
+//!
+//! | state | ends when |
+//! | --- | --- |
+//! | idle (accepted, or its last response is done) | `http.idle_timeout` passes with no byte |
+//! | reading a head (a byte came while idle) | the head is not complete `http.header_timeout` after its first byte |
+//! | serving (a request is in, its response not done) | never by time: HTTP-FLV and other streams run as long as they stream; a request body must arrive within `http.body_timeout` of the head (408) |
+//! | upgraded (WebSocket) | the socket's own protocol ends it (chat pings, WS-FLV write timeouts) |
+//!
+//! Admission, per accepted socket: an address (an IPv6 /64) with `http.max_connections_per_address`
+//! open is answered 503 at once. When `http.max_connections` are open, or the descriptor
+//! budget ([`Descriptors`]) has no room, the connection idle the longest (no request in
+//! flight, never an upgraded one) is closed to make room; only when none is idle is the newcomer
+//! answered 503. So idle connections, however many, can delay nobody's request: a flood of
+//! them only evicts itself, oldest first, while streams and requests in progress are never
+//! touched.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use bytes::Bytes;
+use http_body::Frame;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+use tracing::{debug, warn};
+
+use crate::api::extract::ClientIp;
+use crate::descriptors::{Descriptors, PER_HTTP_CONNECTION, Permit};
+use crate::metrics::Metrics;
+
+/// Refused sockets that may linger at once to deliver their 503 (see [`refuse`]); past this
+/// a refused socket is closed at once. They come out of the descriptor reserve.
+const MAX_LINGERING: usize = 64;
+/// How long a refused socket lingers for its client to read the 503.
+const LINGER: Duration = Duration::from_secs(1);
+/// Evictions that may be under way at once. Each admits a newcomer before the evicted
+/// connection has closed, so this bounds how far the descriptor budget can be overdrawn.
+const MAX_EVICTING: usize = 64;
+/// A head started while idle is marked by this in `head_started`.
+const NO_HEAD: u64 = u64::MAX;
+
+/// `[http]`'s timeouts and caps, as the listener uses them.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// A request head must be complete this long after its first byte.
+    pub header_timeout: Duration,
+    /// A request body must arrive in full this long after its head.
+    pub body_timeout: Duration,
+    /// A connection with no request and no byte for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_per_address: usize,
+    /// `hub.write_timeout`: the TCP user timeout of every connection.
+    pub stall: Duration,
+}
+
+/// What the accept loop needs besides the router.
+#[derive(Debug, Clone)]
+pub(crate) struct Listener {
+    pub limits: Limits,
+    pub descriptors: Arc<Descriptors>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+/// Accepts HTTP connections until shutdown; each is driven in its own task, tracked by
+/// `tasks`, so shutdown waits for them.
+pub(crate) async fn serve(listener: TcpListener, app: Router, ctx: Listener) {
+    let registry = Arc::new(Registry::new());
+    let lingering = Arc::new(Semaphore::new(MAX_LINGERING));
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors despite the budget (another process's doing, or a
+                // reserve too small): back off instead of spinning.
+                warn!(error = %e, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        Metrics::inc(&ctx.metrics.http_connections);
+        let ip = ClientIp::from_ip(peer.ip());
+        let slot = match registry.admit(ip, &ctx) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                Metrics::inc(&ctx.metrics.http_refused);
+                debug!(%peer, ?refusal, "http connection refused");
+                refuse(tcp, refusal, &lingering, &ctx.tasks);
+                continue;
+            }
+        };
+        crate::net::configure(&tcp, ctx.limits.stall);
+        ctx.tasks
+            .spawn(drive(tcp, peer, slot, app.clone(), ctx.clone()));
+    }
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Its address has `max_connections_per_address` open.
+    Address,
+    /// `max_connections` are open, or the descriptor budget is spent, and none is idle.
+    Full,
+}
+
+/// Answers a refused socket 503 without reading its request, then closes it. Closing a
+/// socket whose request is still unread makes the kernel send a reset, which can destroy the
+/// 503 before the client reads it; so the socket lingers for up to [`LINGER`], reading and
+/// dropping what the client sends, with at most [`MAX_LINGERING`] such sockets at a time.
+fn refuse(tcp: TcpStream, refusal: Refusal, lingering: &Arc<Semaphore>, tasks: &TaskTracker) {
+    let detail = match refusal {
+        Refusal::Address => "too many connections from this address; close some and retry",
+        Refusal::Full => "the server has as many connections as it takes; retry shortly",
+    };
+    let problem =
+        crate::problem::ApiError::new(crate::problem::ProblemKind::Busy, detail).problem();
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncache-control: no-store\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        crate::problem::PROBLEM_JSON,
+        body.len()
+    );
+    let mut answer = head.into_bytes();
+    answer.extend_from_slice(&body);
+    // A fresh socket's send buffer is empty, so the whole answer fits; if it somehow does
+    // not, the client gets a short reply and a close, which is still a refusal.
+    let _ = tcp.try_write(&answer);
+    let Ok(permit) = lingering.clone().try_acquire_owned() else {
+        return;
+    };
+    tasks.spawn(async move {
+        let _permit = permit;
+        let sock = socket2::SockRef::from(&tcp);
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            loop {
+                if tcp.readable().await.is_err() {
+                    return;
+                }
+                match tcp.try_read(&mut sink) {
+                    // The client read the answer and closed.
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    });
+}
+
+/// Every open connection: counts per address, and the idle ones oldest first.
+#[derive(Debug)]
+struct Registry {
+    inner: Mutex<Inner>,
+    epoch: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    open: HashMap<u64, Arc<ConnState>>,
+    per_ip: HashMap<ClientIp, usize>,
+    /// Connections as they went idle, oldest first: (id, the connection's idle generation
+    /// then). An entry whose connection has since served a request, closed or been evicted
+    /// is stale and skipped; stale entries are dropped when they pile up.
+    idle: VecDeque<(u64, u64)>,
+    /// Evicted connections that have not closed yet.
+    evicting: usize,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    /// Admits a connection from `ip`, evicting the longest-idle one if that is what it takes.
+    fn admit(self: &Arc<Self>, ip: ClientIp, ctx: &Listener) -> Result<Slot, Refusal> {
+        let limits = &ctx.limits;
+        let now = self.now_ms();
+        let mut inner = self.inner.lock();
+        if inner.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_per_address {
+            return Err(Refusal::Address);
+        }
+        let room = if inner.open.len() < limits.max_connections {
+            ctx.descriptors.try_take(PER_HTTP_CONNECTION)
+        } else {
+            None
+        };
+        let permit = match room {
+            Some(permit) => permit,
+            None => {
+                if inner.evicting >= MAX_EVICTING || !inner.evict_oldest_idle() {
+                    return Err(Refusal::Full);
+                }
+                Metrics::inc(&ctx.metrics.http_evicted);
+                ctx.descriptors.take_anyway(PER_HTTP_CONNECTION)
+            }
+        };
+        inner.next_id += 1;
+        let conn = Arc::new(ConnState {
+            id: inner.next_id,
+            ip,
+            registry: self.clone(),
+            busy: AtomicU32::new(0),
+            upgraded: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            idle_since: AtomicU64::new(now),
+            head_started: AtomicU64::new(NO_HEAD),
+            generation: AtomicU64::new(0),
+            stop: ctx.shutdown.child_token(),
+        });
+        inner.open.insert(conn.id, conn.clone());
+        *inner.per_ip.entry(ip).or_default() += 1;
+        inner.idle.push_back((conn.id, 0));
+        ctx.metrics.http_open.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            conn,
+            _permit: permit,
+            metrics: ctx.metrics.clone(),
+        })
+    }
+}
+
+impl Inner {
+    /// Asks the connection idle the longest to close; `false` when none is idle.
+    fn evict_oldest_idle(&mut self) -> bool {
+        while let Some((id, generation)) = self.idle.pop_front() {
+            let Some(conn) = self.open.get(&id) else {
+                continue;
+            };
+            if !conn.is_idle_at(generation) {
+                continue;
+            }
+            conn.evicted.store(true, Ordering::Release);
+            conn.stop.cancel();
+            self.evicting += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Drops stale idle entries once they outnumber the connections: each request leaves
+    /// one behind, so a long-lived server would otherwise grow the queue without bound.
+    fn compact(&mut self) {
+        if self.idle.len() <= 2 * self.open.len() + 1024 {
+            return;
+        }
+        let open = &self.open;
+        self.idle.retain(|(id, generation)| {
+            open.get(id)
+                .is_some_and(|conn| conn.is_idle_at(*generation))
+        });
+    }
+}
+
+/// What the driver, the socket wrapper and the bodies know of one connection.
+#[derive(Debug)]
+struct ConnState {
+    id: u64,
+    ip: ClientIp,
+    registry: Arc<Registry>,
+    /// Requests whose response has not ended (HTTP/1.1 serves one at a time).
+    busy: AtomicU32,
+    /// A WebSocket now owns the socket.
+    upgraded: AtomicBool,
+    /// Asked to close to make room.
+    evicted: AtomicBool,
+    /// When it last went idle, ms since the registry's epoch.
+    idle_since: AtomicU64,
+    /// When the first byte of a head came while idle; [`NO_HEAD`] when none did.
+    head_started: AtomicU64,
+    /// Bumped each time it goes idle, so that idle entries of an earlier idle spell are
+    /// told apart.
+    generation: AtomicU64,
+    /// Cancelled to evict it, or (as a child of the server's token) at shutdown.
+    stop: CancellationToken,
+}
+
+impl ConnState {
+    fn is_idle_at(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+            && self.busy.load(Ordering::Acquire) == 0
+            && !self.upgraded.load(Ordering::Acquire)
+            && !self.evicted.load(Ordering::Acquire)
+    }
+
+    /// A request's head is in: the connection is serving until its response ends.
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(NO_HEAD, Ordering::Release);
+        Busy(self.clone())
+    }
+
+    /// Bytes came in: the first while idle starts the header timeout.
+    fn bytes_arrived(&self) {
+        if self.busy.load(Ordering::Acquire) == 0 {
+            let now = self.registry.now_ms();
+            let _ = self.head_started.compare_exchange(
+                NO_HEAD,
+                now,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    fn went_idle(&self) {
+        if self.busy.fetch_sub(1, Ordering::AcqRel) != 1 || self.upgraded.load(Ordering::Acquire) {
+            return;
+        }
+        self.idle_since
+            .store(self.registry.now_ms(), Ordering::Release);
+        self.head_started.store(NO_HEAD, Ordering::Release);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut inner = self.registry.inner.lock();
+        inner.idle.push_back((self.id, generation));
+        inner.compact();
+    }
+
+    /// When the connection must have done something by, and what it is then; `None` while
+    /// it serves a request or belongs to a WebSocket.
+    fn deadline(&self, limits: &Limits) -> Option<(Instant, Timeout)> {
+        if self.busy.load(Ordering::Acquire) > 0 || self.upgraded.load(Ordering::Acquire) {
+            return None;
+        }
+        let head = self.head_started.load(Ordering::Acquire);
+        let registry = &self.registry;
+        Some(if head == NO_HEAD {
+            let idle = self.idle_since.load(Ordering::Acquire);
+            (registry.at(idle) + limits.idle_timeout, Timeout::Idle)
+        } else {
+            (registry.at(head) + limits.header_timeout, Timeout::Header)
+        })
+    }
+}
+
+/// The connection serves a request while this lives: the request's handler holds it, then
+/// the response body, until hyper has sent the body's end (or drops it).
+#[derive(Debug)]
+struct Busy(Arc<ConnState>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.went_idle();
+    }
+}
+
+/// One admitted connection's place: its registry entry and its descriptors, given back when
+/// the socket closes. It travels with the socket (inside [`Tracked`]), also into a
+/// WebSocket after an upgrade.
+#[derive(Debug)]
+struct Slot {
+    conn: Arc<ConnState>,
+    _permit: Permit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let conn = &self.conn;
+        let mut inner = conn.registry.inner.lock();
+        inner.open.remove(&conn.id);
+        if let Some(n) = inner.per_ip.get_mut(&conn.ip) {
+            *n -= 1;
+            if *n == 0 {
+                inner.per_ip.remove(&conn.ip);
+            }
+        }
+        if conn.evicted.load(Ordering::Acquire) {
+            inner.evicting -= 1;
+        }
+        self.metrics.http_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The socket as hyper (and, after an upgrade, a WebSocket) sees it: reads tell the
+/// connection's state that bytes came, and the slot goes with it.
+#[derive(Debug)]
+struct Tracked {
+    tcp: TcpStream,
+    slot: Slot,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.slot.conn.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// Which deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timeout {
+    /// No byte of a next request within `idle_timeout`.
+    Idle,
+    /// A head not complete within `header_timeout` of its first byte.
+    Header,
+}
+
+/// How a connection's driver ended.
+#[derive(Debug)]
+enum End {
+    Closed(hyper::Result<()>),
+    TimedOut(Timeout),
+    Evicted,
+}
+
+/// Serves one connection until it closes, times out or is evicted; at shutdown, lets the
+/// request in flight finish (hyper's graceful shutdown) and closes.
+async fn drive(tcp: TcpStream, peer: SocketAddr, slot: Slot, app: Router, ctx: Listener) {
+    let conn = slot.conn.clone();
+    let io = TokioIo::new(Tracked { tcp, slot });
+    let service = {
+        let conn = conn.clone();
+        let body_timeout = ctx.limits.body_timeout;
+        let metrics = ctx.metrics.clone();
+        hyper::service::service_fn(move |request: Request<Incoming>| {
+            let busy = conn.begin();
+            let app = app.clone();
+            let conn = conn.clone();
+            let metrics = metrics.clone();
+            async move {
+                let (mut parts, body) = request.into_parts();
+                // The login limiter keys on the socket's address, never a forwarding header.
+                parts.extensions.insert(ConnectInfo(peer));
+                let body = DeadlineBody {
+                    inner: body,
+                    deadline: Instant::now() + body_timeout,
+                    sleep: None,
+                    metrics,
+                };
+                let request = Request::from_parts(parts, Body::new(body));
+                let response = match app.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    conn.upgraded.store(true, Ordering::Release);
+                }
+                Ok::<_, Infallible>(response.map(|inner| TrackedBody { inner, _busy: busy }))
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The driver times heads itself, from their first byte (hyper's timer would also run
+    // while the connection is idle, so idle and header time could not differ).
+    builder.header_read_timeout(None);
+    let mut connection = Box::pin(builder.serve_connection(io, service).with_upgrades());
+    let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
+    let mut armed: Option<Instant> = None;
+    let mut stopped = Box::pin(conn.stop.clone().cancelled_owned());
+    let mut stopping = false;
+    let end = std::future::poll_fn(|cx| {
+        if !stopping && stopped.as_mut().poll(cx).is_ready() {
+            stopping = true;
+            if conn.evicted.load(Ordering::Acquire) && conn.busy.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(End::Evicted);
+            }
+            connection.as_mut().graceful_shutdown();
+        }
+        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+            return Poll::Ready(End::Closed(result));
+        }
+        // Polling the connection is what moves its state (reads, requests, response ends),
+        // so the deadline is read again after every poll.
+        let Some((deadline, timeout)) = conn.deadline(&ctx.limits) else {
+            armed = None;
+            return Poll::Pending;
+        };
+        if armed != Some(deadline) {
+            sleep.as_mut().reset(deadline);
+            armed = Some(deadline);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(End::TimedOut(timeout)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    match end {
+        End::Closed(Ok(())) => {}
+        End::Closed(Err(e)) => debug!(%peer, error = %e, "http connection ended"),
+        End::TimedOut(Timeout::Idle) => Metrics::inc(&ctx.metrics.http_idle_timeouts),
+        End::TimedOut(Timeout::Header) => {
+            Metrics::inc(&ctx.metrics.http_header_timeouts);
+            debug!(%peer, "request head not complete in time; closed");
+        }
+        End::Evicted => debug!(%peer, "idle connection closed to make room"),
+    }
+}
+
+/// A response body that keeps its connection marked as serving until it ends.
+struct TrackedBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that fails with [`BodyTimedOut`] once its deadline passes unfinished.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Instant,
+    /// Made on the first wait: most bodies are empty or already buffered with the head.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            Metrics::inc(&self.metrics.http_body_timeouts);
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that did not arrive within `http.body_timeout` of its head.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
