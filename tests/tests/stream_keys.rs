@@ -772,3 +772,101 @@ async fn a_first_start_that_cannot_listen_creates_nothing_and_the_next_one_print
         "nothing is created for a configuration that cannot work"
     );
 }
+
+/// A first start whose set-up fails half-way (here a trigger makes the demo channel's insert
+/// fail, after the admin exists) names the way back in its one-line error, and that way
+/// works: `onair user password admin` prints a password that logs in, and the commands it
+/// names create the demo channel and its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_fails_half_way_names_the_commands_that_recover_the_admin() {
+    use sqlx::{Connection, Executor, SqliteConnection};
+
+    let data = TempDir::new("half-way-first-start");
+    let storage = onair::config::StorageConfig {
+        database_url: None,
+        data_dir: data.path().to_owned(),
+    };
+    onair::platform::Platform::open(&storage, &onair::config::AuthConfig::default())
+        .await
+        .expect("creating the database")
+        .store()
+        .close()
+        .await;
+    let db = format!("sqlite://{}", data.path().join("onair.db").display());
+    let mut sql = SqliteConnection::connect(&db).await.expect("the database");
+    sql.execute(
+        "CREATE TRIGGER refuse_channels BEFORE INSERT ON channels \
+         BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+    )
+    .await
+    .expect("creating the trigger");
+
+    let (status, stdout, stderr) = OnairProcess::run_to_exit(data.path(), &Launch::default()).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{stderr}");
+    assert!(
+        errors[0].starts_with("error: first-start set-up failed")
+            && errors[0].contains("onair user password admin")
+            && errors[0].contains("onair channel create demo --owner admin")
+            && errors[0].contains("onair key issue demo"),
+        "{}",
+        errors[0]
+    );
+    sql.execute("DROP TRIGGER refuse_channels")
+        .await
+        .expect("dropping the trigger");
+    sql.close().await.expect("closing");
+
+    let binary = onair_binary().await;
+    let operator = |args: &[&str]| {
+        let mut command = Command::new(&binary);
+        command
+            .env_clear()
+            .env("ONAIR_STORAGE_DATA_DIR", data.path())
+            .env("ONAIR_LOG", "warn")
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+    let reset = tokio::time::timeout(
+        EXIT_TIMEOUT,
+        operator(&["user", "password", "admin"]).output(),
+    )
+    .await
+    .expect("user password finishes")
+    .expect("running user password");
+    assert!(reset.status.success(), "{reset:?}");
+    let password = String::from_utf8_lossy(&reset.stdout).trim().to_owned();
+    for args in [
+        &["channel", "create", "demo", "--owner", "admin"][..],
+        &["key", "issue", "demo"][..],
+    ] {
+        let done = tokio::time::timeout(EXIT_TIMEOUT, operator(args).output())
+            .await
+            .expect("the command finishes")
+            .expect("running the command");
+        assert!(done.status.success(), "{args:?}: {done:?}");
+    }
+    let platform = onair::platform::Platform::open(&storage, &onair::config::AuthConfig::default())
+        .await
+        .expect("the database exists");
+    assert!(matches!(
+        platform.login("admin", &password).await.expect("login"),
+        onair::platform::LoginOutcome::Ok(u) if u.role == Role::Admin
+    ));
+    assert!(
+        platform
+            .store()
+            .channel_by_slug("demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    platform.store().close().await;
+}
