@@ -114,6 +114,12 @@ fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
     }
 }
 
+/// A request body that did not arrive within `http.body_timeout` of its head: the connection
+/// driver fails the body with it, and the API's extractors answer it with 408.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,7 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
     while let Some(e) = cause {
-        if e.is::<crate::http::connections::BodyTimedOut>() {
+        if e.is::<crate::net::BodyTimedOut>() {
             return ApiError::new(
                 ProblemKind::RequestTimeout,
                 "the request body did not arrive in time",

@@ -602,7 +602,7 @@ impl http_body::Body for TrackedBody {
     }
 }
 
-/// A request body that fails with [`BodyTimedOut`] once its deadline passes unfinished.
+/// A request body that fails with [`BodyTimedOut`](crate::net::BodyTimedOut) once its deadline passes unfinished.
 struct DeadlineBody {
     inner: Incoming,
     deadline: Instant,
@@ -628,7 +628,7 @@ impl http_body::Body for DeadlineBody {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
             Metrics::inc(&self.metrics.http_body_timeouts);
-            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+            return Poll::Ready(Some(Err(Box::new(crate::net::BodyTimedOut))));
         }
         Poll::Pending
     }
@@ -641,8 +641,3 @@ impl http_body::Body for DeadlineBody {
         self.inner.size_hint()
     }
 }
-
-/// A request body that did not arrive within `http.body_timeout` of its head.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyTimedOut;
