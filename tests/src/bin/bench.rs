@@ -150,19 +150,7 @@ fn main() -> anyhow::Result<()> {
         cli.warmup = Duration::from_secs(1);
         cli.measure = Duration::from_secs(3);
     }
-    let server = match &cli.server {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the bench has no parent directory")?
-            .join("onair"),
-    };
-    if !server.exists() {
-        bail!(
-            "no server binary at {} (build it with cargo build --release -p onair, or pass --server)",
-            server.display()
-        );
-    }
+    let server = server::server_binary(cli.server.as_deref())?;
     if !cli.no_pin {
         // Before any thread exists, so the runtime's and the publisher's threads inherit it.
         server::pin_self(cli.load_core)

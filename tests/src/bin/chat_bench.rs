@@ -162,19 +162,7 @@ struct RunResult {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let server = match &cli.server {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the bench has no parent directory")?
-            .join("onair"),
-    };
-    if !server.exists() {
-        bail!(
-            "no server binary at {} (build it with cargo build --release -p onair, or pass --server)",
-            server.display()
-        );
-    }
+    let server = server::server_binary(cli.server.as_deref())?;
     if !cli.no_pin {
         server::pin_self(cli.load_core)
             .context("pinning the bench to the load core (use --no-pin to skip)")?;

@@ -185,6 +185,25 @@ pub fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// The server binary a bench runs: `explicit` (`--server`), else the `onair` built beside the
+/// bench (`target/release/onair` next to `target/release/onair-bench`).
+pub fn server_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let binary = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench has no parent directory")?
+            .join("onair"),
+    };
+    if !binary.exists() {
+        bail!(
+            "no server binary at {} (build it with cargo build --release -p onair, or pass --server)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
 /// Pins every thread of this process to `core` (only the main thread exists when this runs,
 /// and the threads it starts later inherit the mask).
 pub fn pin_self(core: usize) -> anyhow::Result<()> {
