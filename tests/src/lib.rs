@@ -93,6 +93,24 @@ pub fn require_program(tool: &str, version_flag: &str) -> Option<PathBuf> {
     None
 }
 
+/// `present`, or skip (developer machine: prints `skipped: {what} missing{hint}`, returns
+/// `false`) for something that is not a program on `PATH` (a browser at a fixed path, npm
+/// packages). `hint` says how to get it, starting with its own separator.
+///
+/// # Panics
+///
+/// When it is missing and `CI=true`: CI never skips.
+pub fn require(what: &str, hint: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if is_ci() {
+        panic!("{what} missing{hint}, and CI=true: CI never skips a test");
+    }
+    println!("skipped: {what} missing{hint}");
+    false
+}
+
 /// [`require_tool`] for ffmpeg and ffprobe together: `true` when both are present.
 pub fn require_ffmpeg() -> bool {
     // Check both so the skip line names every missing tool.

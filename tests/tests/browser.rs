@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use onair_e2e::{Ffmpeg, TestServer, is_ci, require_ffmpeg};
+use onair_e2e::{Ffmpeg, TestServer, require, require_ffmpeg};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -30,19 +30,6 @@ const FIRST_FRAME_MAX_MS: f64 = 5_000.0;
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// `present`, or skip (developer machine) / panic (`CI=true`) saying `what` is missing and
-/// `hint` (how to get it).
-fn require(what: &str, hint: &str, present: bool) -> bool {
-    if present {
-        return true;
-    }
-    if is_ci() {
-        panic!("{what} missing{hint}, and CI=true: CI never skips a test");
-    }
-    println!("skipped: {what} missing{hint}");
-    false
 }
 
 fn has_node() -> bool {

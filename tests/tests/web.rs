@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use onair::config::Config;
 use onair_e2e::ffmpeg::TEST_PATTERN_FPS as FPS;
 use onair_e2e::http::request;
-use onair_e2e::{Ffmpeg, TestServer, is_ci, require_ffmpeg, wait_until_async};
+use onair_e2e::{Ffmpeg, TestServer, require, require_ffmpeg, wait_until_async};
 use onair_store::{NewChannel, Page, RecordingState, Role};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -129,18 +129,6 @@ fn screenshots_dir() -> PathBuf {
         PathBuf::from,
     );
     target.join("web-screenshots")
-}
-
-/// `present`, or skip (developer machine) / panic (`CI=true`) saying `what` is missing.
-fn require(what: &str, hint: &str, present: bool) -> bool {
-    if present {
-        return true;
-    }
-    if is_ci() {
-        panic!("{what} missing{hint}, and CI=true: CI never skips a test");
-    }
-    println!("skipped: {what} missing{hint}");
-    false
 }
 
 fn browser_ready() -> bool {
