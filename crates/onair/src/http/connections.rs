@@ -42,7 +42,7 @@ use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,6 +61,11 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Evictions that may be under way at once. Each admits a newcomer before the evicted
 /// connection has closed, so this bounds how far the descriptor budget can be overdrawn.
 const MAX_EVICTING: usize = 64;
+/// How long the accept loop waits for an eviction under way to finish when
+/// [`MAX_EVICTING`] are, before it answers a newcomer 503. Evicted connections close as
+/// soon as their tasks run; on a loaded machine that can take a moment, and a newcomer
+/// that an idle connection could make room for should not be refused for it.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 /// A head started while idle is marked by this in `head_started`.
 const NO_HEAD: u64 = u64::MAX;
 
@@ -113,7 +118,11 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, ctx: Listener) {
         };
         Metrics::inc(&ctx.metrics.http_connections);
         let ip = ClientIp::from_ip(peer.ip());
-        let slot = match registry.admit(ip, &ctx) {
+        let admitted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            a = registry.admit_waiting(ip, &ctx) => a,
+        };
+        let slot = match admitted {
             Ok(slot) => slot,
             Err(refusal) => {
                 Metrics::inc(&ctx.metrics.http_refused);
@@ -135,6 +144,9 @@ enum Refusal {
     Address,
     /// `max_connections` are open, or the descriptor budget is spent, and none is idle.
     Full,
+    /// As `Full`, but idle connections could make room once the evictions under way have
+    /// finished: [`Registry::admit_waiting`] waits for one before refusing.
+    Evicting,
 }
 
 /// Answers a refused socket 503 without reading its request, then closes it. Closing a
@@ -144,7 +156,9 @@ enum Refusal {
 fn refuse(tcp: TcpStream, refusal: Refusal, lingering: &Arc<Semaphore>, tasks: &TaskTracker) {
     let detail = match refusal {
         Refusal::Address => "too many connections from this address; close some and retry",
-        Refusal::Full => "the server has as many connections as it takes; retry shortly",
+        Refusal::Full | Refusal::Evicting => {
+            "the server has as many connections as it takes; retry shortly"
+        }
     };
     let problem =
         crate::problem::ApiError::new(crate::problem::ProblemKind::Busy, detail).problem();
@@ -191,6 +205,8 @@ fn refuse(tcp: TcpStream, refusal: Refusal, lingering: &Arc<Semaphore>, tasks: &
 struct Registry {
     inner: Mutex<Inner>,
     epoch: Instant,
+    /// Woken when an evicted connection has closed.
+    evicted: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +227,7 @@ impl Registry {
         Registry {
             inner: Mutex::new(Inner::default()),
             epoch: Instant::now(),
+            evicted: Notify::new(),
         }
     }
 
@@ -220,6 +237,25 @@ impl Registry {
 
     fn at(&self, ms: u64) -> Instant {
         self.epoch + Duration::from_millis(ms)
+    }
+
+    /// [`admit`](Self::admit), waiting up to [`EVICTION_WAIT`] for evictions under way to
+    /// finish when they are what stands in the way. The accept loop waits here, so the
+    /// kernel's backlog holds the next sockets meanwhile.
+    async fn admit_waiting(self: &Arc<Self>, ip: ClientIp, ctx: &Listener) -> Result<Slot, Refusal> {
+        let until = Instant::now() + EVICTION_WAIT;
+        loop {
+            // Made before trying, so a close between the try and the wait still wakes it.
+            let closed = self.evicted.notified();
+            match self.admit(ip, ctx) {
+                Err(Refusal::Evicting) if Instant::now() < until => {
+                    if tokio::time::timeout_at(until, closed).await.is_err() {
+                        return self.admit(ip, ctx);
+                    }
+                }
+                admitted => return admitted,
+            }
+        }
     }
 
     /// Admits a connection from `ip`, evicting the longest-idle one if that is what it takes.
@@ -238,7 +274,14 @@ impl Registry {
         let permit = match room {
             Some(permit) => permit,
             None => {
-                if inner.evicting >= MAX_EVICTING || !inner.evict_oldest_idle() {
+                if inner.evicting >= MAX_EVICTING {
+                    return Err(if inner.has_idle() {
+                        Refusal::Evicting
+                    } else {
+                        Refusal::Full
+                    });
+                }
+                if !inner.evict_oldest_idle() {
                     return Err(Refusal::Full);
                 }
                 Metrics::inc(&ctx.metrics.http_evicted);
@@ -284,6 +327,22 @@ impl Inner {
             conn.stop.cancel();
             self.evicting += 1;
             return true;
+        }
+        false
+    }
+
+    /// Whether some connection is idle (and so could be evicted), dropping stale entries
+    /// from the front of the queue on the way.
+    fn has_idle(&mut self) -> bool {
+        while let Some(&(id, generation)) = self.idle.front() {
+            if self
+                .open
+                .get(&id)
+                .is_some_and(|conn| conn.is_idle_at(generation))
+            {
+                return true;
+            }
+            self.idle.pop_front();
         }
         false
     }
@@ -417,6 +476,7 @@ impl Drop for Slot {
         }
         if conn.evicted.load(Ordering::Acquire) {
             inner.evicting -= 1;
+            conn.registry.evicted.notify_waiters();
         }
         self.metrics.http_open.fetch_sub(1, Ordering::Relaxed);
     }
