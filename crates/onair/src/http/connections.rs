@@ -242,7 +242,11 @@ impl Registry {
     /// [`admit`](Self::admit), waiting up to [`EVICTION_WAIT`] for evictions under way to
     /// finish when they are what stands in the way. The accept loop waits here, so the
     /// kernel's backlog holds the next sockets meanwhile.
-    async fn admit_waiting(self: &Arc<Self>, ip: ClientIp, ctx: &Listener) -> Result<Slot, Refusal> {
+    async fn admit_waiting(
+        self: &Arc<Self>,
+        ip: ClientIp,
+        ctx: &Listener,
+    ) -> Result<Slot, Refusal> {
         let until = Instant::now() + EVICTION_WAIT;
         loop {
             // Made before trying, so a close between the try and the wait still wakes it.
