@@ -299,6 +299,14 @@ impl Channel {
         self.state.lock().ring.iter().map(|e| e.held_bytes()).sum()
     }
 
+    /// Viewers over every playback protocol (internal consumers excluded), waiting or playing.
+    pub(crate) fn viewer_count(&self) -> usize {
+        [Protocol::Rtmp, Protocol::HttpFlv, Protocol::WsFlv]
+            .into_iter()
+            .map(|p| self.viewers.get(p))
+            .sum()
+    }
+
     pub(crate) fn is_unused(&self) -> bool {
         self.subscribers.load(Ordering::Acquire) == 0 && self.state.lock().live.is_none()
     }
@@ -710,6 +718,7 @@ impl Subscriber {
             st.dropped_slow += 1;
             return Err(RecvError::TooSlow { skips: self.skips });
         }
+        let from = self.cursor;
         match st.keyframe_seq {
             Some(k) if k > self.cursor || self.cursor < st.first_seq => self.advance_to(st, k),
             _ => {
@@ -717,6 +726,10 @@ impl Subscriber {
                 self.waiting_keyframe = true;
             }
         }
+        self.hub.skips.fetch_add(1, Ordering::Relaxed);
+        self.hub
+            .frames_skipped
+            .fetch_add(self.cursor.saturating_sub(from), Ordering::Relaxed);
         Ok(())
     }
 

@@ -36,7 +36,7 @@ mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -121,6 +121,18 @@ pub struct Hub {
     config: HubConfig,
     closed: AtomicBool,
     channels: Mutex<HashMap<String, Arc<Channel>>>,
+    /// Times any subscriber was moved forward for falling behind, and the frames it passed
+    /// over: process-wide figures for metrics, one relaxed add per skip.
+    pub(crate) skips: AtomicU64,
+    pub(crate) frames_skipped: AtomicU64,
+}
+
+/// Why [`Hub::subscribe_viewer`] turned a viewer away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the channel has its maximum of {max} viewers")]
+pub struct ChannelFull {
+    /// The cap that was reached.
+    pub max: usize,
 }
 
 impl Hub {
@@ -130,6 +142,8 @@ impl Hub {
             config,
             closed: AtomicBool::new(false),
             channels: Mutex::new(HashMap::new()),
+            skips: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
         })
     }
 
@@ -162,6 +176,34 @@ impl Hub {
             .entry(channel.to_owned())
             .or_insert_with(|| Channel::new(channel, self.config.clone()));
         Channel::subscribe(ch, self.clone(), protocol)
+    }
+
+    /// Like [`Hub::subscribe`] for a viewer (not an internal consumer), refused when the
+    /// channel already has `max_viewers` viewers over every protocol (`0`: no cap). The count
+    /// and the subscription happen under the hub's lock, so concurrent joins cannot overshoot.
+    pub fn subscribe_viewer(
+        self: &Arc<Self>,
+        channel: &str,
+        protocol: Protocol,
+        max_viewers: usize,
+    ) -> Result<Subscriber, ChannelFull> {
+        let mut channels = self.channels.lock();
+        let ch = channels
+            .entry(channel.to_owned())
+            .or_insert_with(|| Channel::new(channel, self.config.clone()));
+        if max_viewers > 0 && ch.viewer_count() >= max_viewers {
+            return Err(ChannelFull { max: max_viewers });
+        }
+        Ok(Channel::subscribe(ch, self.clone(), protocol))
+    }
+
+    /// How many times a subscriber skipped ahead for falling behind, over every channel since
+    /// start, and how many frames those skips passed over.
+    pub fn skip_totals(&self) -> (u64, u64) {
+        (
+            self.skips.load(Ordering::Relaxed),
+            self.frames_skipped.load(Ordering::Relaxed),
+        )
     }
 
     /// Shuts the hub: every subscriber's `recv` ends with [`RecvError::Closed`] and new
@@ -467,6 +509,29 @@ mod tests {
     }
 
     #[test]
+    fn viewers_past_the_cap_are_refused_and_a_leaver_makes_room() {
+        let hub = Hub::new(HubConfig::default());
+        let _recorder = hub.subscribe("c", Protocol::Internal);
+        let first = hub.subscribe_viewer("c", Protocol::Rtmp, 2).unwrap();
+        let _second = hub.subscribe_viewer("c", Protocol::HttpFlv, 2).unwrap();
+        assert_eq!(
+            hub.subscribe_viewer("c", Protocol::WsFlv, 2).err(),
+            Some(ChannelFull { max: 2 }),
+            "the cap counts every protocol but internal consumers"
+        );
+        drop(first);
+        assert!(hub.subscribe_viewer("c", Protocol::WsFlv, 2).is_ok());
+        assert!(
+            hub.subscribe_viewer("other", Protocol::WsFlv, 2).is_ok(),
+            "per channel"
+        );
+        let uncapped: Vec<_> = (0..5)
+            .map(|_| hub.subscribe_viewer("open", Protocol::Rtmp, 0))
+            .collect();
+        assert!(uncapped.iter().all(Result::is_ok), "0 means no cap");
+    }
+
+    #[test]
     fn a_new_publish_does_not_serve_the_old_gop() {
         let hub = Hub::new(HubConfig::default());
         let p = hub.publish("c", PublishOptions::default()).unwrap();
@@ -508,6 +573,11 @@ mod tests {
         assert_eq!(slow.skipped(), 1, "the skip is counted");
         assert!(got[0].keyframe, "skipped forward to a keyframe");
         assert_eq!(got[0].timestamp.as_millis(), 3000, "the newest keyframe");
+        assert_eq!(
+            hub.skip_totals(),
+            (1, 25),
+            "one skip, over the second of frames before the keyframe at 3 s"
+        );
         push_secs(&p, 2);
         let mut out = Vec::new();
         assert_eq!(

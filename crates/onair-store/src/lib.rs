@@ -37,10 +37,10 @@ macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Postgres($pool) => {
-                $crate::store::within_deadline(async { $body }).await
+                $crate::store::within_deadline(&$store.calls, async { $body }).await
             }
             $crate::store::Pool::Sqlite($pool) => {
-                $crate::store::within_deadline(async { $body }).await
+                $crate::store::within_deadline(&$store.calls, async { $body }).await
             }
         }
     };
@@ -60,6 +60,7 @@ mod store;
 mod stream_keys;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod timing;
 mod users;
 
 pub use audit::AuditEntry;
@@ -73,4 +74,5 @@ pub use page::Page;
 pub use recordings::{NewRecording, Recording, RecordingPart, RecordingState};
 pub use store::{Backend, DEFAULT_SQLITE_FILE, Store};
 pub use stream_keys::{PublishGrant, StreamKey};
+pub use timing::{CALL_BUCKETS, CallTimes};
 pub use users::{NewUser, Role, UnknownRole, User};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -15,6 +16,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 use tracing::debug;
 
 use crate::error::StoreError;
+use crate::timing::CallTimes;
 
 /// The file [`Store::open_default`] creates in the data directory.
 pub const DEFAULT_SQLITE_FILE: &str = "onair.db";
@@ -43,9 +45,13 @@ pub(crate) const QUERY_DEADLINE: Duration = Duration::from_secs(15);
 /// deadline of its own, so on a network that went silent the connection's slot stays taken
 /// until TCP gives up, and the pool's other slots serve (or time out at acquisition).
 pub(crate) async fn within_deadline<T, E: From<sqlx::Error>>(
+    calls: &CallTimes,
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    match tokio::time::timeout(QUERY_DEADLINE, call).await {
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(QUERY_DEADLINE, call).await;
+    calls.observe(started.elapsed());
+    match result {
         Ok(result) => result,
         Err(_) => Err(E::from(sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -95,6 +101,8 @@ pub(crate) enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Every call's duration, shared by the clones of this store.
+    pub(crate) calls: Arc<CallTimes>,
 }
 
 impl fmt::Debug for Store {
@@ -110,6 +118,7 @@ impl From<PgPool> for Store {
     fn from(pool: PgPool) -> Self {
         Self {
             pool: Pool::Postgres(pool),
+            calls: Arc::default(),
         }
     }
 }
@@ -118,6 +127,7 @@ impl From<SqlitePool> for Store {
     fn from(pool: SqlitePool) -> Self {
         Self {
             pool: Pool::Sqlite(pool),
+            calls: Arc::default(),
         }
     }
 }
@@ -249,6 +259,11 @@ impl Store {
         }
     }
 
+    /// How long this store's calls (and its clones') have taken.
+    pub fn call_times(&self) -> &CallTimes {
+        &self.calls
+    }
+
     /// Runs a trivial query: `Ok` means the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, |pool| sqlx::query("SELECT 1")
@@ -295,14 +310,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_call_that_never_answers_fails_as_unavailable_at_the_deadline() {
         let started = tokio::time::Instant::now();
-        let result: Result<(), StoreError> = within_deadline(std::future::pending()).await;
+        let result: Result<(), StoreError> =
+            within_deadline(&CallTimes::default(), std::future::pending()).await;
         assert!(
             matches!(result, Err(StoreError::Unavailable(_))),
             "{result:?}"
         );
         assert_eq!(started.elapsed(), QUERY_DEADLINE);
         // A call that answers in time is passed through.
-        let answered: Result<u8, StoreError> = within_deadline(async { Ok(7) }).await;
+        let answered: Result<u8, StoreError> =
+            within_deadline(&CallTimes::default(), async { Ok(7) }).await;
         assert_eq!(answered.unwrap(), 7);
     }
 

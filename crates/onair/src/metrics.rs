@@ -1,10 +1,208 @@
 //! Process-wide counters and the Prometheus text that `/metrics` serves.
+//!
+//! Counters are relaxed atomics the drivers add to where the event happens (media bytes once
+//! per write batch, not per frame per viewer); gauges and the hub's, chat's, store's and
+//! recorder's own figures are read when `/metrics` is scraped. Label values come from fixed
+//! sets (protocol, reason, route template), never from a request, so the series stay few.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use onair_chat::ChatService;
 use onair_hub::Hub;
+use parking_lot::Mutex;
+
+/// How a client is served, for the per-protocol series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// RTMP, publish or play.
+    Rtmp,
+    /// HTTP-FLV.
+    HttpFlv,
+    /// WebSocket-FLV.
+    WsFlv,
+    /// HLS playlists and segments (a request each: HLS has no connection of its own).
+    Hls,
+    /// The chat WebSocket.
+    Chat,
+}
+
+impl Wire {
+    /// Every protocol, in label order.
+    pub const ALL: [Wire; 5] = [
+        Wire::Rtmp,
+        Wire::HttpFlv,
+        Wire::WsFlv,
+        Wire::Hls,
+        Wire::Chat,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Wire::Rtmp => "rtmp",
+            Wire::HttpFlv => "http-flv",
+            Wire::WsFlv => "ws-flv",
+            Wire::Hls => "hls",
+            Wire::Chat => "chat",
+        }
+    }
+
+    /// The protocol of a hub viewer.
+    pub fn of_viewer(p: onair_hub::Protocol) -> Option<Wire> {
+        match p {
+            onair_hub::Protocol::Rtmp => Some(Wire::Rtmp),
+            onair_hub::Protocol::HttpFlv => Some(Wire::HttpFlv),
+            onair_hub::Protocol::WsFlv => Some(Wire::WsFlv),
+            onair_hub::Protocol::Internal => None,
+        }
+    }
+}
+
+/// One counter per [`Wire`].
+#[derive(Debug, Default)]
+pub struct PerWire([AtomicU64; 5]);
+
+impl PerWire {
+    /// Adds `n` to `wire`'s counter.
+    pub fn add(&self, wire: Wire, n: u64) {
+        self.0[wire as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes one from `wire`'s gauge.
+    pub fn sub_one(&self, wire: Wire) {
+        self.0[wire as usize].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// `wire`'s value.
+    pub fn get(&self, wire: Wire) -> u64 {
+        self.0[wire as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Why a publish was refused, the `reason` label of `onair_publish_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishRefusal {
+    /// No channel has this key.
+    UnknownKey,
+    /// Not a key we issued.
+    InvalidKey,
+    /// The key expired.
+    Expired,
+    /// The key was revoked.
+    Revoked,
+    /// The key's channel is gone.
+    NoChannel,
+    /// The owner is banned.
+    Banned,
+    /// The owner may not stream.
+    NotStreamer,
+    /// Not our application name.
+    UnknownApp,
+    /// Not a valid channel name (open mode).
+    InvalidName,
+    /// The key could not be checked (store down).
+    Unavailable,
+    /// The channel already has a publisher.
+    AlreadyLive,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The connection already publishes or plays.
+    Busy,
+    /// A reason newer than this list.
+    Other,
+}
+
+impl PublishRefusal {
+    /// Every reason, in label order.
+    pub const ALL: [PublishRefusal; 14] = [
+        Self::UnknownKey,
+        Self::InvalidKey,
+        Self::Expired,
+        Self::Revoked,
+        Self::NoChannel,
+        Self::Banned,
+        Self::NotStreamer,
+        Self::UnknownApp,
+        Self::InvalidName,
+        Self::Unavailable,
+        Self::AlreadyLive,
+        Self::ShuttingDown,
+        Self::Busy,
+        Self::Other,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidKey => "invalid_key",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::NoChannel => "no_channel",
+            Self::Banned => "banned",
+            Self::NotStreamer => "not_streamer",
+            Self::UnknownApp => "unknown_app",
+            Self::InvalidName => "invalid_name",
+            Self::Unavailable => "unavailable",
+            Self::AlreadyLive => "already_live",
+            Self::ShuttingDown => "shutting_down",
+            Self::Busy => "connection_busy",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Why an RTMP connection was closed at accept, the `reason` label of
+/// `onair_rtmp_connections_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtmpRefusal {
+    /// The descriptor budget was spent.
+    Descriptors,
+    /// `rtmp.max_connections` were open.
+    Total,
+    /// `rtmp.max_connections_per_address` were open from the client's address.
+    PerAddress,
+}
+
+/// Upper bounds of the HTTP latency buckets, in seconds (time to the response head; a stream's
+/// body is not timed).
+pub const HTTP_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; HTTP_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Counts one observation.
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = HTTP_BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn cumulative(&self) -> [u64; HTTP_BUCKETS.len()] {
+        let mut out = [0; HTTP_BUCKETS.len()];
+        let mut running = 0;
+        for (slot, b) in out.iter_mut().zip(&self.buckets) {
+            running += b.load(Ordering::Relaxed);
+            *slot = running;
+        }
+        out
+    }
+}
 
 /// The media type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -40,6 +238,20 @@ pub struct Metrics {
     pub http_idle_timeouts: AtomicU64,
     /// Request bodies that did not arrive within `http.body_timeout`.
     pub http_body_timeouts: AtomicU64,
+    /// Clients served, by protocol (RTMP's is `rtmp_connections`).
+    pub opened: PerWire,
+    /// HTTP-FLV and WS-FLV viewers connected now (RTMP's is `rtmp_open`).
+    pub open: PerWire,
+    /// Media bytes handed to viewers' sockets, by protocol.
+    pub bytes_out: PerWire,
+    /// Viewers turned away because their channel had `hub.max_viewers_per_channel`.
+    pub viewers_refused: PerWire,
+    /// Publishes refused, by [`PublishRefusal`] (their sum is `publishes_refused`).
+    pub publish_refusals: [AtomicU64; PublishRefusal::ALL.len()],
+    /// RTMP connections closed at accept for `rtmp.max_connections`/`_per_address`.
+    pub rtmp_limited: [AtomicU64; 2],
+    /// HTTP requests by matched route template, to the response head.
+    pub http_requests: Mutex<BTreeMap<String, Histogram>>,
 }
 
 impl Metrics {
@@ -47,15 +259,56 @@ impl Metrics {
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts a refused publish under its reason.
+    pub fn publish_refused(&self, why: PublishRefusal) {
+        Self::inc(&self.publishes_refused);
+        Self::inc(&self.publish_refusals[why as usize]);
+    }
+
+    /// Counts an RTMP connection closed at accept.
+    pub fn rtmp_refused(&self, why: RtmpRefusal) {
+        match why {
+            RtmpRefusal::Descriptors => Self::inc(&self.rtmp_refused),
+            RtmpRefusal::Total => Self::inc(&self.rtmp_limited[0]),
+            RtmpRefusal::PerAddress => Self::inc(&self.rtmp_limited[1]),
+        }
+    }
+
+    /// Counts one HTTP request to `route` (a route template such as `/live/{file}`, or
+    /// `(unmatched)`) answered after `took`.
+    pub fn http_request(&self, route: &str, took: Duration) {
+        let mut routes = self.http_requests.lock();
+        if let Some(h) = routes.get(route) {
+            h.observe(took);
+            return;
+        }
+        let h = Histogram::default();
+        h.observe(took);
+        routes.insert(route.to_owned(), h);
+    }
+}
+
+/// What `/metrics` reads besides the counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// The drivers' counters.
+    pub metrics: &'a Metrics,
+    /// Chat rooms and their counters.
+    pub chat: &'a ChatService,
+    /// Channels, viewers, skips.
+    pub hub: &'a Hub,
+    /// The password hashing pool.
+    pub hashing: &'a crate::passwords::HashingStats,
+    /// How long store calls take.
+    pub store: &'a onair_store::CallTimes,
+    /// Recordings written.
+    pub recordings_written: u64,
 }
 
 /// The Prometheus text of the counters, the chat's and the hub's per-channel gauges.
-pub fn render(
-    m: &Metrics,
-    chat_service: &ChatService,
-    hub: &Hub,
-    hashing: &crate::passwords::HashingStats,
-) -> String {
+pub fn render(src: Sources<'_>) -> String {
+    let (m, chat_service, hub, hashing) = (src.metrics, src.chat, src.hub, src.hashing);
     let chat = chat_service.metrics();
     let mut out = String::new();
     let counters = [
@@ -88,11 +341,6 @@ pub fn render(
             "onair_bytes_in_total",
             "media bytes received from publishers",
             m.bytes_in.load(Ordering::Relaxed),
-        ),
-        (
-            "onair_rtmp_connections_refused_total",
-            "RTMP connections closed at accept: the descriptor budget was spent",
-            m.rtmp_refused.load(Ordering::Relaxed),
         ),
         (
             "onair_http_connections_total",
@@ -164,6 +412,21 @@ pub fn render(
             "requests answered 503 because no hashing thread came free in time",
             hashing.busy.load(Ordering::Relaxed),
         ),
+        (
+            "onair_viewer_skips_total",
+            "times a viewer fell behind and was moved forward to the newest keyframe",
+            hub.skip_totals().0,
+        ),
+        (
+            "onair_frames_skipped_total",
+            "frames viewers never got because they were moved forward for falling behind",
+            hub.skip_totals().1,
+        ),
+        (
+            "onair_recordings_written_total",
+            "HLS recordings ended with at least one segment written",
+            src.recordings_written,
+        ),
     ];
     for (name, help, value) in counters {
         let kind = if name.ends_with("_total") {
@@ -206,5 +469,191 @@ pub fn render(
             c.channel, c.recent_bitrate
         );
     }
+    render_labelled(&mut out, src, &live);
+    render_histograms(&mut out, src);
     out
+}
+
+/// The per-protocol and per-reason series.
+fn render_labelled(out: &mut String, src: Sources<'_>, live: &[onair_hub::ChannelSnapshot]) {
+    let m = src.metrics;
+    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    header(
+        out,
+        "onair_connections_total",
+        "counter",
+        "clients served by protocol (hls: playlist and segment requests; chat: sockets opened)",
+    );
+    for w in Wire::ALL {
+        let n = match w {
+            Wire::Rtmp => m.rtmp_connections.load(Ordering::Relaxed),
+            _ => m.opened.get(w),
+        };
+        let _ = writeln!(
+            out,
+            "onair_connections_total{{protocol=\"{}\"}} {n}",
+            w.name()
+        );
+    }
+    header(
+        out,
+        "onair_connections_open",
+        "gauge",
+        "connections open now by protocol (HLS has none: it is request by request)",
+    );
+    for w in [Wire::Rtmp, Wire::HttpFlv, Wire::WsFlv, Wire::Chat] {
+        let n = match w {
+            Wire::Rtmp => m.rtmp_open.load(Ordering::Relaxed),
+            Wire::Chat => src.chat.members_total(),
+            _ => m.open.get(w),
+        };
+        let _ = writeln!(
+            out,
+            "onair_connections_open{{protocol=\"{}\"}} {n}",
+            w.name()
+        );
+    }
+    header(
+        out,
+        "onair_viewers",
+        "gauge",
+        "viewers of live channels by protocol, over every channel",
+    );
+    for w in [Wire::Rtmp, Wire::HttpFlv, Wire::WsFlv] {
+        let n: usize = live
+            .iter()
+            .flat_map(|c| &c.viewers)
+            .filter(|(p, _)| Wire::of_viewer(*p) == Some(w))
+            .map(|(_, n)| n)
+            .sum();
+        let _ = writeln!(out, "onair_viewers{{protocol=\"{}\"}} {n}", w.name());
+    }
+    header(
+        out,
+        "onair_bytes_out_total",
+        "counter",
+        "media bytes written to viewers by protocol",
+    );
+    for w in [Wire::Rtmp, Wire::HttpFlv, Wire::WsFlv] {
+        let n = m.bytes_out.get(w);
+        let _ = writeln!(
+            out,
+            "onair_bytes_out_total{{protocol=\"{}\"}} {n}",
+            w.name()
+        );
+    }
+    header(
+        out,
+        "onair_viewers_refused_total",
+        "counter",
+        "viewers turned away because the channel had hub.max_viewers_per_channel",
+    );
+    for w in [Wire::Rtmp, Wire::HttpFlv, Wire::WsFlv] {
+        let n = m.viewers_refused.get(w);
+        let _ = writeln!(
+            out,
+            "onair_viewers_refused_total{{protocol=\"{}\"}} {n}",
+            w.name()
+        );
+    }
+    header(
+        out,
+        "onair_publish_refusals_total",
+        "counter",
+        "publishes refused by reason (their sum is onair_publishes_refused_total)",
+    );
+    for r in PublishRefusal::ALL {
+        let n = m.publish_refusals[r as usize].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "onair_publish_refusals_total{{reason=\"{}\"}} {n}",
+            r.name()
+        );
+    }
+    header(
+        out,
+        "onair_rtmp_connections_refused_total",
+        "counter",
+        "RTMP connections closed at accept, by reason (the descriptor budget, rtmp.max_connections, rtmp.max_connections_per_address)",
+    );
+    for (reason, n) in [
+        ("descriptors", &m.rtmp_refused),
+        ("max_connections", &m.rtmp_limited[0]),
+        ("max_per_address", &m.rtmp_limited[1]),
+    ] {
+        let n = n.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "onair_rtmp_connections_refused_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+}
+
+fn render_histograms(out: &mut String, src: Sources<'_>) {
+    let _ = writeln!(
+        out,
+        "# HELP onair_http_request_duration_seconds HTTP requests by route template, to the response head\n# TYPE onair_http_request_duration_seconds histogram"
+    );
+    for (route, h) in src.metrics.http_requests.lock().iter() {
+        let route = escape_label(route);
+        let labels = format!("route=\"{route}\"");
+        write_histogram(
+            out,
+            "onair_http_request_duration_seconds",
+            &labels,
+            &HTTP_BUCKETS,
+            &h.cumulative(),
+            h.count.load(Ordering::Relaxed),
+            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP onair_store_call_duration_seconds database calls, acquiring a connection included\n# TYPE onair_store_call_duration_seconds histogram"
+    );
+    let store = src.store;
+    write_histogram(
+        out,
+        "onair_store_call_duration_seconds",
+        "",
+        &onair_store::CALL_BUCKETS,
+        &store.cumulative(),
+        store.count(),
+        store.sum_seconds(),
+    );
+}
+
+/// One histogram's `_bucket`, `_sum` and `_count` lines; `labels` go before `le`.
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    cumulative: &[u64],
+    count: u64,
+    sum: f64,
+) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (le, n) in bounds.iter().zip(cumulative) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let braces = |s: &str| {
+        if s.is_empty() {
+            String::new()
+        } else {
+            format!("{{{s}}}")
+        }
+    };
+    let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+    let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+}
+
+/// A label value as the text format wants it: backslash, quote and newline escaped.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -348,6 +348,15 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`: a limit of the server's is reached (e.g. a channel's viewer
+    /// cap); `detail` says which.
+    pub fn at_capacity(detail: impl Into<String>, retry_after: Duration) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(ProblemKind::Busy, detail)
+        }
+    }
+
     /// Its kind.
     pub fn kind(&self) -> ProblemKind {
         self.kind

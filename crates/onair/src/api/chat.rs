@@ -3,6 +3,7 @@
 //! `/api/v1/channels/{slug}/chat` is described in `docs/chat-protocol.md`, not in OpenAPI.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -216,13 +217,16 @@ pub async fn socket(
     };
     let shutdown = state.ctx.shutdown.clone();
     let tasks = state.ctx.tasks.clone();
+    // Under the request's span (and the connection's, with the peer), so the socket's logs
+    // say whose it is after the upgrade leaves the request behind.
+    let span = tracing::info_span!("chat", channel = %slug);
     upgrade
         .max_message_size(crate::chat::MAX_FRAME_BYTES)
         .read_buffer_size(crate::chat::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             // Tracked, so shutdown waits for the goodbye frame.
             tasks
-                .spawn(crate::chat::serve_socket(socket, membership, shutdown))
+                .spawn(crate::chat::serve_socket(socket, membership, shutdown).instrument(span))
                 .await
                 .ok();
         })

@@ -176,6 +176,11 @@ pub struct RtmpConfig {
     /// `Host` header, which the client writes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// RTMP connections open at once (0: only the descriptor budget bounds them); past it a
+    /// newcomer is closed at accept.
+    pub max_connections: usize,
+    /// RTMP connections open at once from one address (an IPv6 client: its /64; 0: no cap).
+    pub max_connections_per_address: usize,
 }
 
 impl RtmpConfig {
@@ -211,6 +216,8 @@ impl Default for RtmpConfig {
             idle_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(10),
             public_url: None,
+            max_connections: 0,
+            max_connections_per_address: 0,
         }
     }
 }
@@ -241,6 +248,10 @@ pub struct HttpConfig {
     /// Open-file descriptors kept free of connections (HTTP and RTMP) for recordings, the
     /// database and served files.
     pub reserved_descriptors: usize,
+    /// A bearer token `/metrics` asks for (`Authorization: Bearer …`); unset: open to anyone
+    /// who reaches the port. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<SecretText>,
 }
 
 impl Default for HttpConfig {
@@ -254,6 +265,7 @@ impl Default for HttpConfig {
             max_connections: 20_000,
             max_connections_per_address: 256,
             reserved_descriptors: 256,
+            metrics_token: None,
         }
     }
 }
@@ -287,6 +299,9 @@ pub struct HubSection {
     /// A viewer whose connection accepts no data for this long is disconnected.
     #[serde(with = "duration::serde_required")]
     pub write_timeout: Duration,
+    /// Viewers one channel takes at once over RTMP, HTTP-FLV and WS-FLV (0: no cap); past
+    /// it RTMP play fails with `NetStream.Play.Failed`, the FLV feeds answer 503.
+    pub max_viewers_per_channel: usize,
 }
 
 impl Default for HubSection {
@@ -303,6 +318,7 @@ impl Default for HubSection {
             republish_grace: Duration::from_secs(10),
             wait_for_publisher: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
+            max_viewers_per_channel: 0,
         }
     }
 }

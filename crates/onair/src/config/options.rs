@@ -86,6 +86,14 @@ pub const OPTIONS: &[Opt] = &[
         "\"rtmp://live.example.com/live\"",
     ),
     Opt::new(
+        "rtmp.max_connections",
+        "RTMP connections at once (0: the descriptor budget only); then closed",
+    ),
+    Opt::new(
+        "rtmp.max_connections_per_address",
+        "RTMP connections at once from one address (IPv6: a /64; 0: no cap)",
+    ),
+    Opt::new(
         "http.listen",
         "HTTP listen address (HTTP-FLV, WS-FLV, /healthz, /metrics)",
     ),
@@ -116,6 +124,12 @@ pub const OPTIONS: &[Opt] = &[
     Opt::new(
         "http.reserved_descriptors",
         "open files kept free of connections for recordings and the database",
+    ),
+    Opt::unset(
+        "http.metrics_token",
+        "bearer token /metrics asks for (a secret; unset: no token)",
+        "(none)",
+        "\"a-long-random-token\"",
     ),
     Opt::new("hub.gop_cache", "start new viewers at the last keyframe"),
     Opt::new(
@@ -150,6 +164,10 @@ pub const OPTIONS: &[Opt] = &[
     Opt::new(
         "hub.write_timeout",
         "drop viewers whose connection accepts nothing this long",
+    ),
+    Opt::new(
+        "hub.max_viewers_per_channel",
+        "viewers per channel over RTMP and FLV (0: no cap); then refused",
     ),
     Opt::new(
         "dev.open",

@@ -11,7 +11,7 @@ use onair_media::MediaKind;
 use tracing::{debug, info, warn};
 
 use super::Feeds;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Wire};
 
 /// How long the FLV header waits for a stream's second track to show itself when neither
 /// metadata nor both sequence headers say what the publisher sends.
@@ -21,6 +21,8 @@ const TRACK_PROBE: Duration = Duration::from_millis(1000);
 /// the publisher really sends), then one shared tag per frame.
 pub(super) struct FlvFeed {
     subscriber: Subscriber,
+    /// The protocol the bytes are counted under.
+    wire: Option<Wire>,
     state: Arc<Feeds>,
     batch: Vec<Arc<Entry>>,
     pending: VecDeque<Bytes>,
@@ -36,13 +38,22 @@ pub(super) struct FlvFeed {
 
 impl Drop for FlvFeed {
     fn drop(&mut self) {
+        if let Some(w) = Wire::of_viewer(self.subscriber.protocol()) {
+            self.state.metrics.open.sub_one(w);
+        }
         info!(channel = self.subscriber.channel(), protocol = %self.subscriber.protocol(), "viewer left");
     }
 }
 
 impl FlvFeed {
     pub(super) fn new(subscriber: Subscriber, state: Arc<Feeds>) -> Self {
+        let wire = Wire::of_viewer(subscriber.protocol());
+        if let Some(w) = wire {
+            state.metrics.opened.add(w, 1);
+            state.metrics.open.add(w, 1);
+        }
         FlvFeed {
+            wire,
             subscriber,
             state,
             batch: Vec::new(),
@@ -138,10 +149,16 @@ impl FlvFeed {
         self.queue(&held);
     }
 
+    /// Queues the tags of `entries`, counted as sent with one add for the whole batch.
     fn queue(&mut self, entries: &[Arc<Entry>]) {
+        let mut bytes = 0;
         for e in entries {
-            self.pending
-                .push_back(e.encoded(Encoding::FlvTag, onair_flv::encode_frame));
+            let tag = e.encoded(Encoding::FlvTag, onair_flv::encode_frame);
+            bytes += tag.len() as u64;
+            self.pending.push_back(tag);
+        }
+        if let Some(w) = self.wire {
+            self.state.metrics.bytes_out.add(w, bytes);
         }
     }
 

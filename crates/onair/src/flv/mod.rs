@@ -24,13 +24,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use onair_hub::{Hub, Protocol, Subscriber};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, Span, debug, info, warn};
 
 use self::feed::FlvFeed;
 use crate::auth::PublishAuth;
 use crate::channel::is_valid_name;
 use crate::config::HubSection;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Wire};
 use crate::problem::ApiError;
 
 /// What the FLV feeds may touch.
@@ -42,7 +42,7 @@ pub struct Feeds {
     pub auth: Arc<dyn PublishAuth>,
     /// `[hub]`: the write timeout and the republish grace.
     pub hub_config: HubSection,
-    /// Counts viewers dropped for being slow.
+    /// Viewers by protocol, bytes out, viewers dropped for being slow or refused.
     pub metrics: Arc<Metrics>,
 }
 
@@ -72,19 +72,47 @@ async fn live(
         return ApiError::not_found(format!("channel {channel:?} is not live")).into_response();
     }
     let (mut parts, _) = request.into_parts();
-    match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(ws) => {
-            let subscriber = state.hub.subscribe(channel, Protocol::WsFlv);
-            let channel = channel.to_owned();
-            ws.write_buffer_size(0)
-                .on_upgrade(move |socket| ws_flv(state, socket, subscriber, channel))
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .ok();
+    let protocol = if ws.is_some() {
+        Protocol::WsFlv
+    } else {
+        Protocol::HttpFlv
+    };
+    let span = Span::current();
+    span.record("protocol", protocol.name());
+    span.record("channel", channel);
+    let max = state.hub_config.max_viewers_per_channel;
+    let subscriber = match state.hub.subscribe_viewer(channel, protocol, max) {
+        Ok(s) => s,
+        Err(full) => {
+            if let Some(wire) = Wire::of_viewer(protocol) {
+                state.metrics.viewers_refused.add(wire, 1);
+            }
+            info!(channel, %protocol, max, "viewer refused: the channel is full");
+            return ApiError::at_capacity(
+                format!("channel {channel:?} is full ({full}); retry later"),
+                FULL_RETRY_AFTER,
+            )
+            .into_response();
         }
-        Err(_) => http_flv(state, channel),
+    };
+    match ws {
+        Some(ws) => {
+            let channel = channel.to_owned();
+            ws.write_buffer_size(0).on_upgrade(move |socket| {
+                ws_flv(state, socket, subscriber, channel).instrument(span)
+            })
+        }
+        None => http_flv(state, subscriber, channel),
     }
 }
 
-fn http_flv(state: Arc<Feeds>, channel: &str) -> Response {
-    let subscriber = state.hub.subscribe(channel, Protocol::HttpFlv);
+/// What a viewer refused for a full channel is told to wait before retrying.
+const FULL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn http_flv(state: Arc<Feeds>, subscriber: Subscriber, channel: &str) -> Response {
     let feed = FlvFeed::new(subscriber, state.clone());
     info!(channel, "http-flv viewer joined");
     let body = futures_util::stream::unfold(feed, |mut feed| async move {

@@ -26,6 +26,7 @@ pub mod retention;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -57,6 +58,8 @@ pub struct Hls {
     /// When this server started: recordings begun since are this server's own, never a
     /// crash's leftovers.
     started_at: chrono::DateTime<Utc>,
+    /// Recordings ended with at least one segment on disk, since start (for `/metrics`).
+    recordings_written: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +80,15 @@ struct LiveDir {
 }
 
 impl Hls {
+    /// Recordings ended with at least one segment written, since start.
+    pub fn recordings_written(&self) -> u64 {
+        self.recordings_written.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_recording_written(&self) {
+        self.recordings_written.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The HLS service for `config`; records nothing until [`Hls::publish_started`].
     pub fn new(
         config: &Config,
@@ -95,6 +107,7 @@ impl Hls {
             shutdown,
             lives: Mutex::new(Lives::default()),
             started_at: Utc::now(),
+            recordings_written: AtomicU64::new(0),
         })
     }
 

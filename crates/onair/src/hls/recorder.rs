@@ -422,6 +422,7 @@ impl Recorder {
         let segments = self.replay.segments().len();
         if segments > 0 {
             self.write_playlists().await;
+            self.hls.note_recording_written();
         }
         let duration = self.replay.duration();
         info!(

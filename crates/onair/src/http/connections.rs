@@ -47,7 +47,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::api::extract::ClientIp;
 use crate::descriptors::{Descriptors, PER_HTTP_CONNECTION, Permit};
@@ -132,8 +132,17 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, ctx: Listener) {
             }
         };
         crate::net::configure(&tcp, ctx.limits.stall);
+        // The connection's span: what the FLV feeds and sockets upgraded from it log carries
+        // the peer; they record their protocol and channel on it once known.
+        let span = tracing::info_span!(
+            "http_conn",
+            %peer,
+            conn = slot.conn.id,
+            protocol = tracing::field::Empty,
+            channel = tracing::field::Empty
+        );
         ctx.tasks
-            .spawn(drive(tcp, peer, slot, app.clone(), ctx.clone()));
+            .spawn(drive(tcp, peer, slot, app.clone(), ctx.clone()).instrument(span));
     }
 }
 

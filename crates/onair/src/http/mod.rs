@@ -35,6 +35,9 @@ struct Ops {
     metrics: Arc<Metrics>,
     chat: Arc<ChatService>,
     hub: Arc<Hub>,
+    hls: Arc<crate::hls::Hls>,
+    /// `http.metrics_token`: the bearer token `/metrics` asks for.
+    metrics_token: Option<crate::secret::SecretText>,
 }
 
 /// Serves HTTP until shutdown, with `[http]`'s timeouts and caps (see [`connections`]);
@@ -77,6 +80,8 @@ pub fn router(state: &AppState) -> Router {
         metrics: state.metrics.clone(),
         chat: state.chat.clone(),
         hub: state.hub.clone(),
+        hls: state.hls.clone(),
+        metrics_token: state.config.http.metrics_token.clone(),
     });
     // The trace layer wraps response bodies and reads the clock for every body chunk; on a
     // stream that is a clock read per frame per viewer, so the FLV feeds log their own join
@@ -95,6 +100,10 @@ pub fn router(state: &AppState) -> Router {
     Router::new()
         .merge(crate::flv::router(feeds))
         .merge(traced)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            time_request,
+        ))
         .layer(cors(&state.config.http.cors_origins))
 }
 
@@ -169,12 +178,57 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     }
 }
 
-async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
-    let text = crate::metrics::render(
-        &ops.metrics,
-        &ops.chat,
-        &ops.hub,
-        ops.platform.hashing().stats(),
-    );
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
+async fn metrics(State(ops): State<Arc<Ops>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &ops.metrics_token {
+        let offered = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // `matches` compares in constant time, so the answer's timing says nothing of the token.
+        if !offered.is_some_and(|t| token.matches(t)) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+                "a bearer token is required (http.metrics_token)",
+            )
+                .into_response();
+        }
+    }
+    let text = crate::metrics::render(crate::metrics::Sources {
+        metrics: &ops.metrics,
+        chat: &ops.chat,
+        hub: &ops.hub,
+        hashing: ops.platform.hashing().stats(),
+        store: ops.store.call_times(),
+        recordings_written: ops.hls.recordings_written(),
+    });
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// Times a request to its response head under its route template (never the raw path, which
+/// may carry a key), and counts HLS requests and chat sockets as those protocols' clients.
+async fn time_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("(unmatched)");
+    metrics.http_request(route, started.elapsed());
+    let wire = match route {
+        "/live/{file}/{name}" | "/replays/{id}/{name}" => Some(crate::metrics::Wire::Hls),
+        r if r.starts_with("/api/") && r.ends_with("/chat") => (response.status()
+            == StatusCode::SWITCHING_PROTOCOLS)
+            .then_some(crate::metrics::Wire::Chat),
+        _ => None,
+    };
+    if let Some(w) = wire {
+        metrics.opened.add(w, 1);
+    }
+    response
 }

@@ -16,6 +16,7 @@ use tracing::{debug, info};
 
 use super::{ConnError, Ingest};
 use crate::lives::{LiveId, SessionRow};
+use crate::metrics::Wire;
 use crate::net::write_all_queued_within;
 
 pub(super) enum Role {
@@ -157,6 +158,14 @@ impl Connection {
             return Ok(());
         }
         let limit = self.ctx.hub_config.write_timeout;
+        // A player's writes are its media (and a few control messages): counted once per
+        // batch, after the batch is written.
+        let playing = matches!(self.role, Role::Playing(_));
+        let batch: u64 = if playing {
+            self.out.iter().map(|b| b.len() as u64).sum()
+        } else {
+            0
+        };
         write_all_queued_within(&mut self.writer, &mut self.out, limit)
             .await
             .map_err(|e| {
@@ -165,7 +174,11 @@ impl Connection {
                 } else {
                     ConnError::Io(e)
                 }
-            })
+            })?;
+        if playing {
+            self.ctx.metrics.bytes_out.add(Wire::Rtmp, batch);
+        }
+        Ok(())
     }
 
     /// Takes every output of the session, handling events as they come (an event may queue

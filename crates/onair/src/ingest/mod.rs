@@ -10,11 +10,13 @@
 //! | `mod.rs` | [`Ingest`] (what the driver may touch), the accept loop, one task per connection |
 //! | `connection.rs` | the connection's loop: socket, session timers, hub wake-ups, shutdown; event dispatch |
 //! | `publish.rs` | publish: authorise the key, claim the channel, push frames, live-session rows |
-//! | `play.rs` | play: subscribe, wait for a publisher, shared or per-session RTMP chunks |
+//! | `play.rs` | play: subscribe (within the channel's viewer cap), wait for a publisher, shared or per-session RTMP chunks |
+//! | `limits.rs` | `rtmp.max_connections` and `rtmp.max_connections_per_address` |
 //!
 //! [`ServerSession`]: onair_rtmp::session::ServerSession
 
 mod connection;
+mod limits;
 mod play;
 mod publish;
 
@@ -32,12 +34,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, field, info_span, warn};
 
 use self::connection::Connection;
+use self::limits::ConnectionLimits;
 use crate::auth::PublishAuth;
 use crate::config::{HubSection, RtmpConfig};
 use crate::descriptors::{Descriptors, PER_RTMP_CONNECTION};
 use crate::hls::Hls;
 use crate::lives::Lives;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RtmpRefusal};
 
 /// What the RTMP driver may touch: built once by the server, shared by every connection.
 #[derive(Debug)]
@@ -73,6 +76,10 @@ const SHARED_STREAM_ID: u32 = 1;
 /// Accepts RTMP connections until shutdown.
 pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener) {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let limits = ConnectionLimits::new(
+        ctx.rtmp.max_connections,
+        ctx.rtmp.max_connections_per_address,
+    );
     loop {
         let accepted = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
@@ -89,15 +96,23 @@ pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener) {
         };
         // Past the budget a connection would take a descriptor that recordings and the
         // database are counting on; RTMP has no way to say "busy", so it is closed at once.
+        let place = match limits.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                ctx.metrics.rtmp_refused(why);
+                debug!(%peer, ?why, "rtmp connection closed: a connection cap is reached");
+                continue;
+            }
+        };
         let Some(permit) = ctx.descriptors.try_take(PER_RTMP_CONNECTION) else {
-            Metrics::inc(&ctx.metrics.rtmp_refused);
+            ctx.metrics.rtmp_refused(RtmpRefusal::Descriptors);
             debug!(%peer, "rtmp connection closed: the descriptor budget is spent");
             continue;
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("rtmp", %peer, conn = id, channel = field::Empty);
+        let span = info_span!("rtmp", %peer, conn = id, protocol = "rtmp", channel = field::Empty);
         ctx.tasks
-            .spawn(connection(ctx.clone(), socket, peer, permit).instrument(span));
+            .spawn(connection(ctx.clone(), socket, peer, (permit, place)).instrument(span));
     }
 }
 
@@ -105,7 +120,7 @@ async fn connection(
     ctx: Arc<Ingest>,
     socket: TcpStream,
     peer: SocketAddr,
-    _permit: crate::descriptors::Permit,
+    _held: (crate::descriptors::Permit, limits::Place),
 ) {
     Metrics::inc(&ctx.metrics.rtmp_connections);
     ctx.metrics.rtmp_open.fetch_add(1, Ordering::Relaxed);

@@ -12,7 +12,7 @@ use tracing::{Span, debug, info, warn};
 use super::connection::{Connection, Playing, Role};
 use super::{ConnError, SHARED_STREAM_ID};
 use crate::channel::{is_valid_name, split_query};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Wire};
 
 impl Connection {
     pub(super) fn on_play(&mut self, request: RequestId, stream: u32, app: &str, name: &str) {
@@ -42,7 +42,20 @@ impl Connection {
             return;
         }
         Span::current().record("channel", channel);
-        let subscriber = self.ctx.hub.subscribe(channel, Protocol::Rtmp);
+        let max = self.ctx.hub_config.max_viewers_per_channel;
+        let subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp, max) {
+            Ok(s) => s,
+            Err(full) => {
+                self.ctx.metrics.viewers_refused.add(Wire::Rtmp, 1);
+                info!(channel, max, "play refused: the channel is full");
+                // NetStream.Play.Failed with the reason: players show it and may retry.
+                self.session.reject_play(
+                    request,
+                    Reject::Failed(format!("channel {channel} is full ({full}); retry later")),
+                );
+                return;
+            }
+        };
         let give_up_at = (!subscriber.is_live())
             .then(|| tokio::time::Instant::now() + self.ctx.hub_config.wait_for_publisher);
         if !self.session.accept_play(request) {

@@ -15,7 +15,7 @@ use super::connection::{Connection, Publishing, Role};
 use crate::auth::{PublishRequest, Refusal};
 use crate::channel::split_query;
 use crate::lives::{LiveStart, MediaInfo, SessionRow};
-use crate::metrics::Metrics;
+use crate::metrics::PublishRefusal;
 use crate::secret::StreamKey;
 
 impl Connection {
@@ -27,6 +27,7 @@ impl Connection {
         name: String,
     ) -> Result<(), ConnError> {
         if !matches!(self.role, Role::Idle) {
+            self.ctx.metrics.publish_refused(PublishRefusal::Busy);
             self.session.reject_publish(
                 request,
                 Reject::BadName("this connection is already publishing or playing".into()),
@@ -95,7 +96,11 @@ impl Connection {
                 });
             }
             Err(e) => {
-                Metrics::inc(&self.ctx.metrics.publishes_refused);
+                self.ctx.metrics.publish_refused(match e {
+                    PublishError::AlreadyLive { .. } => PublishRefusal::AlreadyLive,
+                    PublishError::Closed => PublishRefusal::ShuttingDown,
+                    _ => PublishRefusal::Other,
+                });
                 warn!(channel, reason = %e, "publish refused");
                 let reject = match e {
                     PublishError::AlreadyLive { .. } => {
@@ -152,7 +157,18 @@ impl Connection {
     }
 
     fn refuse(&mut self, request: RequestId, refusal: Refusal) {
-        Metrics::inc(&self.ctx.metrics.publishes_refused);
+        self.ctx.metrics.publish_refused(match &refusal {
+            Refusal::UnknownKey => PublishRefusal::UnknownKey,
+            Refusal::InvalidName => PublishRefusal::InvalidName,
+            Refusal::UnknownApp => PublishRefusal::UnknownApp,
+            Refusal::InvalidKey(_) => PublishRefusal::InvalidKey,
+            Refusal::Expired => PublishRefusal::Expired,
+            Refusal::Revoked => PublishRefusal::Revoked,
+            Refusal::NoChannel => PublishRefusal::NoChannel,
+            Refusal::Banned => PublishRefusal::Banned,
+            Refusal::NotStreamer => PublishRefusal::NotStreamer,
+            Refusal::Unavailable(_) => PublishRefusal::Unavailable,
+        });
         // The refusal never contains the key (see `Refusal`), so it is safe to log and send.
         warn!(reason = %refusal, "publish refused");
         let reject = match refusal {
