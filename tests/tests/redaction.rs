@@ -1,6 +1,7 @@
 //! Keys never reach the logs (after str0m's `tests/pii.rs`): every line any crate logs, at
-//! TRACE, during an accepted publish with a watched stream and a refused publish with a wrong
-//! key, is searched for both keys.
+//! TRACE, during an accepted publish with a watched stream, a refused publish with a wrong
+//! key and `/metrics` scrapes with the right and a wrong bearer token, is searched for both
+//! keys and both tokens.
 //!
 //! The capture is the process's global subscriber, shared by the tests of this binary; each
 //! test searches for its own random keys only, so they may run in parallel.
@@ -20,9 +21,28 @@ async fn no_stream_key_reaches_the_logs() {
         return;
     }
     let captured = logs::capture();
-    let server = TestServer::start(|c| c.hub.republish_grace = Duration::from_secs(1)).await;
+    let metrics_token = random_name("metrics-token");
+    let server = TestServer::start(|c| {
+        c.hub.republish_grace = Duration::from_secs(1);
+        c.http.metrics_token = Some(onair::secret::SecretText::new(metrics_token.clone()));
+    })
+    .await;
     let key = server.key.clone();
     let wrong_key = random_name("key");
+    // A scrape with the metrics token and one with a wrong one: neither may be logged.
+    let wrong_token = random_name("metrics-token");
+    for (token, status) in [(&metrics_token, 200), (&wrong_token, 401)] {
+        let auth = format!("Bearer {token}");
+        let response = http::request(
+            "GET",
+            &server.http_url("/metrics"),
+            &[("Authorization", &auth)],
+            IO_TIMEOUT,
+        )
+        .await
+        .expect("GET /metrics answers");
+        assert_eq!(response.status, status);
+    }
 
     let mut publisher = Ffmpeg::publish_test_pattern(&server.publish_url(&key), 4);
     assert!(
@@ -74,11 +94,11 @@ async fn no_stream_key_reaches_the_logs() {
         lines.iter().any(|l| l.contains(&channel)),
         "logs name the channel"
     );
-    for secret in [&key, &wrong_key] {
+    for secret in [&key, &wrong_key, &metrics_token, &wrong_token] {
         let leaks = captured.containing(secret);
         assert!(
             leaks.is_empty(),
-            "a stream key reached the logs in {} line(s):\n{}",
+            "a stream key or metrics token reached the logs in {} line(s):\n{}",
             leaks.len(),
             leaks.join("\n")
         );

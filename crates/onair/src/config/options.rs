@@ -532,8 +532,12 @@ mod tests {
         config.auth.secret = Some(crate::secret::SecretText::new(
             "s3cret-s3cret-s3cret-s3cret-s3cret".into(),
         ));
+        config.http.metrics_token = Some(crate::secret::SecretText::new(
+            "s3cret-metrics-token".into(),
+        ));
         let text = annotated_toml(&config);
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("secret = \"[redacted]\""), "{text}");
+        assert!(text.contains("metrics_token = \"[redacted]\""), "{text}");
     }
 }
