@@ -83,16 +83,19 @@ async fn live(
     let span = Span::current();
     span.record("protocol", protocol.name());
     span.record("channel", channel);
-    let max = state.hub_config.max_viewers_per_channel;
-    let subscriber = match state.hub.subscribe_viewer(channel, protocol, max) {
+    let cap = state.hub_config.max_viewers_per_channel;
+    let subscriber = match state.hub.subscribe_viewer(channel, protocol, cap) {
         Ok(s) => s,
         Err(full) => {
+            let max = full.max;
             if let Some(wire) = Wire::of_viewer(protocol) {
                 state.metrics.viewers_refused.add(wire, 1);
             }
             info!(channel, %protocol, max, "viewer refused: the channel is full");
             return ApiError::at_capacity(
-                format!("channel {channel:?} is full ({full}); retry later"),
+                format!(
+                    "channel {channel:?} is full: it has its maximum of {max} viewers; retry later"
+                ),
                 FULL_RETRY_AFTER,
             )
             .into_response();

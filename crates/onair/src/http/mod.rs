@@ -212,13 +212,14 @@ async fn time_request(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let route = request
+    // A clone of the shared template, not a copy of its text.
+    let matched = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+        .cloned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    let route = route.as_deref().unwrap_or("(unmatched)");
+    let route = matched.as_ref().map_or("(unmatched)", |p| p.as_str());
     metrics.http_request(route, started.elapsed());
     let wire = match route {
         "/live/{file}/{name}" | "/replays/{id}/{name}" => Some(crate::metrics::Wire::Hls),

@@ -51,7 +51,10 @@ impl Connection {
                 // NetStream.Play.Failed with the reason: players show it and may retry.
                 self.session.reject_play(
                     request,
-                    Reject::Failed(format!("channel {channel} is full ({full}); retry later")),
+                    Reject::Failed(format!(
+                        "channel {channel} is full: it has its maximum of {} viewers; retry later",
+                        full.max
+                    )),
                 );
                 return;
             }
