@@ -390,6 +390,31 @@ async fn sigterm_mid_live_ends_the_replay_and_closes_its_rows() {
         store.open_live_sessions().await.unwrap().is_empty(),
         "every live-session row is ended"
     );
+    let demo = store
+        .channel_by_slug("demo")
+        .await
+        .unwrap()
+        .expect("the demo channel");
+    let (sessions, _) = store
+        .list_live_sessions(
+            demo.id,
+            onair_store::Page {
+                offset: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.len(),
+        1,
+        "the publish had its session row: {sessions:?}"
+    );
+    let session = &sessions[0];
+    assert!(
+        session.ended_at.is_some() && session.bytes_in > 0,
+        "the session row is closed with its figures: {session:?}"
+    );
     assert!(
         store.unfinished_recordings().await.unwrap().is_empty(),
         "no recording is left unfinished"
