@@ -115,6 +115,36 @@ async fn counters_move_with_traffic_behind_the_bearer_token() {
         .await
         .unwrap();
     assert_eq!(channels.status, 200);
+    // A chat socket and an HLS request, counted under their protocols.
+    let owner = server
+        .platform()
+        .create_user("metrics_owner", "password-123", onair_store::Role::Streamer)
+        .await
+        .unwrap();
+    let room = server
+        .platform()
+        .store()
+        .create_channel(onair_store::NewChannel {
+            slug: "metrics-room".into(),
+            title: "metrics".into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let chat_url = format!(
+        "ws://{}/api/v1/channels/{}/chat",
+        server.http_addr, room.slug
+    );
+    let (chat, _) = tokio::time::timeout(IO_TIMEOUT, tokio_tungstenite::connect_async(&chat_url))
+        .await
+        .expect("the chat socket opens in time")
+        .expect("the chat socket opens");
+    let hls = format!("/live/{}/index.m3u8", server.channel);
+    http::request("GET", &server.http_url(&hls), &[], IO_TIMEOUT)
+        .await
+        .expect("the HLS playlist answers");
 
     let during = scrape(&server, Some(TOKEN)).await;
     let grew = |name: &str, labels: &[(&str, &str)]| {
@@ -142,6 +172,12 @@ async fn counters_move_with_traffic_behind_the_bearer_token() {
     grew("onair_bytes_out_total", &[("protocol", "http-flv")]);
     grew("onair_connections_total", &[("protocol", "http-flv")]);
     grew("onair_connections_total", &[("protocol", "rtmp")]);
+    grew("onair_connections_total", &[("protocol", "chat")]);
+    grew("onair_connections_total", &[("protocol", "hls")]);
+    assert_eq!(
+        get(&during, "onair_connections_open", &[("protocol", "chat")]),
+        1.0
+    );
     grew("onair_publish_refusals_total", &[("reason", "unknown_key")]);
     grew("onair_publishes_refused_total", &[]);
     grew(
@@ -186,7 +222,7 @@ async fn counters_move_with_traffic_behind_the_bearer_token() {
         "the dashboard queries metrics /metrics lacks: {missing:?}"
     );
 
-    drop(viewer);
+    drop((viewer, chat));
     publisher.kill().await;
     server.shutdown().await;
 }
