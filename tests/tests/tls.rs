@@ -245,7 +245,10 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
     let data = TempDir::new("onair-sighup");
     let ca = TestCa::new();
     let first = ca.issue(data.path(), "server");
+    let file = data.path().join("onair.toml");
+    std::fs::write(&file, "[rtmp]\nchunk_size = 4096\n").expect("config file");
     let launch = Launch::default()
+        .env("ONAIR_CONFIG", file.display())
         .env("ONAIR_TLS_CERTIFICATE", first.certificate.display())
         .env("ONAIR_TLS_PRIVATE_KEY", first.private_key.display())
         .env("ONAIR_TLS_RTMPS_LISTEN", "127.0.0.1:0");
@@ -255,6 +258,7 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
     assert_eq!(presented(&before), first.leaf);
 
     let renewed = ca.issue_to(&first.certificate, &first.private_key);
+    std::fs::write(&file, "[rtmp]\nchunk_size = 8192\n").expect("config file");
     let status = std::process::Command::new("kill")
         .args(["-HUP", &process.pid().to_string()])
         .status()
@@ -270,6 +274,29 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
     );
     let after = connect(rtmps, &ca.root()).await.expect("handshake");
     assert_eq!(presented(&after), renewed.leaf);
-    // The connection made before the reload still works: its TLS session is its own.
-    drop(before);
+    let log = process.stderr();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let said = |message: &str| {
+        lines
+            .iter()
+            .find(|v| v["fields"]["message"] == message)
+            .map(|v| v["fields"].clone())
+    };
+    let restart = said("changed options take effect only after a restart")
+        .unwrap_or_else(|| panic!("the changed chunk size is not reported:\n{log}"));
+    assert_eq!(restart["options"], "rtmp.chunk_size", "{log}");
+    let filter = said("log filter set").unwrap_or_else(|| panic!("no filter reload:\n{log}"));
+    assert_eq!(
+        filter["filter"], "info",
+        "ONAIR_LOG wins over log.level, as at start"
+    );
+    // The connection made before the reload is untouched: its session is its own.
+    let mut before = before;
+    before
+        .write_all(&[3u8; 1537])
+        .await
+        .expect("the old connection still writes");
 }
