@@ -254,6 +254,11 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
         .env("ONAIR_TLS_RTMPS_LISTEN", "127.0.0.1:0");
     let process = OnairProcess::launch(data.path(), &launch).await;
     let rtmps = rtmps_addr_of(&process).expect("the listening line names rtmps_addr");
+    let block = process.bootstrap_block().await;
+    assert!(
+        block.contains(&format!("or RTMPS    rtmps://{rtmps}/live")),
+        "the first-start block offers the RTMPS server:\n{block}"
+    );
     let before = connect(rtmps, &ca.root()).await.expect("handshake");
     assert_eq!(presented(&before), first.leaf);
 

@@ -274,6 +274,18 @@ fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
         rule,
         String::new(),
     ];
+    let mut lines = lines.to_vec();
+    if let Some(url) = server
+        .rtmps_addr
+        .and_then(|addr| rtmps_url(&rtmp, addr.port()))
+    {
+        // Beside the plain server, which OBS shows first.
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("    Server"))
+            .map_or(0, |i| i + 1);
+        lines.insert(at, format!("    or RTMPS    {url}"));
+    }
     println!("{}", lines.join("\n"));
 }
 
@@ -284,6 +296,17 @@ type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
 /// `ONAIR_LOG`, else `log.level`.
 fn log_filter(config: &Config) -> String {
     std::env::var("ONAIR_LOG").unwrap_or_else(|_| config.log.level.clone())
+}
+
+/// The RTMPS twin of an `rtmp://HOST[:PORT]/APP` publish URL, on `port`; `None` for a URL
+/// that is already `rtmps://` or not of that shape.
+fn rtmps_url(rtmp: &str, port: u16) -> Option<String> {
+    let (authority, app) = rtmp.strip_prefix("rtmp://")?.split_once('/')?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, _)) if !authority.ends_with(']') => host,
+        _ => authority,
+    };
+    Some(format!("rtmps://{host}:{port}/{app}"))
 }
 
 fn init_logging(config: &Config) -> SetFilter {
@@ -329,4 +352,26 @@ fn reload(server: &RunningServer, path: Option<&Path>, set_filter: &SetFilter) {
         Err(e) => tracing::warn!(%filter, error = %e, "log filter not changed"),
     }
     server.reload(&config).log();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtmps_url;
+
+    #[test]
+    fn the_rtmps_url_keeps_host_and_app_and_takes_the_tls_port() {
+        let cases = [
+            ("rtmp://localhost/live", Some("rtmps://localhost:1936/live")),
+            (
+                "rtmp://live.example.com:1935/live",
+                Some("rtmps://live.example.com:1936/live"),
+            ),
+            ("rtmp://[::1]:1935/live", Some("rtmps://[::1]:1936/live")),
+            ("rtmp://[::1]/live", Some("rtmps://[::1]:1936/live")),
+            ("rtmps://live.example.com/live", None),
+        ];
+        for (rtmp, want) in cases {
+            assert_eq!(rtmps_url(rtmp, 1936).as_deref(), want, "{rtmp}");
+        }
+    }
 }
