@@ -76,6 +76,15 @@ async fn rtmps_publish_and_play_with_ffmpeg_and_plain_rtmp_on_the_tls_port_is_re
         plain_rtmp_is_refused(rtmps).await,
         "plain RTMP got an RTMP answer on the TLS port"
     );
+    let metrics = server.state().metrics.clone();
+    assert!(
+        wait_until(IO_TIMEOUT, || metrics
+            .peer_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1)
+        .await,
+        "the refused handshake is counted as a peer error"
+    );
     let stranger = TestCa::new();
     let refused = connect(rtmps, &stranger.root()).await;
     assert!(
@@ -304,4 +313,38 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
         .write_all(&[3u8; 1537])
         .await
         .expect("the old connection still writes");
+}
+
+#[tokio::test]
+async fn a_client_silent_on_the_tls_port_is_closed_after_the_handshake_timeout() {
+    let dir = TempDir::new("onair-tls-silent");
+    let ca = TestCa::new();
+    let cert = ca.issue(dir.path(), "server");
+    let server = TestServer::start(move |c| {
+        c.tls.certificate = Some(cert.certificate);
+        c.tls.private_key = Some(cert.private_key);
+        c.rtmp.handshake_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let rtmps = server.rtmps_addr.expect("rtmps listens");
+    let mut silent = TcpStream::connect(rtmps).await.expect("connect");
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    tokio::time::timeout(IO_TIMEOUT, silent.read_to_end(&mut got))
+        .await
+        .expect("the server closes a silent client")
+        .expect("a clean close");
+    assert!(
+        got.is_empty(),
+        "nothing is sent to a client that said nothing"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+    // Meanwhile, and after, the port serves TLS as usual.
+    let ok = connect(rtmps, &ca.root()).await.expect("handshake");
+    drop(ok);
+    assert!(server.shutdown().await);
 }
