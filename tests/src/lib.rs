@@ -12,6 +12,7 @@
 //! | [`rtmp`] | raw RTMP bytes for misbehaving-peer tests |
 //! | [`logs`] | a global tracing subscriber that keeps every line, for the redaction test |
 //! | [`proxy`] | a TCP proxy that freezes on demand: a database that hangs instead of refusing |
+//! | [`tls`] | a test CA issuing PEM certificate files, and a rustls client that trusts only a given root |
 //! | [`binary`] | the real `onair` binary (built when stale), [`binary::OnairProcess`] to run it as a server (optionally under an `RLIMIT_NOFILE` set with `prlimit`), temporary data directories |
 //!
 //! Every wait is bounded: [`wait_until`] polls a condition up to a deadline, readers take a
@@ -40,6 +41,7 @@ pub mod logs;
 pub mod proxy;
 pub mod rtmp;
 pub mod server;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -23,6 +23,9 @@ pub struct TestServer {
     pub rtmp_addr: SocketAddr,
     /// Where HTTP listens.
     pub http_addr: SocketAddr,
+    /// Where RTMPS listens, when `configure` set a certificate (`tls.rtmps_listen` is
+    /// loopback port 0 in tests).
+    pub rtmps_addr: Option<SocketAddr>,
     /// The channel [`TestServer::key`] publishes to.
     pub channel: String,
     /// The dev stream key of [`TestServer::channel`]; random per test.
@@ -55,6 +58,7 @@ impl TestServer {
         config.storage.database_url = Some(SecretText::new("sqlite::memory:".into()));
         let own_dir = std::env::temp_dir().join(random_name("onair-e2e-recordings"));
         config.hls.recordings_dir = Some(own_dir.clone());
+        config.tls.rtmps_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         configure(&mut config);
         let recordings_dir = config.recordings_dir();
         let owns_recordings_dir = recordings_dir == own_dir;
@@ -67,6 +71,7 @@ impl TestServer {
         TestServer {
             rtmp_addr: server.rtmp_addr,
             http_addr: server.http_addr,
+            rtmps_addr: server.rtmps_addr,
             server: Some(server),
             channel,
             key,
@@ -128,6 +133,23 @@ impl TestServer {
     /// `http://127.0.0.1:{port}{path}`.
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http_addr)
+    }
+
+    /// Applies `config`'s run-time options as SIGHUP does (the certificate is re-read).
+    pub fn reload(&self, config: &Config) -> onair::server::Reload {
+        self.running().reload(config)
+    }
+
+    /// `rtmps://127.0.0.1:{port}/live/{name}`: publish or play over TLS.
+    ///
+    /// # Panics
+    ///
+    /// If the server has no certificate configured.
+    pub fn rtmps_url(&self, name: &str) -> String {
+        let addr = self
+            .rtmps_addr
+            .expect("the server was started with a certificate");
+        format!("rtmps://{addr}/{}/{name}", self.state().config.rtmp.app)
     }
 
     /// Waits up to `timeout` for `channel` to have a publisher.

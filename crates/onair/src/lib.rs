@@ -11,7 +11,7 @@
 //! let platform = Platform::open(&config.storage, &config.auth).await?;
 //! let server = RunningServer::start(config, platform).await?;
 //! println!("rtmp on {}, http on {}", server.rtmp_addr, server.http_addr);
-//! server.run_until_signal().await;
+//! server.run_until_signal(|_| {}).await;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -35,3 +35,4 @@ pub mod problem;
 pub mod secret;
 pub mod server;
 pub mod state;
+pub mod tls;

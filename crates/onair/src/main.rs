@@ -2,7 +2,7 @@
 
 mod cli;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -69,12 +69,12 @@ fn main() -> anyhow::Result<()> {
         // Like the operator commands, a server that cannot start says why in one line, not
         // with anyhow's report (and a backtrace under RUST_BACKTRACE=1).
         Command::Serve => exit_with(load().and_then(|config| {
-            init_logging(&config);
+            let set_filter = init_logging(&config);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, cli.config.as_deref(), &set_filter))
         })),
         Command::Config { example: true } => {
             print!("{}", onair::config::example_toml());
@@ -165,7 +165,7 @@ fn init_client_logging() {
         .init();
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, path: Option<&Path>, set_filter: &SetFilter) -> anyhow::Result<()> {
     info!(config = %config.redacted_json(), "effective configuration");
     if config.dev.open {
         tracing::warn!("dev.open is on: anyone can publish to any channel name");
@@ -216,7 +216,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         print_bootstrap(&b, &server);
     }
     close_leftover_sessions(&store).await;
-    server.run_until_signal().await;
+    server
+        .run_until_signal(|server| reload(server, path, set_filter))
+        .await;
     store.close().await;
     Ok(())
 }
@@ -272,17 +274,104 @@ fn print_bootstrap(b: &onair::platform::Bootstrap, server: &RunningServer) {
         rule,
         String::new(),
     ];
+    let mut lines = lines.to_vec();
+    if let Some(url) = server
+        .rtmps_addr
+        .and_then(|addr| rtmps_url(&rtmp, addr.port()))
+    {
+        // Beside the plain server, which OBS shows first.
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("    Server"))
+            .map_or(0, |i| i + 1);
+        lines.insert(at, format!("    or RTMPS    {url}"));
+    }
     println!("{}", lines.join("\n"));
 }
 
-fn init_logging(config: &Config) {
-    let filter = std::env::var("ONAIR_LOG").unwrap_or_else(|_| config.log.level.clone());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Swaps the server's log filter (SIGHUP); the subscriber's type differs by format, so the
+/// reload handle is kept behind a closure.
+type SetFilter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// `ONAIR_LOG`, else `log.level`.
+fn log_filter(config: &Config) -> String {
+    std::env::var("ONAIR_LOG").unwrap_or_else(|_| config.log.level.clone())
+}
+
+/// The RTMPS twin of an `rtmp://HOST[:PORT]/APP` publish URL, on `port`; `None` for a URL
+/// that is already `rtmps://` or not of that shape.
+fn rtmps_url(rtmp: &str, port: u16) -> Option<String> {
+    let (authority, app) = rtmp.strip_prefix("rtmp://")?.split_once('/')?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, _)) if !authority.ends_with(']') => host,
+        _ => authority,
+    };
+    Some(format!("rtmps://{host}:{port}/{app}"))
+}
+
+fn init_logging(config: &Config) -> SetFilter {
+    let filter = EnvFilter::try_new(log_filter(config)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => {
+            let builder = builder.json().with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |f| handle.reload(f).map_err(|e| e.to_string()))
+        }
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |f| handle.reload(f).map_err(|e| e.to_string()))
+        }
+    }
+}
+
+/// SIGHUP: loads the configuration again as at start (the file, then the environment the
+/// process started with) and applies what can change at run time: the log filter and the
+/// TLS certificate. A configuration that no longer loads (a bad new certificate among the
+/// reasons) changes nothing; the log says why, and which changed options wait for a restart.
+fn reload(server: &RunningServer, path: Option<&Path>, set_filter: &SetFilter) {
+    info!("SIGHUP: reloading the configuration");
+    let config = match Config::load(path, std::env::vars()) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::warn!(error = %e, "configuration not reloaded; everything stays as it was");
+            return;
+        }
+    };
+    let filter = log_filter(&config);
+    match EnvFilter::try_new(&filter)
+        .map_err(|e| e.to_string())
+        .and_then(set_filter)
+    {
+        Ok(()) => info!(%filter, "log filter set"),
+        Err(e) => tracing::warn!(%filter, error = %e, "log filter not changed"),
+    }
+    server.reload(&config).log();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtmps_url;
+
+    #[test]
+    fn the_rtmps_url_keeps_host_and_app_and_takes_the_tls_port() {
+        let cases = [
+            ("rtmp://localhost/live", Some("rtmps://localhost:1936/live")),
+            (
+                "rtmp://live.example.com:1935/live",
+                Some("rtmps://live.example.com:1936/live"),
+            ),
+            ("rtmp://[::1]:1935/live", Some("rtmps://[::1]:1936/live")),
+            ("rtmp://[::1]/live", Some("rtmps://[::1]:1936/live")),
+            ("rtmps://live.example.com/live", None),
+        ];
+        for (rtmp, want) in cases {
+            assert_eq!(rtmps_url(rtmp, 1936).as_deref(), want, "{rtmp}");
+        }
     }
 }

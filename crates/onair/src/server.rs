@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::ingest::Ingest;
 use crate::platform::Platform;
 use crate::state::AppState;
+use crate::tls::Certificates;
 
 /// A server that is running.
 #[derive(Debug)]
@@ -20,7 +21,11 @@ pub struct RunningServer {
     pub rtmp_addr: SocketAddr,
     /// Where the HTTP listener is bound.
     pub http_addr: SocketAddr,
+    /// Where the RTMPS listener is bound, when `[tls]` has a certificate.
+    pub rtmps_addr: Option<SocketAddr>,
     state: Arc<AppState>,
+    /// The certificate RTMPS (and HTTPS) serve, swapped by [`RunningServer::reload`].
+    tls: Option<Arc<Certificates>>,
 }
 
 /// Why the server could not start.
@@ -37,9 +42,12 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The certificate or key of `[tls]` could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
-/// Both listeners, bound and not yet serving: what a start can fail at is done before the
+/// The listeners, bound and not yet serving: what a start can fail at is done before the
 /// first start creates anything (its admin password is printed once, so it must not be
 /// created by a start that then fails).
 #[derive(Debug)]
@@ -50,10 +58,15 @@ pub struct Listeners {
     pub rtmp_addr: SocketAddr,
     /// Where the HTTP listener is bound.
     pub http_addr: SocketAddr,
+    /// The RTMPS listener and its certificate, when `[tls]` has one.
+    rtmps: Option<(tokio::net::TcpListener, Arc<Certificates>)>,
+    /// Where the RTMPS listener is bound.
+    pub rtmps_addr: Option<SocketAddr>,
 }
 
 impl Listeners {
-    /// Binds `rtmp.listen` and `http.listen`.
+    /// Binds `rtmp.listen`, `http.listen` and, with a certificate, `tls.rtmps_listen`
+    /// (loading the certificate: a start fails on a bad one).
     pub fn bind(config: &Config) -> Result<Listeners, StartError> {
         let bind = |addr: SocketAddr, what: &'static str| {
             let listener = crate::net::listen(addr).map_err(|source| StartError::Bind {
@@ -65,15 +78,25 @@ impl Listeners {
                 listener
                     .local_addr()
                     .map_err(|source| StartError::Bind { addr, what, source })?;
-            Ok((listener, bound))
+            Ok::<_, StartError>((listener, bound))
         };
         let (rtmp, rtmp_addr) = bind(config.rtmp.listen, "rtmp")?;
         let (http, http_addr) = bind(config.http.listen, "http")?;
+        let (rtmps, rtmps_addr) = match config.tls.files() {
+            Some((certificate, private_key)) => {
+                let certificates = Arc::new(Certificates::load(certificate, private_key)?);
+                let (listener, addr) = bind(config.tls.rtmps_listen, "rtmps")?;
+                (Some((listener, certificates)), Some(addr))
+            }
+            None => (None, None),
+        };
         Ok(Listeners {
             rtmp,
             http,
             rtmp_addr,
             http_addr,
+            rtmps,
+            rtmps_addr,
         })
     }
 }
@@ -96,6 +119,8 @@ impl RunningServer {
             http,
             rtmp_addr,
             http_addr,
+            rtmps,
+            rtmps_addr,
         } = listeners;
         let descriptors =
             crate::descriptors::Descriptors::at_start(config.http.reserved_descriptors);
@@ -131,16 +156,34 @@ impl RunningServer {
             shutdown: state.shutdown.clone(),
             tasks: state.tasks.clone(),
             descriptors: descriptors.clone(),
+            connection_limits: crate::ingest::ConnectionLimits::of(&state.config.rtmp),
         });
-        state.tasks.spawn(crate::ingest::serve(ingest, rtmp));
         state
             .tasks
-            .spawn(crate::http::serve(&state, http, descriptors));
-        info!(%rtmp_addr, %http_addr, "listening");
+            .spawn(crate::ingest::serve(ingest.clone(), rtmp, None));
+        let tls = rtmps.map(|(listener, certificates)| {
+            state.tasks.spawn(crate::ingest::serve(
+                ingest,
+                listener,
+                Some(certificates.clone()),
+            ));
+            certificates
+        });
+        let https = tls.clone().filter(|_| state.config.tls.https);
+        let scheme = if https.is_some() { "https" } else { "http" };
+        state
+            .tasks
+            .spawn(crate::http::serve(&state, http, descriptors, https));
+        match rtmps_addr {
+            Some(rtmps_addr) => info!(%rtmp_addr, %http_addr, %rtmps_addr, scheme, "listening"),
+            None => info!(%rtmp_addr, %http_addr, scheme, "listening"),
+        }
         RunningServer {
             rtmp_addr,
             http_addr,
+            rtmps_addr,
             state,
+            tls,
         }
     }
 
@@ -152,6 +195,28 @@ impl RunningServer {
     /// The hub.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.state.hub
+    }
+
+    /// Applies what can change at run time from `new` (the configuration as loaded again,
+    /// e.g. on SIGHUP): the certificate is re-read from `new`'s files and swapped in, so new
+    /// connections get it and connections already open keep theirs. The log filter is the
+    /// caller's (the subscriber belongs to the binary). Every other option that differs from
+    /// the running configuration is named in the answer as needing a restart.
+    pub fn reload(&self, new: &Config) -> Reload {
+        let tls = match (&self.tls, new.tls.files()) {
+            (Some(certificates), Some(files)) => Some(certificates.reload(Some(files))),
+            _ => None,
+        };
+        let live_keys: &[&str] = if self.tls.is_some() && new.tls.files().is_some() {
+            &["log.level", "tls.certificate", "tls.private_key"]
+        } else {
+            &["log.level"]
+        };
+        let needs_restart = crate::config::options::changed_keys(&self.state.config, new)
+            .into_iter()
+            .filter(|k| !live_keys.contains(k))
+            .collect();
+        Reload { tls, needs_restart }
     }
 
     /// Stops accepting, ends publishes and playback, and waits up to `grace` for connections
@@ -174,13 +239,69 @@ impl RunningServer {
         true
     }
 
-    /// Runs until SIGINT or SIGTERM, then shuts down.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
+    /// Runs until SIGINT or SIGTERM, then shuts down. On SIGHUP, calls `on_hangup` (which
+    /// reloads the configuration, see [`RunningServer::reload`]) and goes on.
+    pub async fn run_until_signal(self, mut on_hangup: impl FnMut(&RunningServer)) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::hangup()) {
+                Ok(mut hangup) => {
+                    let stop = wait_for_signal();
+                    tokio::pin!(stop);
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop => break,
+                            Some(()) = hangup.recv() => on_hangup(&self),
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGHUP; a reload takes a restart");
+                    wait_for_signal().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut on_hangup;
+            wait_for_signal().await;
+        }
         let grace = self.state.config.shutdown_grace;
         info!(?grace, "shutting down");
         self.shutdown(grace).await;
         info!("stopped");
+    }
+}
+
+/// What [`RunningServer::reload`] did.
+#[derive(Debug)]
+#[must_use]
+pub struct Reload {
+    /// The certificate reload's outcome; `None` when TLS was off before or after (turning
+    /// it on or off takes a restart, and is listed in `needs_restart`).
+    pub tls: Option<Result<(), crate::tls::TlsError>>,
+    /// Options that changed but take effect only at the next start.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl Reload {
+    /// Logs the outcome: what was reloaded, what failed and was kept, what waits for a
+    /// restart.
+    pub fn log(&self) {
+        match &self.tls {
+            Some(Ok(())) => info!("reloaded the tls certificate; new connections get it"),
+            Some(Err(e)) => {
+                warn!(error = %e, "tls certificate not reloaded; keeping the one in use")
+            }
+            None => {}
+        }
+        if !self.needs_restart.is_empty() {
+            warn!(
+                options = %self.needs_restart.join(", "),
+                "changed options take effect only after a restart"
+            );
+        }
     }
 }
 

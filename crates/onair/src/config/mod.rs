@@ -49,6 +49,8 @@ pub struct Config {
     pub hls: HlsConfig,
     /// Live chat, danmaku, likes and gifts.
     pub chat: ChatSection,
+    /// RTMPS, and HTTPS when asked for: the certificate and the TLS listener.
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             hls: HlsConfig::default(),
             chat: ChatSection::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -219,6 +222,41 @@ impl Default for RtmpConfig {
             max_connections: 0,
             max_connections_per_address: 0,
         }
+    }
+}
+
+/// `[tls]`: one certificate for RTMPS and, opt-in, HTTPS. With no certificate nothing
+/// listens for TLS.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's own certificate first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<PathBuf>,
+    /// Address the RTMPS listener binds, when a certificate is set.
+    pub rtmps_listen: SocketAddr,
+    /// Serve the HTTP listener as HTTPS (TLS only) with the same certificate.
+    pub https: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: None,
+            private_key: None,
+            rtmps_listen: SocketAddr::from(([0, 0, 0, 0], 1936)),
+            https: false,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when TLS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        self.certificate.as_deref().zip(self.private_key.as_deref())
     }
 }
 
@@ -669,6 +707,7 @@ impl Config {
                 ),
             });
         }
+        self.validate_tls()?;
         if let Some(url) = &self.rtmp.public_url {
             let host = url
                 .strip_prefix("rtmp://")
@@ -867,6 +906,59 @@ impl Config {
         Ok(())
     }
 
+    /// `[tls]`: both files or neither, both readable and a matching pair, and a port of
+    /// its own.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.tls;
+        let (certificate, private_key) = match (&tls.certificate, &tls.private_key) {
+            (None, None) if tls.https => {
+                return Err(ConfigError::Invalid {
+                    key: "tls.https",
+                    message: "needs tls.certificate and tls.private_key".into(),
+                });
+            }
+            (None, None) => return Ok(()),
+            (Some(c), Some(k)) => (c, k),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    key: "tls.private_key",
+                    message: "must be set with tls.certificate".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "tls.certificate",
+                    message: "must be set with tls.private_key".into(),
+                });
+            }
+        };
+        if let Err(e) = crate::tls::load(certificate, private_key) {
+            let key = match &e {
+                crate::tls::TlsError::File { path, .. } if path == private_key => "tls.private_key",
+                _ => "tls.certificate",
+            };
+            return Err(ConfigError::Invalid {
+                key,
+                message: e.to_string(),
+            });
+        }
+        for (key, other) in [
+            ("rtmp.listen", self.rtmp.listen),
+            ("http.listen", self.http.listen),
+        ] {
+            if listens_on_one_port(tls.rtmps_listen, other) {
+                return Err(ConfigError::Invalid {
+                    key: "tls.rtmps_listen",
+                    message: format!(
+                        "{} takes the port of {key} ({other}); give each its own",
+                        tls.rtmps_listen
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The configuration as one line of JSON, secrets redacted, for the start-up log line.
     pub fn redacted_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("(unprintable config: {e})"))
@@ -1037,6 +1129,66 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{rtmp} and {http}: {e}"));
         }
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_load_naming_the_key() {
+        let dir = std::env::temp_dir().join(format!("onair-tls-config-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write_pair = |name: &str| {
+            let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            let (c, k) = (
+                dir.join(format!("{name}.crt")),
+                dir.join(format!("{name}.key")),
+            );
+            std::fs::write(&c, pair.cert.pem()).unwrap();
+            std::fs::write(&k, pair.signing_key.serialize_pem()).unwrap();
+            (c.display().to_string(), k.display().to_string())
+        };
+        let (c1, k1) = write_pair("one");
+        let (_, k2) = write_pair("two");
+        let load = |vars: &[(&str, &str)]| Config::load(None, env(vars));
+        let ok = load(&[
+            ("ONAIR_TLS_CERTIFICATE", &c1),
+            ("ONAIR_TLS_PRIVATE_KEY", &k1),
+            ("ONAIR_TLS_HTTPS", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ok.tls.files().map(|(c, _)| c.to_owned()),
+            Some(c1.clone().into())
+        );
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[("ONAIR_TLS_CERTIFICATE", &c1)], "tls.private_key"),
+            (&[("ONAIR_TLS_HTTPS", "true")], "tls.https"),
+            (
+                &[
+                    ("ONAIR_TLS_CERTIFICATE", &c1),
+                    ("ONAIR_TLS_PRIVATE_KEY", &k2),
+                ],
+                "tls.certificate",
+            ),
+            (
+                &[
+                    ("ONAIR_TLS_CERTIFICATE", &c1),
+                    ("ONAIR_TLS_PRIVATE_KEY", "/nonexistent/key.pem"),
+                ],
+                "tls.private_key",
+            ),
+            (
+                &[
+                    ("ONAIR_TLS_CERTIFICATE", &c1),
+                    ("ONAIR_TLS_PRIVATE_KEY", &k1),
+                    ("ONAIR_TLS_RTMPS_LISTEN", "0.0.0.0:1935"),
+                ],
+                "tls.rtmps_listen",
+            ),
+        ];
+        for (vars, key) in cases {
+            let err = load(vars).unwrap_err();
+            assert!(err.to_string().contains(key), "{vars:?}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

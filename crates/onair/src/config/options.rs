@@ -304,7 +304,38 @@ pub const OPTIONS: &[Opt] = &[
         "chat.idle_timeout",
         "chat clients silent this long are dropped",
     ),
+    Opt::unset(
+        "tls.certificate",
+        "PEM certificate chain for RTMPS (and HTTPS); unset = no TLS; SIGHUP reloads it",
+        "(unset)",
+        "\"/etc/onair/tls/fullchain.pem\"",
+    ),
+    Opt::unset(
+        "tls.private_key",
+        "PEM private key of tls.certificate",
+        "(unset)",
+        "\"/etc/onair/tls/privkey.pem\"",
+    ),
+    Opt::new(
+        "tls.rtmps_listen",
+        "RTMPS listen address, used when a certificate is set",
+    ),
+    Opt::new(
+        "tls.https",
+        "serve http.listen as HTTPS only, with the same certificate",
+    ),
 ];
+
+/// The options whose values differ between `a` and `b` (secrets compare as redacted, so a
+/// changed secret is not seen).
+pub fn changed_keys(a: &Config, b: &Config) -> Vec<&'static str> {
+    let (a, b) = (as_table(a), as_table(b));
+    OPTIONS
+        .iter()
+        .filter(|opt| value_of(&a, opt) != value_of(&b, opt))
+        .map(|opt| opt.key)
+        .collect()
+}
 
 /// The sections of the file, in table order.
 pub fn sections() -> Vec<&'static str> {

@@ -20,6 +20,10 @@
 //! answered 503. So idle connections, however many, can delay nobody's request: a flood of
 //! them only evicts itself, oldest first, while streams and requests in progress are never
 //! touched.
+//!
+//! With HTTPS on, the TLS handshake runs in the connection's task (so a slow handshake
+//! never holds up the accept loop), within `http.header_timeout`, on the admitted socket:
+//! it counts toward the same caps, and the idle/head timing starts once it is done.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -94,6 +98,8 @@ pub(crate) struct Listener {
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    /// Serve HTTPS with the certificate current at each accept.
+    pub tls: Option<Arc<crate::tls::Certificates>>,
 }
 
 /// Accepts HTTP connections until shutdown; each is driven in its own task, tracked by
@@ -565,11 +571,42 @@ enum End {
     Evicted,
 }
 
-/// Serves one connection until it closes, times out or is evicted; at shutdown, lets the
-/// request in flight finish (hyper's graceful shutdown) and closes.
+/// Serves one connection, HTTPS after a TLS handshake when `ctx.tls` is set.
 async fn drive(tcp: TcpStream, peer: SocketAddr, slot: Slot, app: Router, ctx: Listener) {
     let conn = slot.conn.clone();
-    let io = TokioIo::new(Tracked { tcp, slot });
+    let tracked = Tracked { tcp, slot };
+    let Some(tls) = &ctx.tls else {
+        return drive_io(tracked, conn, peer, app, ctx).await;
+    };
+    let acceptor = tls.acceptor();
+    let limit = ctx.limits.header_timeout;
+    let handshake = tokio::select! {
+        _ = conn.stop.cancelled() => return,
+        h = tokio::time::timeout(limit, acceptor.accept(tracked)) => h,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            // The handshake's bytes were no request head: the connection is idle now.
+            conn.head_started.store(NO_HEAD, Ordering::Release);
+            conn.idle_since
+                .store(conn.registry.now_ms(), Ordering::Release);
+            drive_io(stream, conn, peer, app, ctx).await;
+        }
+        Ok(Err(e)) => debug!(%peer, error = %e, "tls handshake failed; connection closed"),
+        Err(_) => {
+            Metrics::inc(&ctx.metrics.http_header_timeouts);
+            debug!(%peer, "tls handshake not complete in time; connection closed");
+        }
+    }
+}
+
+/// Serves one connection until it closes, times out or is evicted; at shutdown, lets the
+/// request in flight finish (hyper's graceful shutdown) and closes.
+async fn drive_io<T>(io: T, conn: Arc<ConnState>, peer: SocketAddr, app: Router, ctx: Listener)
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = TokioIo::new(io);
     let service = {
         let conn = conn.clone();
         let body_timeout = ctx.limits.body_timeout;

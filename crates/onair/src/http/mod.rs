@@ -41,11 +41,12 @@ struct Ops {
 }
 
 /// Serves HTTP until shutdown, with `[http]`'s timeouts and caps (see [`connections`]);
-/// connections take their descriptors from `descriptors`.
+/// connections take their descriptors from `descriptors`. With `tls`, HTTPS only.
 pub(crate) fn serve(
     state: &AppState,
     listener: TcpListener,
     descriptors: Arc<crate::descriptors::Descriptors>,
+    tls: Option<Arc<crate::tls::Certificates>>,
 ) -> impl Future<Output = ()> + use<> {
     let http = &state.config.http;
     let ctx = connections::Listener {
@@ -61,6 +62,7 @@ pub(crate) fn serve(
         metrics: state.metrics.clone(),
         shutdown: state.shutdown.clone(),
         tasks: state.tasks.clone(),
+        tls,
     };
     connections::serve(listener, router(state), ctx)
 }

@@ -10,8 +10,7 @@ use bytes::{Bytes, BytesMut};
 use onair_hub::{Delivery, Entry, Publisher, RecvError, Subscriber};
 use onair_media::MediaKind;
 use onair_rtmp::session::{ServerConfig, ServerEvent, ServerOutput, ServerSession};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info};
 
 use super::{ConnError, Ingest};
@@ -52,6 +51,13 @@ pub(super) struct Playing {
     pub(super) give_up_at: Option<tokio::time::Instant>,
 }
 
+/// The socket's read half: a TCP stream's, or a TLS stream's for RTMPS. Boxed rather than a
+/// type parameter so publish and play stay one non-generic code path; the indirection costs
+/// nothing next to a system call.
+pub(super) type Reader = Box<dyn AsyncRead + Send + Unpin>;
+/// The write half, as [`Reader`].
+pub(super) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// What woke the connection besides its own socket.
 pub(super) enum Wake {
     Delivery(Result<Delivery, RecvError>),
@@ -61,8 +67,8 @@ pub(super) enum Wake {
 
 pub(super) struct Connection {
     pub(super) ctx: Arc<Ingest>,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: Reader,
+    writer: Writer,
     pub(super) peer: SocketAddr,
     pub(super) session: ServerSession,
     pub(super) out: VecDeque<Bytes>,
@@ -71,12 +77,7 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    pub(super) fn new(
-        ctx: Arc<Ingest>,
-        reader: OwnedReadHalf,
-        writer: OwnedWriteHalf,
-        peer: SocketAddr,
-    ) -> Self {
+    pub(super) fn new(ctx: Arc<Ingest>, reader: Reader, writer: Writer, peer: SocketAddr) -> Self {
         let c = &ctx.rtmp;
         let config = ServerConfig {
             chunk_size: c.chunk_size,

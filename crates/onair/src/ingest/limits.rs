@@ -12,7 +12,7 @@ use crate::metrics::RtmpRefusal;
 
 /// The open RTMP connections, counted against the caps.
 #[derive(Debug)]
-pub(super) struct ConnectionLimits {
+pub struct ConnectionLimits {
     max_total: usize,
     max_per_address: usize,
     open: Mutex<Open>,
@@ -32,6 +32,11 @@ pub(super) struct Place {
 }
 
 impl ConnectionLimits {
+    /// The caps of `rtmp`.
+    pub fn of(rtmp: &crate::config::RtmpConfig) -> Arc<Self> {
+        Self::new(rtmp.max_connections, rtmp.max_connections_per_address)
+    }
+
     /// Caps of `max_total` and `max_per_address` (0: no cap).
     pub(super) fn new(max_total: usize, max_per_address: usize) -> Arc<Self> {
         Arc::new(ConnectionLimits {

@@ -1,5 +1,7 @@
 //! The RTMP driver: one task per connection runs a sans-IO [`ServerSession`] over a TCP
-//! socket, publishing into the hub or playing out of it.
+//! socket, publishing into the hub or playing out of it. RTMPS is the same session over a
+//! TLS stream: its listener has its own accept loop ([`serve`] with certificates), and the
+//! TLS handshake runs in the connection's task, bounded by `rtmp.handshake_timeout`.
 //!
 //! Each wake-up reads what the socket has, feeds the session, and writes everything that
 //! became ready (session output and hub frames) with one `writev`. Media for players is the
@@ -7,7 +9,7 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `mod.rs` | [`Ingest`] (what the driver may touch), the accept loop, one task per connection |
+//! | `mod.rs` | [`Ingest`] (what the driver may touch), the accept loop, one task per connection, the TLS handshake |
 //! | `connection.rs` | the connection's loop: socket, session timers, hub wake-ups, shutdown; event dispatch |
 //! | `publish.rs` | publish: authorise the key, claim the channel, push frames, live-session rows |
 //! | `play.rs` | play: subscribe (within the channel's viewer cap), wait for a publisher, shared or per-session RTMP chunks |
@@ -29,18 +31,20 @@ use onair_hub::Hub;
 use onair_rtmp::session::SessionError;
 use onair_store::Store;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, field, info_span, warn};
+use tracing::{Instrument, debug, field, info, info_span, warn};
 
-use self::connection::Connection;
-use self::limits::ConnectionLimits;
+use self::connection::{Connection, Reader, Writer};
+pub use self::limits::ConnectionLimits;
 use crate::auth::PublishAuth;
 use crate::config::{HubSection, RtmpConfig};
 use crate::descriptors::{Descriptors, PER_RTMP_CONNECTION};
 use crate::hls::Hls;
 use crate::lives::Lives;
 use crate::metrics::{Metrics, RtmpRefusal};
+use crate::tls::Certificates;
 
 /// What the RTMP driver may touch: built once by the server, shared by every connection.
 #[derive(Debug)]
@@ -67,19 +71,19 @@ pub struct Ingest {
     pub tasks: TaskTracker,
     /// The descriptor budget every connection takes its socket from.
     pub descriptors: Arc<Descriptors>,
+    /// `rtmp.max_connections` and `_per_address`, over the RTMP and RTMPS listeners together.
+    pub connection_limits: Arc<ConnectionLimits>,
 }
 
 /// The message stream id players get from their first `createStream`; shared media chunks
 /// are encoded for it.
 const SHARED_STREAM_ID: u32 = 1;
 
-/// Accepts RTMP connections until shutdown.
-pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener) {
+/// Accepts RTMP connections until shutdown; with `tls`, RTMPS ones, each served the
+/// certificate current when it was accepted. Both listeners share the descriptor budget.
+pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener, tls: Option<Arc<Certificates>>) {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-    let limits = ConnectionLimits::new(
-        ctx.rtmp.max_connections,
-        ctx.rtmp.max_connections_per_address,
-    );
+    let what = if tls.is_some() { "rtmps" } else { "rtmp" };
     loop {
         let accepted = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
@@ -89,30 +93,39 @@ pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener) {
             Ok(a) => a,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
-                warn!(error = %e, "rtmp accept failed");
+                warn!(error = %e, "{what} accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         // Past the budget a connection would take a descriptor that recordings and the
         // database are counting on; RTMP has no way to say "busy", so it is closed at once.
-        let place = match limits.admit(peer.ip()) {
+        let place = match ctx.connection_limits.admit(peer.ip()) {
             Ok(p) => p,
             Err(why) => {
                 ctx.metrics.rtmp_refused(why);
-                debug!(%peer, ?why, "rtmp connection closed: a connection cap is reached");
+                debug!(%peer, ?why, "{what} connection closed: a connection cap is reached");
                 continue;
             }
         };
         let Some(permit) = ctx.descriptors.try_take(PER_RTMP_CONNECTION) else {
             ctx.metrics.rtmp_refused(RtmpRefusal::Descriptors);
-            debug!(%peer, "rtmp connection closed: the descriptor budget is spent");
+            debug!(%peer, "{what} connection closed: the descriptor budget is spent");
             continue;
         };
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("rtmp", %peer, conn = id, protocol = "rtmp", channel = field::Empty);
-        ctx.tasks
-            .spawn(connection(ctx.clone(), socket, peer, (permit, place)).instrument(span));
+        let span = info_span!(
+            "rtmp",
+            %peer,
+            conn = id,
+            protocol = what,
+            tls = tls.is_some(),
+            channel = field::Empty
+        );
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        ctx.tasks.spawn(
+            connection(ctx.clone(), socket, peer, (permit, place), acceptor).instrument(span),
+        );
     }
 }
 
@@ -121,11 +134,56 @@ async fn connection(
     socket: TcpStream,
     peer: SocketAddr,
     _held: (crate::descriptors::Permit, limits::Place),
+    tls: Option<TlsAcceptor>,
 ) {
     Metrics::inc(&ctx.metrics.rtmp_connections);
     ctx.metrics.rtmp_open.fetch_add(1, Ordering::Relaxed);
     crate::net::configure(&socket, ctx.hub_config.write_timeout);
-    let (reader, writer) = socket.into_split();
+    if let Some((reader, writer)) = open(&ctx, socket, tls).await {
+        session(&ctx, reader, writer, peer).await;
+    }
+    ctx.metrics.rtmp_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The socket's halves, after the TLS handshake for RTMPS. A peer that does not complete
+/// the handshake (plain RTMP on the TLS port, a client that refuses our certificate, a
+/// silent one) is closed here; that is the peer's business, so it is logged at info.
+async fn open(
+    ctx: &Ingest,
+    socket: TcpStream,
+    tls: Option<TlsAcceptor>,
+) -> Option<(Reader, Writer)> {
+    let Some(acceptor) = tls else {
+        let (reader, writer) = socket.into_split();
+        return Some((Box::new(reader), Box::new(writer)));
+    };
+    let limit = ctx.rtmp.handshake_timeout;
+    let handshake = tokio::select! {
+        _ = ctx.shutdown.cancelled() => return None,
+        h = tokio::time::timeout(limit, acceptor.accept(socket)) => h,
+    };
+    match handshake {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            Some((Box::new(reader), Box::new(writer)))
+        }
+        Ok(Err(e)) => {
+            Metrics::inc(&ctx.metrics.peer_errors);
+            info!(error = %e, "tls handshake failed; connection closed");
+            None
+        }
+        Err(_) => {
+            Metrics::inc(&ctx.metrics.peer_errors);
+            info!(
+                ?limit,
+                "tls handshake not complete in time; connection closed"
+            );
+            None
+        }
+    }
+}
+
+async fn session(ctx: &Arc<Ingest>, reader: Reader, writer: Writer, peer: SocketAddr) {
     let mut conn = Connection::new(ctx.clone(), reader, writer, peer);
     match conn.run().await {
         Ok(()) => debug!("connection closed"),
@@ -136,7 +194,6 @@ async fn connection(
         Err(ConnError::Io(e)) => debug!(error = %e, "connection lost"),
     }
     conn.finish();
-    ctx.metrics.rtmp_open.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Why a connection ended early.
