@@ -334,6 +334,21 @@ async fn viewers_past_the_channel_cap_are_refused_with_a_reason() {
         1.0
     );
 
+    // A reload (SIGHUP's work) raises the cap at once, without a restart.
+    let mut raised = server.state().config.clone();
+    raised.hub.max_viewers_per_channel = 2;
+    let reload = server.reload(&raised);
+    assert!(
+        reload.needs_restart.is_empty(),
+        "the cap is applied live: {:?}",
+        reload.needs_restart
+    );
+    let (_, _, _second) = FlvReader::http(&flv, IO_TIMEOUT)
+        .await
+        .expect("a second viewer gets in under the raised cap");
+    let third = http::request("GET", &flv, &[], IO_TIMEOUT).await.unwrap();
+    assert_eq!(third.status, 503, "a third is past the raised cap");
+
     // The first viewer leaving makes room.
     drop(first);
     let reopened = wait_until_async(LIVE_TIMEOUT, || {

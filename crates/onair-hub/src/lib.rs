@@ -36,7 +36,7 @@ mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -76,6 +76,9 @@ pub struct HubConfig {
     /// the encodings of the newest frame. Entries a viewer still holds after they leave the
     /// ring are that viewer's memory and are not counted.
     pub max_channel_bytes: usize,
+    /// Viewers one channel takes at once through [`Hub::subscribe_viewer`] (0: no cap); it
+    /// can change at run time with [`Hub::set_max_viewers`].
+    pub max_viewers: usize,
 }
 
 impl Default for HubConfig {
@@ -88,6 +91,7 @@ impl Default for HubConfig {
             skip_window: Duration::from_secs(30),
             max_channel_bytes: 64 << 20,
             max_audio_hold: Duration::from_millis(50),
+            max_viewers: 0,
         }
     }
 }
@@ -125,6 +129,7 @@ pub struct Hub {
     /// over: process-wide figures for metrics, one relaxed add per skip.
     pub(crate) skips: AtomicU64,
     pub(crate) frames_skipped: AtomicU64,
+    max_viewers: AtomicUsize,
 }
 
 /// Why [`Hub::subscribe_viewer`] turned a viewer away.
@@ -139,6 +144,7 @@ impl Hub {
     /// A hub with no channels.
     pub fn new(config: HubConfig) -> Arc<Hub> {
         Arc::new(Hub {
+            max_viewers: AtomicUsize::new(config.max_viewers),
             config,
             closed: AtomicBool::new(false),
             channels: Mutex::new(HashMap::new()),
@@ -179,14 +185,15 @@ impl Hub {
     }
 
     /// Like [`Hub::subscribe`] for a viewer (not an internal consumer), refused when the
-    /// channel already has `max_viewers` viewers over every protocol (`0`: no cap). The count
-    /// and the subscription happen under the hub's lock, so concurrent joins cannot overshoot.
+    /// channel already has [`HubConfig::max_viewers`] viewers over every protocol (as last
+    /// set by [`Hub::set_max_viewers`]). The count and the subscription happen under the
+    /// hub's lock, so concurrent joins cannot overshoot.
     pub fn subscribe_viewer(
         self: &Arc<Self>,
         channel: &str,
         protocol: Protocol,
-        max_viewers: usize,
     ) -> Result<Subscriber, ChannelFull> {
+        let max_viewers = self.max_viewers.load(Ordering::Relaxed);
         let mut channels = self.channels.lock();
         let ch = channels
             .entry(channel.to_owned())
@@ -195,6 +202,11 @@ impl Hub {
             return Err(ChannelFull { max: max_viewers });
         }
         Ok(Channel::subscribe(ch, self.clone(), protocol))
+    }
+
+    /// Changes the viewer cap (0: none) for joins from now on; viewers already in stay.
+    pub fn set_max_viewers(&self, max: usize) {
+        self.max_viewers.store(max, Ordering::Relaxed);
     }
 
     /// How many times a subscriber skipped ahead for falling behind, over every channel since
@@ -510,23 +522,27 @@ mod tests {
 
     #[test]
     fn viewers_past_the_cap_are_refused_and_a_leaver_makes_room() {
-        let hub = Hub::new(HubConfig::default());
+        let hub = Hub::new(HubConfig {
+            max_viewers: 2,
+            ..HubConfig::default()
+        });
         let _recorder = hub.subscribe("c", Protocol::Internal);
-        let first = hub.subscribe_viewer("c", Protocol::Rtmp, 2).unwrap();
-        let _second = hub.subscribe_viewer("c", Protocol::HttpFlv, 2).unwrap();
+        let first = hub.subscribe_viewer("c", Protocol::Rtmp).unwrap();
+        let _second = hub.subscribe_viewer("c", Protocol::HttpFlv).unwrap();
         assert_eq!(
-            hub.subscribe_viewer("c", Protocol::WsFlv, 2).err(),
+            hub.subscribe_viewer("c", Protocol::WsFlv).err(),
             Some(ChannelFull { max: 2 }),
             "the cap counts every protocol but internal consumers"
         );
         drop(first);
-        assert!(hub.subscribe_viewer("c", Protocol::WsFlv, 2).is_ok());
+        let _third = hub.subscribe_viewer("c", Protocol::WsFlv).unwrap();
         assert!(
-            hub.subscribe_viewer("other", Protocol::WsFlv, 2).is_ok(),
+            hub.subscribe_viewer("other", Protocol::WsFlv).is_ok(),
             "per channel"
         );
+        hub.set_max_viewers(0);
         let uncapped: Vec<_> = (0..5)
-            .map(|_| hub.subscribe_viewer("open", Protocol::Rtmp, 0))
+            .map(|_| hub.subscribe_viewer("c", Protocol::Rtmp))
             .collect();
         assert!(uncapped.iter().all(Result::is_ok), "0 means no cap");
     }

@@ -26,6 +26,8 @@ pub struct RunningServer {
     state: Arc<AppState>,
     /// The certificate RTMPS (and HTTPS) serve, swapped by [`RunningServer::reload`].
     tls: Option<Arc<Certificates>>,
+    /// The RTMP connection caps, changed by [`RunningServer::reload`].
+    connection_limits: Arc<crate::ingest::ConnectionLimits>,
 }
 
 /// Why the server could not start.
@@ -144,6 +146,7 @@ impl RunningServer {
         state
             .tasks
             .spawn(state.chat.clone().run(state.shutdown.clone()));
+        let connection_limits = crate::ingest::ConnectionLimits::of(&state.config.rtmp);
         let ingest = Arc::new(Ingest {
             rtmp: state.config.rtmp.clone(),
             hub_config: state.config.hub.clone(),
@@ -156,7 +159,7 @@ impl RunningServer {
             shutdown: state.shutdown.clone(),
             tasks: state.tasks.clone(),
             descriptors: descriptors.clone(),
-            connection_limits: crate::ingest::ConnectionLimits::of(&state.config.rtmp),
+            connection_limits: connection_limits.clone(),
         });
         state
             .tasks
@@ -184,6 +187,7 @@ impl RunningServer {
             rtmps_addr,
             state,
             tls,
+            connection_limits,
         }
     }
 
@@ -200,8 +204,9 @@ impl RunningServer {
     /// Applies what can change at run time from `new` (the configuration as loaded again,
     /// e.g. on SIGHUP): the certificate is re-read from `new`'s files and swapped in, so new
     /// connections get it and connections already open keep theirs. The log filter is the
-    /// caller's (the subscriber belongs to the binary). Every other option that differs from
-    /// the running configuration is named in the answer as needing a restart.
+    /// caller's (the subscriber belongs to the binary). The viewer and RTMP connection caps
+    /// apply to whoever is admitted next. Every other option that differs from the running
+    /// configuration is named in the answer as needing a restart.
     pub fn reload(&self, new: &Config) -> Reload {
         let tls = match (&self.tls, new.tls.files()) {
             (Some(certificates), Some(files)) => Some(certificates.reload(Some(files))),
@@ -212,9 +217,14 @@ impl RunningServer {
         } else {
             &["log.level"]
         };
+        // The caps apply to connections and viewers admitted from now on.
+        self.state
+            .hub
+            .set_max_viewers(new.hub.max_viewers_per_channel);
+        self.connection_limits.set(&new.rtmp);
         let needs_restart = crate::config::options::changed_keys(&self.state.config, new)
             .into_iter()
-            .filter(|k| !live_keys.contains(k))
+            .filter(|k| !live_keys.contains(k) && !RELOADED_LIMITS.contains(k))
             .collect();
         Reload { tls, needs_restart }
     }
@@ -273,6 +283,13 @@ impl RunningServer {
         info!("stopped");
     }
 }
+
+/// The limits [`RunningServer::reload`] applies at once.
+const RELOADED_LIMITS: [&str; 3] = [
+    "hub.max_viewers_per_channel",
+    "rtmp.max_connections",
+    "rtmp.max_connections_per_address",
+];
 
 /// What [`RunningServer::reload`] did.
 #[derive(Debug)]

@@ -371,6 +371,7 @@ impl HubSection {
             max_skips: self.max_skips,
             max_channel_bytes: self.max_channel_bytes,
             max_audio_hold: self.max_audio_hold,
+            max_viewers: self.max_viewers_per_channel,
             ..onair_hub::HubConfig::default()
         }
     }

@@ -83,8 +83,7 @@ async fn live(
     let span = Span::current();
     span.record("protocol", protocol.name());
     span.record("channel", channel);
-    let cap = state.hub_config.max_viewers_per_channel;
-    let subscriber = match state.hub.subscribe_viewer(channel, protocol, cap) {
+    let subscriber = match state.hub.subscribe_viewer(channel, protocol) {
         Ok(s) => s,
         Err(full) => {
             let max = full.max;

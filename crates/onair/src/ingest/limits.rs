@@ -1,10 +1,12 @@
 //! `rtmp.max_connections` and `rtmp.max_connections_per_address`: RTMP connections open at
 //! once, in total and per client address. RTMP has no way to say "busy" before its
-//! handshake, so a connection past a cap is closed at accept (and counted).
+//! handshake, so a connection past a cap is closed at accept (and counted). A reload may
+//! change the caps; connections already open stay.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -13,8 +15,8 @@ use crate::metrics::RtmpRefusal;
 /// The open RTMP connections, counted against the caps.
 #[derive(Debug)]
 pub struct ConnectionLimits {
-    max_total: usize,
-    max_per_address: usize,
+    max_total: AtomicUsize,
+    max_per_address: AtomicUsize,
     open: Mutex<Open>,
 }
 
@@ -40,21 +42,33 @@ impl ConnectionLimits {
     /// Caps of `max_total` and `max_per_address` (0: no cap).
     pub(super) fn new(max_total: usize, max_per_address: usize) -> Arc<Self> {
         Arc::new(ConnectionLimits {
-            max_total,
-            max_per_address,
+            max_total: AtomicUsize::new(max_total),
+            max_per_address: AtomicUsize::new(max_per_address),
             open: Mutex::default(),
         })
+    }
+
+    /// Takes `rtmp`'s caps for connections accepted from now on.
+    pub fn set(&self, rtmp: &crate::config::RtmpConfig) {
+        self.max_total
+            .store(rtmp.max_connections, Ordering::Relaxed);
+        self.max_per_address
+            .store(rtmp.max_connections_per_address, Ordering::Relaxed);
     }
 
     /// Takes a place for a connection from `ip`, or says which cap is reached.
     pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Place, RtmpRefusal> {
         let address = address_key(ip);
+        let (max_total, max_per_address) = (
+            self.max_total.load(Ordering::Relaxed),
+            self.max_per_address.load(Ordering::Relaxed),
+        );
         let mut open = self.open.lock();
-        if self.max_total > 0 && open.total >= self.max_total {
+        if max_total > 0 && open.total >= max_total {
             return Err(RtmpRefusal::Total);
         }
         let from_here = open.per_address.get(&address).copied().unwrap_or(0);
-        if self.max_per_address > 0 && from_here >= self.max_per_address {
+        if max_per_address > 0 && from_here >= max_per_address {
             return Err(RtmpRefusal::PerAddress);
         }
         open.total += 1;
@@ -110,10 +124,15 @@ mod tests {
         let _b1 = limits.admit(b).unwrap();
         assert_eq!(limits.admit(b).err(), Some(RtmpRefusal::Total));
         drop(a1);
-        assert!(
-            limits.admit(a).is_ok(),
-            "a closed connection frees its place"
-        );
+        let _a3 = limits
+            .admit(a)
+            .expect("a closed connection frees its place");
+        limits.set(&crate::config::RtmpConfig {
+            max_connections: 0,
+            max_connections_per_address: 0,
+            ..Default::default()
+        });
+        assert!(limits.admit(a).is_ok(), "a reload lifts the caps");
     }
 
     #[test]

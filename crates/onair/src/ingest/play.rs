@@ -42,12 +42,11 @@ impl Connection {
             return;
         }
         Span::current().record("channel", channel);
-        let max = self.ctx.hub_config.max_viewers_per_channel;
-        let subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp, max) {
+        let subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp) {
             Ok(s) => s,
             Err(full) => {
                 self.ctx.metrics.viewers_refused.add(Wire::Rtmp, 1);
-                info!(channel, max, "play refused: the channel is full");
+                info!(channel, max = full.max, "play refused: the channel is full");
                 // NetStream.Play.Failed with the reason: players show it and may retry.
                 self.session.reject_play(
                     request,
