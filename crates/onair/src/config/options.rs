@@ -87,11 +87,11 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "rtmp.max_connections",
-        "RTMP connections at once (0: the descriptor budget only); then closed",
+        "RTMP connections at once (0: the descriptor budget only); then closed; SIGHUP applies it",
     ),
     Opt::new(
         "rtmp.max_connections_per_address",
-        "RTMP connections at once from one address (IPv6: a /64; 0: no cap)",
+        "RTMP connections at once from one address (IPv6: a /64; 0: no cap); SIGHUP applies it",
     ),
     Opt::new(
         "http.listen",
@@ -167,7 +167,7 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "hub.max_viewers_per_channel",
-        "viewers per channel over RTMP and FLV (0: no cap); then refused",
+        "viewers per channel over RTMP and FLV (0: no cap); then refused; SIGHUP applies it",
     ),
     Opt::new(
         "dev.open",
