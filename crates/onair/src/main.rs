@@ -33,10 +33,14 @@ enum Command {
     Serve,
     /// Print the effective configuration (secrets redacted), each key with what it does and
     /// its default, and exit.
+    #[command(args_conflicts_with_subcommands = true)]
     Config {
-        /// Print the commented example file instead: every option at its default.
+        /// Print the commented example file instead: every option at its default
+        /// (`onair config --example > deploy/onair.toml` regenerates the shipped one).
         #[arg(long)]
         example: bool,
+        #[command(subcommand)]
+        command: Option<ConfigCommand>,
     },
     /// Publish an FLV file to an RTMP server in real time, like an encoder.
     ///
@@ -59,31 +63,65 @@ enum Command {
     Key(cli::key::KeyCommand),
 }
 
+/// `onair config …`
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration (FILE, else --config or ONAIR_CONFIG, then the ONAIR_*
+    /// environment) and print it in effect, secrets masked; exit status 1 and one line naming
+    /// the file, line and key, or the variable, when it is wrong.
+    Check {
+        /// The file to check instead of --config.
+        file: Option<PathBuf>,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The clients need no server configuration: a broken onair.toml must not stop them.
-    let load = || {
-        Config::load(cli.config.as_deref(), std::env::vars()).context("loading the configuration")
+    let load_from = |path: Option<&std::path::Path>| {
+        Config::load_reporting(path, std::env::vars()).context("loading the configuration")
     };
+    let load = || load_from(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Serve) {
         // Like the operator commands, a server that cannot start says why in one line, not
         // with anyhow's report (and a backtrace under RUST_BACKTRACE=1).
-        Command::Serve => exit_with(load().and_then(|config| {
-            init_logging(&config);
+        Command::Serve => exit_with(load().and_then(|loaded| {
+            init_logging(&loaded.config);
+            warn_ignored(&loaded.ignored);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(loaded.config))
         })),
-        Command::Config { example: true } => {
+        Command::Config { example: true, .. } => {
             print!("{}", onair::config::example_toml());
             Ok(())
         }
-        Command::Config { example: false } => {
-            print!("{}", load()?.redacted_toml());
-            Ok(())
+        Command::Config {
+            command: Some(ConfigCommand::Check { file }),
+            ..
+        } => {
+            let path = file.or_else(|| cli.config.clone());
+            exit_with(load_from(path.as_deref()).map(|loaded| {
+                print!("{}", loaded.config.redacted_toml());
+                for ignored in &loaded.ignored {
+                    eprintln!("warning: {ignored}");
+                }
+                let file = path.map_or_else(|| "no file".to_owned(), |p| p.display().to_string());
+                let env = match loaded.overrides.as_slice() {
+                    [] => String::new(),
+                    vars => format!(" with {}", vars.join(", ")),
+                };
+                eprintln!("configuration valid: {file}{env}");
+            }))
         }
+        Command::Config { command: None, .. } => exit_with(load().map(|loaded| {
+            print!("{}", loaded.config.redacted_toml());
+            for ignored in &loaded.ignored {
+                eprintln!("warning: {ignored}");
+            }
+        })),
         Command::Publish(args) => {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::publish::run(args)))
@@ -102,17 +140,25 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Runs an operator command on the loaded configuration and exits as [`exit_with`] does.
-fn operator<F, Fut>(config: anyhow::Result<Config>, command: F) -> !
+fn operator<F, Fut>(loaded: anyhow::Result<onair::config::Loaded>, command: F) -> !
 where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_client_logging();
-    let result = config.and_then(|config| {
+    let result = loaded.and_then(|loaded| {
+        warn_ignored(&loaded.ignored);
         let runtime = client_runtime().context("starting the runtime")?;
-        runtime.block_on(command(config))
+        runtime.block_on(command(loaded.config))
     });
     exit_with(result)
+}
+
+/// Logs, once, each `ONAIR_*` variable that was no config key and so changed nothing.
+fn warn_ignored(ignored: &[onair::config::IgnoredVar]) {
+    for var in ignored {
+        tracing::warn!(variable = %var.name, "{var}");
+    }
 }
 
 /// Ends a command: an error becomes one line on stderr (the chain of causes, without the
