@@ -50,6 +50,10 @@ enum Command {
     ///
     /// Example: onair play rtmp://localhost/live/demo -o demo.flv --duration 10s
     Play(cli::play::PlayArgs),
+    /// Exit 0 when the server answers GET /healthz with 200 (for container health checks).
+    ///
+    /// Example: onair healthcheck http://127.0.0.1:8080/healthz
+    Healthcheck(cli::healthcheck::HealthcheckArgs),
     /// Create or update the database schema (the server also does this at start-up) and exit.
     Migrate,
     /// Manage accounts: create, list, role, ban, unban.
@@ -129,6 +133,16 @@ fn main() -> anyhow::Result<()> {
         Command::Play(args) => {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::play::run(args)))
+        }
+        Command::Healthcheck(args) => {
+            // With a URL no configuration is needed, and a broken file must not fail the check.
+            let config = match &args.url {
+                Some(_) => Ok(Config::default()),
+                None => load().map(|loaded| loaded.config),
+            };
+            exit_with(config.and_then(|config| {
+                client_runtime()?.block_on(cli::healthcheck::run(args, &config))
+            }))
         }
         Command::Migrate => operator(load(), |config| async move {
             cli::migrate::run(&config.storage).await

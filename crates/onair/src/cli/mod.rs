@@ -12,6 +12,7 @@
 //! the audit log with no actor: the CLI acts as the operator of the machine.
 
 pub mod channel;
+pub mod healthcheck;
 pub mod key;
 pub mod migrate;
 pub mod play;

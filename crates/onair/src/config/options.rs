@@ -509,6 +509,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_file_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/onair.toml");
+        let shipped = std::fs::read_to_string(path).expect("deploy/onair.toml");
+        assert!(
+            shipped == example_toml(),
+            "deploy/onair.toml is stale: regenerate it with \
+             `cargo run -p onair -- config --example > deploy/onair.toml`"
+        );
+    }
+
+    #[test]
     fn secrets_stay_redacted_in_the_annotated_file() {
         let mut config = Config::default();
         config.auth.secret = Some(crate::secret::SecretText::new(
