@@ -70,9 +70,11 @@ enum Command {
 /// `onair config …`
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Validate the configuration (FILE, else --config or ONAIR_CONFIG, then the ONAIR_*
-    /// environment) and print it in effect, secrets masked; exit status 1 and one line naming
-    /// the file, line and key, or the variable, when it is wrong.
+    /// Validate the configuration and print it as it would be in effect, secrets masked.
+    ///
+    /// Reads FILE (else --config or ONAIR_CONFIG), then the ONAIR_* environment and
+    /// DATABASE_URL. When something is wrong: exit status 1 and one line naming the file, line,
+    /// column and key, or the variable.
     Check {
         /// The file to check instead of --config.
         file: Option<PathBuf>,
