@@ -696,20 +696,12 @@ impl Config {
         }
         let config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| file_error(None, None, e.message()))?;
-        if let Err(ConfigError::Invalid { key, message }) = config.validate() {
-            let by_env = overridden.iter().rev().find(|(_, k)| {
-                key == *k || key.strip_prefix(*k).is_some_and(|r| r.starts_with('.'))
-            });
-            return Err(match by_env {
-                Some((var, _)) => ConfigError::Env {
-                    var: var.clone(),
-                    message: format!("{key}: {message}"),
-                },
-                None => match source::key_span(&text, key) {
-                    Some(span) => file_error(Some(span), Some(key.to_owned()), &message),
-                    None => ConfigError::Invalid { key, message },
-                },
-            });
+        match config.validate() {
+            Ok(()) => {}
+            Err(ConfigError::Invalid { key, message }) => {
+                return Err(place_invalid(&text, &overridden, key, message, file_error));
+            }
+            Err(other) => return Err(other),
         }
         Ok(Loaded {
             config,
@@ -956,6 +948,31 @@ fn listens_on_one_port(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0
         && a.port() == b.port()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Names where an out-of-range `key` came from: the variable that set it (the environment
+/// wins over the file), else its line in the file.
+fn place_invalid(
+    text: &str,
+    overridden: &[(String, &'static str)],
+    key: &'static str,
+    message: String,
+    file_error: impl Fn(Option<Range<usize>>, Option<String>, &str) -> ConfigError,
+) -> ConfigError {
+    let by_env = overridden
+        .iter()
+        .rev()
+        .find(|(_, k)| key == *k || key.strip_prefix(*k).is_some_and(|r| r.starts_with('.')));
+    match by_env {
+        Some((var, _)) => ConfigError::Env {
+            var: var.clone(),
+            message: format!("{key}: {message}"),
+        },
+        None => match source::key_span(text, key) {
+            Some(span) => file_error(Some(span), Some(key.to_owned()), &message),
+            None => ConfigError::Invalid { key, message },
+        },
+    }
 }
 
 /// Sets `opt` in `table` to `value`; false when its section is there but is no table.
