@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         example: bool,
         #[command(subcommand)]
-        command: Option<ConfigCommand>,
+        command: Option<cli::config::ConfigCommand>,
     },
     /// Publish an FLV file to an RTMP server in real time, like an encoder.
     ///
@@ -67,20 +67,6 @@ enum Command {
     Key(cli::key::KeyCommand),
 }
 
-/// `onair config …`
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Validate the configuration and print it as it would be in effect, secrets masked.
-    ///
-    /// Reads FILE (else --config or ONAIR_CONFIG), then the ONAIR_* environment and
-    /// DATABASE_URL. When something is wrong: exit status 1 and one line naming the file, line,
-    /// column and key, or the variable.
-    Check {
-        /// The file to check instead of --config.
-        file: Option<PathBuf>,
-    },
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The clients need no server configuration: a broken onair.toml must not stop them.
@@ -105,29 +91,16 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config {
-            command: Some(ConfigCommand::Check { file }),
+            command: Some(cli::config::ConfigCommand::Check { file }),
             ..
         } => {
             let path = file.or_else(|| cli.config.clone());
-            exit_with(load_from(path.as_deref()).map(|loaded| {
-                print!("{}", loaded.config.redacted_toml());
-                for ignored in &loaded.ignored {
-                    eprintln!("warning: {ignored}");
-                }
-                let file = path.map_or_else(|| "no file".to_owned(), |p| p.display().to_string());
-                let env = match loaded.overrides.as_slice() {
-                    [] => String::new(),
-                    vars => format!(" with {}", vars.join(", ")),
-                };
-                eprintln!("configuration valid: {file}{env}");
-            }))
+            exit_with(
+                load_from(path.as_deref())
+                    .map(|loaded| cli::config::check(&loaded, path.as_deref())),
+            )
         }
-        Command::Config { command: None, .. } => exit_with(load().map(|loaded| {
-            print!("{}", loaded.config.redacted_toml());
-            for ignored in &loaded.ignored {
-                eprintln!("warning: {ignored}");
-            }
-        })),
+        Command::Config { command: None, .. } => exit_with(load().map(|l| cli::config::print(&l))),
         Command::Publish(args) => {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::publish::run(args)))
