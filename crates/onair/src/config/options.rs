@@ -350,7 +350,8 @@ pub fn example_toml() -> String {
 fn render(values: &toml::Table, defaults: &toml::Table, all_commented: bool) -> String {
     let mut out = String::from(
         "# OnAir configuration (TOML). Every key can also be set as ONAIR_<SECTION>_<KEY>,\n\
-         # a top-level key as ONAIR_<KEY>; `onair --help` lists them all.\n",
+         # a top-level key as ONAIR_<KEY>; `onair --help` lists them all.\n\
+         # `onair config check FILE` validates a file without starting the server.\n",
     );
     let mut current = None;
     for opt in OPTIONS {
