@@ -30,11 +30,12 @@ pub async fn list(
     State(state): State<ApiState>,
     Query(query): Query<DirectoryQuery>,
 ) -> Result<Json<Page<PublicChannel>>, ApiError> {
-    let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+    let given = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
     let mut search = ChannelSearch {
-        text: given(&query.q),
-        category: given(&query.category),
-        tag: given(&query.tag),
+        // Spaces around the words are the search box's, not the visitor's meaning.
+        text: given(query.q.as_deref().map(str::trim)),
+        category: given(query.category.as_deref()),
+        tag: given(query.tag.as_deref()),
         ids: None,
     };
     let mut checks = Checks::new();

@@ -558,7 +558,8 @@ pub struct UserQuery {
 #[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
     /// Only channels whose slug, title, category, owner's name or a tag contains this, in any
-    /// case (at most 100 characters; `%` and `_` are plain characters).
+    /// case (at most 100 characters; spaces around it are ignored; `%` and `_` are plain
+    /// characters).
     #[param(max_length = 100)]
     pub q: Option<String>,
     /// Only channels in this category, in any case (at most 64 characters).

@@ -115,7 +115,7 @@ async fn the_directory_is_searched_and_filtered(store: Store) {
         (vec!["ann-chess", "ann-runs"], 2)
     );
     assert_eq!(
-        listed(&get("/api/v1/channels?q=ben").await),
+        listed(&get("/api/v1/channels?q=%20ben%20").await),
         (vec!["ben-beats", "ben-talk"], 2)
     );
     assert_eq!(
