@@ -429,7 +429,7 @@ async function searchScenario() {
   await shot(page, 'home-category');
   await page.locator('.chips .chip', { hasText: 'All' }).click();
 
-  await page.getByRole('button', { name: `Channels tagged ${opts.tag}` }).first().click();
+  await page.getByRole('button', { name: `#${opts.tag}` }).first().click();
   result.tag = await waitShown(page, opts['tag-shows']);
   result.tag_box = await box.inputValue();
 

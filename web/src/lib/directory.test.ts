@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Latest, appendPage, debounce, directoryQuery, isFiltering, parseSearch, withTag } from './directory';
+import { Latest, appendPage, debounce, directoryQuery, isFiltering, noMatchText, parseSearch, withTag } from './directory';
 
 describe('parseSearch', () => {
   it('takes the first #word as the tag and the rest as text', () => {
@@ -48,6 +48,14 @@ describe('directoryQuery', () => {
     expect(isFiltering({ search: '   ', category: '' })).toBe(false);
     expect(isFiltering({ search: '#x', category: '' })).toBe(true);
     expect(isFiltering({ search: '', category: 'Games' })).toBe(true);
+  });
+});
+
+describe('noMatchText', () => {
+  it('names the text, the tag and the category asked for', () => {
+    expect(noMatchText({ search: 'blitz', category: '' })).toBe('No channel matches “blitz”.');
+    expect(noMatchText({ search: 'blitz #chess', category: 'Games' })).toBe('No channel matches “blitz” #chess in Games.');
+    expect(noMatchText({ search: '', category: 'Games' })).toBe('No channel in Games.');
   });
 });
 

@@ -60,6 +60,14 @@ export function isFiltering(filter: DirectoryFilter): boolean {
   return q !== '' || tag !== '' || filter.category !== '';
 }
 
+/// What the page says when a search finds nothing, naming what was asked.
+export function noMatchText(filter: DirectoryFilter): string {
+  const { q, tag } = parseSearch(filter.search);
+  const terms = [q && `“${q}”`, tag && `#${tag}`].filter(Boolean).join(' ');
+  if (!terms) return `No channel in ${filter.category}.`;
+  return `No channel matches ${terms}${filter.category ? ` in ${filter.category}` : ''}.`;
+}
+
 /// `next` appended to `items`, without any item `key` already has: between two pages the
 /// list can shift (a channel created, one going live), and a card shown twice would have a
 /// duplicate key.
