@@ -432,6 +432,18 @@ async function searchScenario() {
   await page.getByRole('button', { name: `#${opts.tag}` }).first().click();
   result.tag = await waitShown(page, opts['tag-shows']);
   result.tag_box = await box.inputValue();
+  // The address names the search, so a reload (or a shared link) shows it again.
+  await page.waitForURL((u) => u.search !== '', { timeout: opts.timeout });
+  result.tag_url = new URL(page.url()).search;
+  await page.reload();
+  result.tag_reloaded = await waitShown(page, opts['tag-shows']);
+  result.tag_box_reloaded = await box.inputValue();
+  // The header's Browse link is a bare `/`: every channel again.
+  await page.getByRole('link', { name: 'Browse', exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll('main a[data-channel]').length > 1, null, {
+    timeout: opts.timeout,
+  });
+  result.browse_box = await box.inputValue();
 
   await box.fill('nothing-is-called-this');
   await page.getByTestId('no-match').waitFor({ timeout: opts.timeout });

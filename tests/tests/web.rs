@@ -611,6 +611,14 @@ async fn the_home_page_searches_filters_and_pages_on_the_server() {
     assert_eq!(r["category_pressed"], "true", "{r}");
     assert_eq!(r["tag"], json!(["speedrun-zone"]), "tag button: {r}");
     assert_eq!(r["tag_box"], "#speedrun", "{r}");
+    assert_eq!(r["tag_url"], "?tag=speedrun", "{r}");
+    assert_eq!(
+        r["tag_reloaded"],
+        json!(["speedrun-zone"]),
+        "after a reload: {r}"
+    );
+    assert_eq!(r["tag_box_reloaded"], "#speedrun", "{r}");
+    assert_eq!(r["browse_box"], "", "Browse clears the search: {r}");
     assert!(
         r["no_match"]
             .as_str()

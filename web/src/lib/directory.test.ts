@@ -1,5 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Latest, appendPage, debounce, directoryQuery, isFiltering, noMatchText, parseSearch, withTag } from './directory';
+import {
+  Latest,
+  appendPage,
+  debounce,
+  directoryQuery,
+  filterFromUrl,
+  isFiltering,
+  noMatchText,
+  parseSearch,
+  urlQuery,
+  withTag,
+} from './directory';
 
 describe('parseSearch', () => {
   it('takes the first #word as the tag and the rest as text', () => {
@@ -48,6 +59,21 @@ describe('directoryQuery', () => {
     expect(isFiltering({ search: '   ', category: '' })).toBe(false);
     expect(isFiltering({ search: '#x', category: '' })).toBe(true);
     expect(isFiltering({ search: '', category: 'Games' })).toBe(true);
+  });
+});
+
+describe('urlQuery and filterFromUrl', () => {
+  it('round-trip a filter through the address', () => {
+    const filter = { search: '#chess blitz night', category: 'Board Games' };
+    const query = urlQuery(filter);
+    expect(query).toEqual({ q: 'blitz night', tag: 'chess', category: 'Board Games' });
+    expect(filterFromUrl(query)).toEqual(filter);
+    expect(urlQuery({ search: '  ', category: '' })).toEqual({});
+    expect(filterFromUrl({})).toEqual({ search: '', category: '' });
+  });
+
+  it('takes the first of repeated parameters and ignores what is not text', () => {
+    expect(filterFromUrl({ q: ['a', 'b'], tag: '#x y', category: null })).toEqual({ search: '#x a', category: '' });
   });
 });
 

@@ -60,6 +60,31 @@ export function isFiltering(filter: DirectoryFilter): boolean {
   return q !== '' || tag !== '' || filter.category !== '';
 }
 
+/// The home page's address query for a filter (`/?q=…&tag=…&category=…`), so a search can be
+/// linked to and survives a reload; empty filters are left out.
+export function urlQuery(filter: DirectoryFilter): Record<string, string> {
+  const { q, tag } = parseSearch(filter.search);
+  const query: Record<string, string> = {};
+  if (q) query.q = q;
+  if (tag) query.tag = tag;
+  if (filter.category) query.category = filter.category;
+  return query;
+}
+
+/// The filter an address query asks for: the inverse of `urlQuery`. A parameter given twice
+/// counts once (its first value).
+export function filterFromUrl(query: Record<string, unknown>): DirectoryFilter {
+  const one = (v: unknown): string => {
+    const first = Array.isArray(v) ? v[0] : v;
+    return typeof first === 'string' ? first.trim() : '';
+  };
+  const tag = one(query.tag).replace(/^#/, '').split(/\s+/)[0] ?? '';
+  return {
+    search: [tag && `#${tag}`, one(query.q)].filter(Boolean).join(' '),
+    category: one(query.category),
+  };
+}
+
 /// What the page says when a search finds nothing, naming what was asked.
 export function noMatchText(filter: DirectoryFilter): string {
   const { q, tag } = parseSearch(filter.search);
