@@ -9,7 +9,9 @@
 // Scenarios: watch (playback, first frame, chat across two browser contexts, danmaku over the
 // video, like, gift and balance), watch-hls (?player=hls plays the live HLS), offline (the
 // page turns live by itself), dashboard, admin,
-// auth, phone, and replay (--replay ID: playback, danmaku across a seek and a pause).
+// auth, phone, replay (--replay ID: playback, danmaku across a seek and a pause), and search
+// (the home page's search box, category chips, tag buttons and "Load more"; --query, --category,
+// --tag, --more each with a matching --…-shows SLUG,SLUG…).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -382,6 +384,83 @@ async function replayScenario() {
   result.ok = true;
 }
 
+/// The slugs of the channel cards the home page shows, in page order.
+const shownSlugs = (page) =>
+  page.evaluate(() => [...document.querySelectorAll('main a[data-channel]')].map((a) => a.dataset.channel));
+
+/// Waits until the home page shows exactly `want` (a comma-separated list, any order), then
+/// returns what it shows; on a timeout, what it showed instead.
+async function waitShown(page, want) {
+  const expected = want.split(',').filter(Boolean).sort().join(',');
+  await page
+    .waitForFunction(
+      (e) => [...document.querySelectorAll('main a[data-channel]')].map((a) => a.dataset.channel).sort().join(',') === e,
+      expected,
+      { timeout: opts.timeout, polling: 100 },
+    )
+    .catch(() => {});
+  return shownSlugs(page);
+}
+
+/// The home page asks the server: typed text (after the typing pause), a category chip, a
+/// tag on a card, and the next page of a long list.
+async function searchScenario() {
+  const page = await newPage('search');
+  const directory = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/api/v1/channels') directory.push(u.search);
+  });
+  await page.goto(`${opts.base}/`);
+  await page.locator('main a[data-channel]').first().waitFor({ timeout: opts.timeout });
+
+  const box = page.getByLabel('Search channels');
+  const before = directory.length;
+  await box.pressSequentially(opts.query, { delay: 30 });
+  result.query = await waitShown(page, opts['query-shows']);
+  // Printed, not checked: how many requests the typing pause saved depends on the machine.
+  result.typing_requests = directory.length - before;
+  await shot(page, 'home-search');
+
+  await box.fill('');
+  await page.locator(`.chips [data-category="${opts.category}"]`).click();
+  result.category = await waitShown(page, opts['category-shows']);
+  result.category_pressed = await page.locator(`.chips [data-category="${opts.category}"]`).getAttribute('aria-pressed');
+  await shot(page, 'home-category');
+  await page.locator('.chips .chip', { hasText: 'All' }).click();
+
+  await page.getByRole('button', { name: `#${opts.tag}` }).first().click();
+  result.tag = await waitShown(page, opts['tag-shows']);
+  result.tag_box = await box.inputValue();
+  // The address names the search, so a reload (or a shared link) shows it again.
+  await page.waitForURL((u) => u.search !== '', { timeout: opts.timeout });
+  result.tag_url = new URL(page.url()).search;
+  await page.reload();
+  result.tag_reloaded = await waitShown(page, opts['tag-shows']);
+  result.tag_box_reloaded = await box.inputValue();
+  // The header's Browse link is a bare `/`: every channel again.
+  await page.getByRole('link', { name: 'Browse', exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll('main a[data-channel]').length > 1, null, {
+    timeout: opts.timeout,
+  });
+  result.browse_box = await box.inputValue();
+
+  await box.fill('nothing-is-called-this');
+  await page.getByTestId('no-match').waitFor({ timeout: opts.timeout });
+  result.no_match = await page.getByTestId('no-match').textContent();
+
+  await box.fill(opts.more);
+  const firstPage = Number(opts['more-first']);
+  await page.waitForFunction((n) => document.querySelectorAll('main a[data-channel]').length === n, firstPage, {
+    timeout: opts.timeout,
+  });
+  result.more_first = (await shownSlugs(page)).length;
+  await page.getByRole('button', { name: 'Load more channels' }).click();
+  result.more = await waitShown(page, opts['more-shows']);
+  result.more_button_left = await page.getByRole('button', { name: 'Load more channels' }).count();
+  result.ok = true;
+}
+
 /// Each page at 375 px wide: a screenshot, and no horizontal scroll.
 async function phoneScenario() {
   const viewport = { width: 375, height: 812 };
@@ -448,6 +527,7 @@ try {
     auth: authScenario,
     phone: phoneScenario,
     replay: replayScenario,
+    search: searchScenario,
   };
   const run = scenarios[opts.scenario];
   if (!run) throw new Error(`unknown scenario ${opts.scenario}`);

@@ -5,7 +5,8 @@
 //! test pattern: the watch page plays, chat and danmaku cross between two browser contexts,
 //! likes and gifts move the counters and the balance, `?player=hls` plays the live HLS
 //! playlist and never the HTTP-FLV, an offline page turns live by itself,
-//! and a recorded live's replay page keeps its danmaku in step with seek and pause.
+//! a recorded live's replay page keeps its danmaku in step with seek and pause, and the home
+//! page's search, category chips, tag buttons and "Load more" ask the server.
 //!
 //! The browser tests need `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
 //! (`npm ci --prefix tests/browser`); skipped without them on a developer machine, failed
@@ -523,6 +524,112 @@ async fn every_page_fits_a_phone_width_without_horizontal_scroll() {
     );
     assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
     drop(ffmpeg);
+    stage.server.shutdown().await;
+}
+
+/// `POST` of `body` to the API at `path` as `token` (none: anonymous); the status and body.
+async fn post_api(stage: &Stage, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let (status, _, text) = onair_e2e::http::post_json_from(
+        std::net::Ipv4Addr::LOCALHOST,
+        stage.server.http_addr,
+        path,
+        &body.to_string(),
+        &headers,
+        T,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_page_searches_filters_and_pages_on_the_server() {
+    if !browser_ready() {
+        return;
+    }
+    let stage = Stage::new().await;
+    let (status, login) = post_api(
+        &stage,
+        "/api/v1/auth/login",
+        None,
+        &json!({ "username": "host", "password": PASSWORD }),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["access_token"].as_str().expect("a token").to_owned();
+    let mut channels = vec![
+        json!({ "slug": "chess-club", "title": "Sunday blitz", "category": "Board Games", "tags": ["chess"] }),
+        json!({ "slug": "lofi-radio", "title": "Beats to study to", "category": "Music", "tags": ["chill"] }),
+        json!({ "slug": "speedrun-zone", "title": "Any% attempts", "category": "Games", "tags": ["speedrun", "en"] }),
+    ];
+    // More matches of one search than a page holds: 24 cards, then "Load more".
+    for n in 0..26 {
+        channels
+            .push(json!({ "slug": format!("bulk-{n:02}"), "title": format!("Bulk channel {n}") }));
+    }
+    for channel in &channels {
+        let (status, body) = post_api(&stage, "/api/v1/me/channels", Some(&token), channel).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let bulk: Vec<String> = (0..26).map(|n| format!("bulk-{n:02}")).collect();
+    let more_shows = bulk.join(",");
+    let (exited_ok, r) = scenario_with(
+        &stage,
+        "search",
+        &[
+            "--query",
+            "BLITZ",
+            "--query-shows",
+            "chess-club",
+            "--category",
+            "Music",
+            "--category-shows",
+            "lofi-radio",
+            "--tag",
+            "speedrun",
+            "--tag-shows",
+            "speedrun-zone",
+            "--more",
+            "bulk",
+            "--more-first",
+            "24",
+            "--more-shows",
+            &more_shows,
+        ],
+        |e| println!("event: {e}"),
+    )
+    .await;
+    println!("search: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the search scenario failed: {r}"
+    );
+    assert_eq!(r["query"], json!(["chess-club"]), "typed text: {r}");
+    assert_eq!(r["category"], json!(["lofi-radio"]), "category chip: {r}");
+    assert_eq!(r["category_pressed"], "true", "{r}");
+    assert_eq!(r["tag"], json!(["speedrun-zone"]), "tag button: {r}");
+    assert_eq!(r["tag_box"], "#speedrun", "{r}");
+    assert_eq!(r["tag_url"], "?tag=speedrun", "{r}");
+    assert_eq!(
+        r["tag_reloaded"],
+        json!(["speedrun-zone"]),
+        "after a reload: {r}"
+    );
+    assert_eq!(r["tag_box_reloaded"], "#speedrun", "{r}");
+    assert_eq!(r["browse_box"], "", "Browse clears the search: {r}");
+    assert!(
+        r["no_match"]
+            .as_str()
+            .is_some_and(|t| t.contains("nothing-is-called-this")),
+        "{r}"
+    );
+    assert_eq!(r["more_first"], 24, "{r}");
+    assert_eq!(r["more"], json!(bulk), "load more, oldest first: {r}");
+    assert_eq!(r["more_button_left"], 0, "{r}");
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+    assert_eq!(r["console"], Value::Array(vec![]), "console errors: {r}");
     stage.server.shutdown().await;
 }
 

@@ -6,7 +6,8 @@ use sqlx::types::Json;
 
 use crate::error::{ResultExt, StoreError};
 use crate::page::{Page, total};
-use crate::store::{Store, now};
+use crate::store::{Backend, Store, now};
+use crate::users::escape_like;
 
 macro_rules! channel_columns {
     () => {
@@ -60,6 +61,86 @@ pub struct ChannelUpdate {
     /// New tags, replacing the old ones.
     pub tags: Option<Vec<String>>,
 }
+
+/// What [`Store::search_channels`] keeps; each `None` keeps every channel.
+///
+/// Text is compared ignoring case with SQL `lower`, which in SQLite folds only ASCII letters
+/// (PostgreSQL folds the others as its collation says): "É" and "é" are one letter only there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelSearch {
+    /// Channels whose slug, title, category, owner's name or one of whose tags contains this.
+    /// `%`, `_` and `\` match themselves.
+    pub text: Option<String>,
+    /// Channels in this category.
+    pub category: Option<String>,
+    /// Channels with this tag.
+    pub tag: Option<String>,
+    /// Only these channels (the ones live now, say).
+    pub ids: Option<Vec<i64>>,
+}
+
+/// A directory category and how many channels are in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CategoryCount {
+    /// The category as one of its channels spells it (categories differing only in case are
+    /// one).
+    pub name: String,
+    /// Channels in it.
+    pub channels: u64,
+}
+
+/// The filter of a channel search, `$1` the text pattern, `$2` the category, `$3` the tag and
+/// `$4` a JSON array of ids; a NULL parameter keeps every row. `$tags` is the backend's
+/// table of a channel's tags as a column `t.value`, `$ids` its rows of the ids in `$4`.
+macro_rules! channel_search {
+    ($tags:literal, $ids:literal) => {
+        concat!(
+            r"($1 IS NULL OR lower(channels.slug) LIKE lower($1) ESCAPE '\'",
+            r" OR lower(channels.title) LIKE lower($1) ESCAPE '\'",
+            r" OR lower(channels.category) LIKE lower($1) ESCAPE '\'",
+            r" OR EXISTS (SELECT 1 FROM ",
+            $tags,
+            r" WHERE lower(t.value) LIKE lower($1) ESCAPE '\')",
+            r" OR EXISTS (SELECT 1 FROM users WHERE users.id = channels.owner_id AND lower(users.username) LIKE lower($1) ESCAPE '\'))",
+            " AND ($2 IS NULL OR lower(channels.category) = lower($2))",
+            " AND ($3 IS NULL OR EXISTS (SELECT 1 FROM ",
+            $tags,
+            " WHERE lower(t.value) = lower($3)))",
+            " AND ($4 IS NULL OR channels.id IN (",
+            $ids,
+            "))"
+        )
+    };
+}
+
+/// The search's rows and count, per backend: the SQL differs only in how JSON arrays are
+/// read as tables.
+macro_rules! channel_search_sql {
+    ($tags:literal, $ids:literal) => {
+        (
+            concat!(
+                "SELECT ",
+                channel_columns!(),
+                " FROM channels WHERE ",
+                channel_search!($tags, $ids),
+                " ORDER BY channels.id LIMIT $5 OFFSET $6"
+            ),
+            concat!(
+                "SELECT COUNT(*) FROM channels WHERE ",
+                channel_search!($tags, $ids)
+            ),
+        )
+    };
+}
+
+const POSTGRES_SEARCH: (&str, &str) = channel_search_sql!(
+    "jsonb_array_elements_text(channels.tags) AS t(value)",
+    "SELECT value::bigint FROM jsonb_array_elements_text($4::jsonb)"
+);
+const SQLITE_SEARCH: (&str, &str) = channel_search_sql!(
+    "json_each(channels.tags) AS t",
+    "SELECT value FROM json_each($4)"
+);
 
 /// Channels.
 impl Store {
@@ -166,6 +247,72 @@ impl Store {
             sqlx::query_scalar(COUNT).bind(owner).fetch_one(pool).await
         })?;
         Ok((channels, total(count)))
+    }
+
+    /// One page of the channels `search` keeps, in creation order, and how many it keeps in all.
+    pub async fn search_channels(
+        &self,
+        search: &ChannelSearch,
+        page: Page,
+    ) -> Result<(Vec<Channel>, u64), StoreError> {
+        let (sql, count) = match self.backend() {
+            Backend::Postgres => POSTGRES_SEARCH,
+            Backend::Sqlite => SQLITE_SEARCH,
+        };
+        let pattern = search
+            .text
+            .as_deref()
+            .map(|s| format!("%{}%", escape_like(s)));
+        let ids = search.ids.as_ref().map(Json);
+        let channels = with_pool!(self, |pool| {
+            sqlx::query_as::<_, Channel>(sql)
+                .bind(&pattern)
+                .bind(&search.category)
+                .bind(&search.tag)
+                .bind(ids)
+                .bind(page.sql_limit())
+                .bind(page.sql_offset())
+                .fetch_all(pool)
+                .await
+        })?;
+        let count: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(count)
+                .bind(&pattern)
+                .bind(&search.category)
+                .bind(&search.tag)
+                .bind(ids)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok((channels, total(count)))
+    }
+
+    /// One page of the categories channels are in, the fullest first (then by name), and how
+    /// many categories there are. Channels with no category are not counted.
+    pub async fn channel_categories(
+        &self,
+        page: Page,
+    ) -> Result<(Vec<CategoryCount>, u64), StoreError> {
+        const SQL: &str = "SELECT MIN(category), COUNT(*) FROM channels WHERE category <> '' \
+             GROUP BY lower(category) ORDER BY COUNT(*) DESC, lower(category) LIMIT $1 OFFSET $2";
+        const COUNT: &str =
+            "SELECT COUNT(DISTINCT lower(category)) FROM channels WHERE category <> ''";
+        let rows: Vec<(String, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(SQL)
+                .bind(page.sql_limit())
+                .bind(page.sql_offset())
+                .fetch_all(pool)
+                .await
+        })?;
+        let count: i64 = with_pool!(self, |pool| sqlx::query_scalar(COUNT).fetch_one(pool).await)?;
+        let categories = rows
+            .into_iter()
+            .map(|(name, channels)| CategoryCount {
+                name,
+                channels: total(channels),
+            })
+            .collect();
+        Ok((categories, total(count)))
     }
 
     /// Deletes a channel with its stream keys and live sessions; `false` if there was none.

@@ -65,7 +65,7 @@ mod users;
 
 pub use audit::AuditEntry;
 pub use auth_sessions::AuthSession;
-pub use channels::{Channel, ChannelUpdate, NewChannel};
+pub use channels::{CategoryCount, Channel, ChannelSearch, ChannelUpdate, NewChannel};
 pub use chat::{ChatMessage, ChatRestriction, MessageKind, NewChatMessage};
 pub use error::StoreError;
 pub use gifts::{Gift, GiftEvent, GiftOutcome, SendGift};

@@ -324,7 +324,7 @@ pub(crate) fn user_not_found(id: i64) -> StoreError {
 }
 
 /// Makes `%`, `_` and the escape `\` match themselves in a LIKE pattern.
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use onair_store::{
-    ChannelUpdate, NewChannel, NewLiveSession, NewRecording, NewUser, Page, RecordingState, Role,
-    Store, StoreError, User, store_test,
+    CategoryCount, ChannelSearch, ChannelUpdate, NewChannel, NewLiveSession, NewRecording, NewUser,
+    Page, RecordingState, Role, Store, StoreError, User, store_test,
 };
 use serde_json::json;
 
@@ -74,6 +74,9 @@ store_test!(
     concurrent_set_if_absent_agree_on_one_value,
     times_round_trip_to_the_microsecond,
     text_and_tags_round_trip_unchanged,
+    channels_are_searched_by_text_category_tag_and_id,
+    channel_search_text_is_literal_and_paged,
+    categories_are_counted_ignoring_case_fullest_first,
 );
 
 async fn migrations_are_idempotent_and_the_store_answers(store: Store) {
@@ -1407,4 +1410,233 @@ async fn recent_recordings_span_channels_newest_first_without_failed_ones(store:
     );
     let (rows, total) = store.recent_recordings(Page::new(1, 1)).await.unwrap();
     assert_eq!((rows.len(), rows[0].id, total), (1, old.id, 2));
+}
+
+/// Creates channels with these (slug, title, category, tags) for `owner`; returns their ids.
+async fn channels_with(
+    store: &Store,
+    owner: &User,
+    rows: &[(&str, &str, &str, &[&str])],
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for (slug, title, category, tags) in rows {
+        let channel = store
+            .create_channel(NewChannel {
+                slug: (*slug).to_owned(),
+                title: (*title).to_owned(),
+                owner_id: owner.id,
+                category: (*category).to_owned(),
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            })
+            .await
+            .unwrap();
+        ids.push(channel.id);
+    }
+    ids
+}
+
+async fn searched(store: &Store, search: ChannelSearch) -> (Vec<String>, u64) {
+    let (channels, total) = store
+        .search_channels(&search, Page::default())
+        .await
+        .unwrap();
+    (channels.into_iter().map(|c| c.slug).collect(), total)
+}
+
+fn slugs(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+async fn channels_are_searched_by_text_category_tag_and_id(store: Store) {
+    let ada = user(&store, "Ada", Role::Streamer).await;
+    let ids = channels_with(
+        &store,
+        &ada,
+        &[
+            (
+                "chess-club",
+                "Sunday Blitz",
+                "Board Games",
+                &["Chess", "en"],
+            ),
+            ("speedy", "Any% runs", "Games", &["speedrun"]),
+            ("lofi", "Beats to study to", "Music", &["chill", "LoFi"]),
+            ("quiet", "Nothing here", "", &[]),
+        ],
+    )
+    .await;
+    let text = |q: &str| ChannelSearch {
+        text: Some(q.to_owned()),
+        ..ChannelSearch::default()
+    };
+
+    assert_eq!(
+        searched(&store, ChannelSearch::default()).await,
+        (slugs(&["chess-club", "speedy", "lofi", "quiet"]), 4)
+    );
+    // Each field matches, in any case: slug, title, category, a tag, the owner's name.
+    assert_eq!(
+        searched(&store, text("CHESS")).await,
+        (slugs(&["chess-club"]), 1)
+    );
+    assert_eq!(
+        searched(&store, text("blitz")).await,
+        (slugs(&["chess-club"]), 1)
+    );
+    assert_eq!(
+        searched(&store, text("games")).await,
+        (slugs(&["chess-club", "speedy"]), 2)
+    );
+    assert_eq!(searched(&store, text("lofi")).await, (slugs(&["lofi"]), 1));
+    assert_eq!(searched(&store, text("chil")).await, (slugs(&["lofi"]), 1));
+    assert_eq!(searched(&store, text("ada")).await.1, 4);
+    assert_eq!(searched(&store, text("nobody")).await, (vec![], 0));
+    // Tags are matched one by one, not as the JSON text holding them.
+    assert_eq!(searched(&store, text(r#"",""#)).await, (vec![], 0));
+    assert_eq!(searched(&store, text("chess\",\"en")).await, (vec![], 0));
+
+    // The category is matched whole, in any case.
+    let category = |c: &str| ChannelSearch {
+        category: Some(c.to_owned()),
+        ..ChannelSearch::default()
+    };
+    assert_eq!(
+        searched(&store, category("games")).await,
+        (slugs(&["speedy"]), 1)
+    );
+    assert_eq!(
+        searched(&store, category("BOARD GAMES")).await,
+        (slugs(&["chess-club"]), 1)
+    );
+    assert_eq!(searched(&store, category("Board")).await, (vec![], 0));
+
+    // The tag too.
+    let tag = |t: &str| ChannelSearch {
+        tag: Some(t.to_owned()),
+        ..ChannelSearch::default()
+    };
+    assert_eq!(
+        searched(&store, tag("chess")).await,
+        (slugs(&["chess-club"]), 1)
+    );
+    assert_eq!(searched(&store, tag("lofi")).await, (slugs(&["lofi"]), 1));
+    assert_eq!(searched(&store, tag("speed")).await, (vec![], 0));
+
+    // Filters combine, and an id list narrows them to those channels.
+    assert_eq!(
+        searched(
+            &store,
+            ChannelSearch {
+                text: Some("s".into()),
+                category: Some("games".into()),
+                ..ChannelSearch::default()
+            }
+        )
+        .await,
+        (slugs(&["speedy"]), 1)
+    );
+    assert_eq!(
+        searched(
+            &store,
+            ChannelSearch {
+                text: Some("u".into()),
+                ids: Some(vec![ids[1], ids[3], 999_999]),
+                ..ChannelSearch::default()
+            }
+        )
+        .await,
+        (slugs(&["speedy", "quiet"]), 2)
+    );
+    assert_eq!(
+        searched(
+            &store,
+            ChannelSearch {
+                ids: Some(vec![]),
+                ..ChannelSearch::default()
+            }
+        )
+        .await,
+        (vec![], 0)
+    );
+}
+
+async fn channel_search_text_is_literal_and_paged(store: Store) {
+    let bo = user(&store, "bo", Role::Streamer).await;
+    channels_with(
+        &store,
+        &bo,
+        &[
+            ("pct", "100% fun", "", &[]),
+            ("pct-2", "100 percent", "", &[]),
+            ("under", "a_b", "", &[]),
+            ("under-2", "axb", "", &[]),
+            ("slash", r"back\slash", "", &[]),
+            ("slash-2", "backslash", "", &[]),
+        ],
+    )
+    .await;
+    let text = |q: &str| ChannelSearch {
+        text: Some(q.to_owned()),
+        ..ChannelSearch::default()
+    };
+    // `%`, `_` and `\` are the characters themselves, not LIKE's wildcards and escape.
+    assert_eq!(searched(&store, text("0%")).await, (slugs(&["pct"]), 1));
+    assert_eq!(searched(&store, text("a_b")).await, (slugs(&["under"]), 1));
+    assert_eq!(searched(&store, text(r"k\s")).await, (slugs(&["slash"]), 1));
+    assert_eq!(searched(&store, text("%")).await, (slugs(&["pct"]), 1));
+
+    let (page, total) = store
+        .search_channels(&text("-2"), Page::new(1, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.into_iter().map(|c| c.slug).collect::<Vec<_>>(), total),
+        (slugs(&["under-2"]), 3)
+    );
+    let (page, total) = store
+        .search_channels(&text("-2"), Page::new(0, 0))
+        .await
+        .unwrap();
+    assert_eq!((page.len(), total), (0, 3));
+}
+
+async fn categories_are_counted_ignoring_case_fullest_first(store: Store) {
+    let cy = user(&store, "cy", Role::Streamer).await;
+    assert_eq!(
+        store.channel_categories(Page::default()).await.unwrap(),
+        (vec![], 0)
+    );
+    channels_with(
+        &store,
+        &cy,
+        &[
+            ("m-1", "m", "Music", &[]),
+            ("g-1", "g", "games", &[]),
+            ("g-2", "g", "games", &[]),
+            ("a-1", "a", "Art", &[]),
+            ("none", "n", "", &[]),
+            ("m-2", "m", "music", &[]),
+        ],
+    )
+    .await;
+    let (categories, total) = store.channel_categories(Page::default()).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        categories
+            .iter()
+            .map(|c| (c.name.to_lowercase(), c.channels))
+            .collect::<Vec<_>>(),
+        [("games".into(), 2), ("music".into(), 2), ("art".into(), 1)]
+    );
+    assert!(["Music", "music"].contains(&categories[1].name.as_str()));
+    assert_eq!(
+        store.channel_categories(Page::new(2, 5)).await.unwrap(),
+        (
+            vec![CategoryCount {
+                name: "Art".into(),
+                channels: 1
+            }],
+            3
+        )
+    );
 }

@@ -33,10 +33,14 @@ enum Command {
     Serve,
     /// Print the effective configuration (secrets redacted), each key with what it does and
     /// its default, and exit.
+    #[command(args_conflicts_with_subcommands = true)]
     Config {
-        /// Print the commented example file instead: every option at its default.
+        /// Print the commented example file instead: every option at its default
+        /// (`onair config --example > deploy/onair.toml` regenerates the shipped one).
         #[arg(long)]
         example: bool,
+        #[command(subcommand)]
+        command: Option<cli::config::ConfigCommand>,
     },
     /// Publish an FLV file to an RTMP server in real time, like an encoder.
     ///
@@ -46,6 +50,10 @@ enum Command {
     ///
     /// Example: onair play rtmp://localhost/live/demo -o demo.flv --duration 10s
     Play(cli::play::PlayArgs),
+    /// Exit 0 when the server answers GET /healthz with 200 (for container health checks).
+    ///
+    /// Example: onair healthcheck http://127.0.0.1:8080/healthz
+    Healthcheck(cli::healthcheck::HealthcheckArgs),
     /// Create or update the database schema (the server also does this at start-up) and exit.
     Migrate,
     /// Manage accounts: create, list, role, ban, unban.
@@ -62,28 +70,37 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The clients need no server configuration: a broken onair.toml must not stop them.
-    let load = || {
-        Config::load(cli.config.as_deref(), std::env::vars()).context("loading the configuration")
+    let load_from = |path: Option<&std::path::Path>| {
+        Config::load_reporting(path, std::env::vars()).context("loading the configuration")
     };
+    let load = || load_from(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Serve) {
         // Like the operator commands, a server that cannot start says why in one line, not
         // with anyhow's report (and a backtrace under RUST_BACKTRACE=1).
-        Command::Serve => exit_with(load().and_then(|config| {
-            let set_filter = init_logging(&config);
+        Command::Serve => exit_with(load().and_then(|loaded| {
+            let set_filter = init_logging(&loaded.config);
+            warn_ignored(&loaded.ignored);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            runtime.block_on(serve(config, cli.config.as_deref(), &set_filter))
+            runtime.block_on(serve(loaded.config, cli.config.as_deref(), &set_filter))
         })),
-        Command::Config { example: true } => {
+        Command::Config { example: true, .. } => {
             print!("{}", onair::config::example_toml());
             Ok(())
         }
-        Command::Config { example: false } => {
-            print!("{}", load()?.redacted_toml());
-            Ok(())
+        Command::Config {
+            command: Some(cli::config::ConfigCommand::Check { file }),
+            ..
+        } => {
+            let path = file.or_else(|| cli.config.clone());
+            exit_with(
+                load_from(path.as_deref())
+                    .map(|loaded| cli::config::check(&loaded, path.as_deref())),
+            )
         }
+        Command::Config { command: None, .. } => exit_with(load().map(|l| cli::config::print(&l))),
         Command::Publish(args) => {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::publish::run(args)))
@@ -91,6 +108,16 @@ fn main() -> anyhow::Result<()> {
         Command::Play(args) => {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::play::run(args)))
+        }
+        Command::Healthcheck(args) => {
+            // With a URL no configuration is needed, and a broken file must not fail the check.
+            let config = match &args.url {
+                Some(_) => Ok(Config::default()),
+                None => load().map(|loaded| loaded.config),
+            };
+            exit_with(config.and_then(|config| {
+                client_runtime()?.block_on(cli::healthcheck::run(args, &config))
+            }))
         }
         Command::Migrate => operator(load(), |config| async move {
             cli::migrate::run(&config.storage).await
@@ -102,17 +129,25 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Runs an operator command on the loaded configuration and exits as [`exit_with`] does.
-fn operator<F, Fut>(config: anyhow::Result<Config>, command: F) -> !
+fn operator<F, Fut>(loaded: anyhow::Result<onair::config::Loaded>, command: F) -> !
 where
     F: FnOnce(Config) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_client_logging();
-    let result = config.and_then(|config| {
+    let result = loaded.and_then(|loaded| {
+        warn_ignored(&loaded.ignored);
         let runtime = client_runtime().context("starting the runtime")?;
-        runtime.block_on(command(config))
+        runtime.block_on(command(loaded.config))
     });
     exit_with(result)
+}
+
+/// Logs, once, each `ONAIR_*` variable that was no config key and so changed nothing.
+fn warn_ignored(ignored: &[onair::config::IgnoredVar]) {
+    for var in ignored {
+        tracing::warn!(variable = %var.name, "{var}");
+    }
 }
 
 /// Ends a command: an error becomes one line on stderr (the chain of causes, without the

@@ -68,6 +68,11 @@ export interface PublicChannel {
   live: PublicLive | null;
 }
 
+export interface Category {
+  name: string;
+  channels: number;
+}
+
 export interface Channel {
   id: number;
   slug: string;
@@ -199,6 +204,7 @@ export const api = {
   me: () => request<User>('GET', '/auth/me'),
 
   directory: (query: Query) => request<Page<PublicChannel>>('GET', '/channels', { query }),
+  categories: (query: Query = {}) => request<Page<Category>>('GET', '/categories', { query }),
   channel: (slug: string) => request<PublicChannel>('GET', `/channels/${slug}`),
   channelReplays: (slug: string, query: Query = {}) =>
     request<Page<Replay>>('GET', `/channels/${slug}/replays`, { query }),

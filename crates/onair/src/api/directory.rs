@@ -1,4 +1,4 @@
-//! `/api/v1/channels`: the public directory. No login; never an address or a key.
+//! `/api/v1/channels` and `/api/v1/categories`: the public directory. No login; never an address or a key.
 
 use std::collections::HashMap;
 
@@ -6,13 +6,16 @@ use axum::extract::State;
 
 use super::ApiState;
 use super::extract::{Json, Path, Query};
-use super::model::{DirectoryQuery, Page, PlayUrls, PublicChannel, PublicLive};
+use onair_store::ChannelSearch;
+
+use super::model::{Category, DirectoryQuery, Page, PlayUrls, PublicChannel, PublicLive};
 use super::problem::ApiError;
-use super::validate::{PageQuery, path_slug};
+use super::validate::{Checks, PageQuery, path_slug};
 use crate::lives::LiveStream;
 
 /// The channel directory. `live=true`: the channels live now, most viewers first. Otherwise
-/// every channel, oldest first, each with its live state.
+/// every channel, oldest first, each with its live state. `q`, `category` and `tag` narrow
+/// either list.
 #[utoipa::path(
     get,
     path = "/channels",
@@ -27,11 +30,29 @@ pub async fn list(
     State(state): State<ApiState>,
     Query(query): Query<DirectoryQuery>,
 ) -> Result<Json<Page<PublicChannel>>, ApiError> {
+    let given = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
+    let mut search = ChannelSearch {
+        // Spaces around the words are the search box's, not the visitor's meaning.
+        text: given(query.q.as_deref().map(str::trim)),
+        category: given(query.category.as_deref()),
+        tag: given(query.tag.as_deref()),
+        ids: None,
+    };
+    let mut checks = Checks::new();
+    if let Some(text) = &search.text {
+        checks.query("q", text);
+    }
+    if let Some(category) = &search.category {
+        checks.category("category", category);
+    }
+    if let Some(tag) = &search.tag {
+        checks.tag("tag", tag);
+    }
     let page = PageQuery {
         offset: query.offset,
         limit: query.limit,
     }
-    .page()?;
+    .page_with(checks)?;
     let mut live: HashMap<String, LiveStream> = state
         .live_now()
         .into_iter()
@@ -39,34 +60,39 @@ pub async fn list(
         .collect();
     let mut owners = Owners::default();
     if query.live == Some(true) {
-        // Live streams are few (one per publisher on this node), so paging them in memory is
-        // cheap; only those with a channel row are listed (`[dev]` keys have none).
-        let mut streams: Vec<LiveStream> = live
-            .into_values()
-            .filter(|l| l.channel_id.is_some())
+        // Live streams are few (one per publisher on this node): the store keeps those of
+        // them the search matches, and they are ordered and paged here by their viewers.
+        // Only those with a channel row are listed (`[dev]` keys have none).
+        let ids: Vec<i64> = live.values().filter_map(|l| l.channel_id).collect();
+        if ids.is_empty() {
+            return Ok(Json(Page::new(Vec::new(), 0, page)));
+        }
+        let everything = onair_store::Page::new(0, u32::try_from(ids.len()).unwrap_or(u32::MAX));
+        search.ids = Some(ids);
+        let (channels, _) = state.store().search_channels(&search, everything).await?;
+        let mut matched: Vec<(onair_store::Channel, LiveStream)> = channels
+            .into_iter()
+            .filter_map(|c| live.remove(&c.slug).map(|l| (c, l)))
             .collect();
-        streams.sort_by(|a, b| {
-            b.viewers
+        matched.sort_by(|(a, la), (b, lb)| {
+            lb.viewers
                 .total
-                .cmp(&a.viewers.total)
-                .then_with(|| a.channel.cmp(&b.channel))
+                .cmp(&la.viewers.total)
+                .then_with(|| a.slug.cmp(&b.slug))
         });
-        let total = streams.len() as u64;
+        let total = matched.len() as u64;
         let mut items = Vec::new();
-        for stream in streams
+        for (channel, stream) in matched
             .into_iter()
             .skip(page.offset as usize)
             .take(page.limit as usize)
         {
-            let Some(channel) = state.store().channel_by_slug(&stream.channel).await? else {
-                continue;
-            };
             let owner = owners.name(&state, channel.owner_id).await?;
             items.push(public(&state, channel, owner, Some(stream)));
         }
         return Ok(Json(Page::new(items, total, page)));
     }
-    let (channels, total) = state.store().list_channels(None, page).await?;
+    let (channels, total) = state.store().search_channels(&search, page).await?;
     let mut items = Vec::with_capacity(channels.len());
     for channel in channels {
         let owner = owners.name(&state, channel.owner_id).await?;
@@ -74,6 +100,31 @@ pub async fn list(
         items.push(public(&state, channel, owner, stream));
     }
     Ok(Json(Page::new(items, total, page)))
+}
+
+/// The categories channels are in, with how many channels each has: the fullest first, then
+/// by name. Channels with no category are in none.
+#[utoipa::path(
+    get,
+    path = "/categories",
+    tag = "public",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of categories", body = Page<Category>),
+        (status = 400, response = super::problem::BadRequest),
+    )
+)]
+pub async fn categories(
+    State(state): State<ApiState>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<Category>>, ApiError> {
+    let page = query.page()?;
+    let (categories, total) = state.store().channel_categories(page).await?;
+    Ok(Json(Page::new(
+        categories.into_iter().map(Category::from).collect(),
+        total,
+        page,
+    )))
 }
 
 /// A channel's public page: title, owner, tags and, when live, the stream.

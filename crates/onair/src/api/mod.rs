@@ -399,6 +399,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(admin::audit))
         .routes(routes!(directory::list))
         .routes(routes!(directory::channel))
+        .routes(routes!(directory::categories))
         .routes(routes!(replays::list))
         .routes(routes!(replays::recent))
         .routes(routes!(replays::get, replays::delete))

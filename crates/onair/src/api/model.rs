@@ -424,6 +424,26 @@ pub struct PublicChannel {
     pub live: Option<PublicLive>,
 }
 
+/// A directory category.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Category {
+    /// The category as a channel spells it; `GET /channels?category=` finds its channels in
+    /// any case.
+    #[schema(example = "Games")]
+    pub name: String,
+    /// How many channels are in it.
+    pub channels: u64,
+}
+
+impl From<onair_store::CategoryCount> for Category {
+    fn from(c: onair_store::CategoryCount) -> Self {
+        Category {
+            name: c.name,
+            channels: c.channels,
+        }
+    }
+}
+
 /// One past (or current) publish of a channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LiveSession {
@@ -533,10 +553,21 @@ pub struct UserQuery {
     pub limit: Option<u32>,
 }
 
-/// `GET /channels` parameters.
+/// `GET /channels` parameters. The filters combine; an empty one filters nothing.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
+    /// Only channels whose slug, title, category, owner's name or a tag contains this, in any
+    /// case (at most 100 characters; spaces around it are ignored; `%` and `_` are plain
+    /// characters).
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// Only channels in this category, in any case (at most 64 characters).
+    #[param(max_length = 64)]
+    pub category: Option<String>,
+    /// Only channels with this tag, in any case (1 to 32 characters).
+    #[param(max_length = 32)]
+    pub tag: Option<String>,
     /// `true`: only channels live now, most viewers first. Otherwise every channel, oldest
     /// first, each with its live state.
     pub live: Option<bool>,

@@ -29,6 +29,8 @@ pub const LIMIT_MAX: u32 = 100;
 pub const LIMIT_DEFAULT: u32 = 20;
 /// Longest user search string, in characters.
 pub const SEARCH_MAX: usize = 64;
+/// Longest directory search text, in characters.
+pub const QUERY_MAX: usize = 100;
 /// Shortest stream key lifetime that may be asked for, in seconds.
 pub const KEY_TTL_MIN: u64 = 60;
 /// Longest stream key lifetime that may be asked for, in seconds (ten years).
@@ -118,12 +120,27 @@ impl Checks {
     pub fn tags(&mut self, field: &str, tags: &[String]) -> &mut Self {
         self.check(tags.len() <= TAGS_MAX, field, "at most 10 tags");
         for (i, tag) in tags.iter().enumerate() {
-            let ok = TAG_LEN.contains(&tag.chars().count()) && !tag.trim().is_empty();
-            let field = format!("{field}[{i}]");
-            self.check(ok, &field, "must be 1 to 32 characters, not only spaces")
-                .plain_text(&field, tag);
+            self.tag(&format!("{field}[{i}]"), tag);
         }
         self
+    }
+
+    /// One tag.
+    pub fn tag(&mut self, field: &str, tag: &str) -> &mut Self {
+        let ok = TAG_LEN.contains(&tag.chars().count()) && !tag.trim().is_empty();
+        self.check(ok, field, "must be 1 to 32 characters, not only spaces")
+            .plain_text(field, tag)
+    }
+
+    /// Directory search text. Shown text never holds control or bidirectional formatting
+    /// characters, so a search for them is refused rather than answered with nothing.
+    pub fn query(&mut self, field: &str, text: &str) -> &mut Self {
+        self.check(
+            text.chars().count() <= QUERY_MAX,
+            field,
+            "must be at most 100 characters",
+        )
+        .plain_text(field, text)
     }
 
     /// A stream key label (may be empty).
@@ -176,9 +193,14 @@ pub struct PageQuery {
 impl PageQuery {
     /// The checked window.
     pub fn page(self) -> Result<onair_store::Page, ApiError> {
+        self.page_with(Checks::new())
+    }
+
+    /// The checked window, refused together with the problems `checks` already holds.
+    pub fn page_with(self, mut checks: Checks) -> Result<onair_store::Page, ApiError> {
         let offset = self.offset.unwrap_or(0);
         let limit = self.limit.unwrap_or(LIMIT_DEFAULT);
-        Checks::new()
+        checks
             .check(offset <= OFFSET_MAX, "offset", "must be at most 1000000")
             .check(
                 (1..=LIMIT_MAX).contains(&limit),

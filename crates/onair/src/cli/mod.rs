@@ -10,8 +10,13 @@
 //! need not be running. Their stdout carries only what a script wants (a key or password alone
 //! on its line, or a table); confirmations and hints go to stderr. Each change is recorded in
 //! the audit log with no actor: the CLI acts as the operator of the machine.
+//!
+//! `onair config [check]` prints the configuration in effect ([`config`]); `onair
+//! healthcheck` is the container's health check ([`healthcheck`]).
 
 pub mod channel;
+pub mod config;
+pub mod healthcheck;
 pub mod key;
 pub mod migrate;
 pub mod play;

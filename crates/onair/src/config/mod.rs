@@ -5,9 +5,19 @@
 //! (`ONAIR_RTMP_CHUNK_SIZE=8192`, `ONAIR_HUB_GOP_CACHE=false`); `ONAIR_<KEY>` sets a
 //! top-level key (`ONAIR_SHUTDOWN_GRACE=10s`). Values are read as TOML where they parse
 //! (numbers, booleans, arrays) and as strings otherwise.
+//!
+//! Which other `ONAIR_*` names are refused (the rule is in [`env`]): a name with a known
+//! section and a key that section lacks (`ONAIR_RTMP_CHUNK_SISE`) stops the start, naming the
+//! closest key; any other name that is no key (`ONAIR_BIN`, `ONAIR_TEST_POSTGRES`) is ignored
+//! and reported in [`Loaded::ignored`], which the server logs once as a warning. `ONAIR_CONFIG`
+//! (the file) and `ONAIR_LOG` (the log filter) are read elsewhere.
+//!
+//! Every error is one line naming what to fix: the file with the line and column
+//! (`onair.toml:12:14`) and the key, or the environment variable.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,13 +26,14 @@ use serde::{Deserialize, Serialize};
 use crate::secret::{SecretText, StreamKey};
 
 mod duration;
+pub mod env;
 pub mod options;
+pub mod source;
 
 pub use self::duration::{format_duration, parse_duration};
+pub use self::env::IgnoredVar;
 pub use self::options::{example_toml, reference};
-
-/// Variables with the `ONAIR_` prefix that are not config keys.
-const NOT_CONFIG: [&str; 2] = ["ONAIR_CONFIG", "ONAIR_LOG"];
+pub use self::source::Location;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -555,7 +566,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Why the configuration could not be loaded. Each names the offending file, key or variable.
+/// Why the configuration could not be loaded. Each is one line naming the offending file
+/// (with line and column), key or variable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -567,23 +579,27 @@ pub enum ConfigError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has a bad value.
-    #[error("config file {path}: {message}")]
+    /// The file is not valid TOML, or a key in it is unknown or has a bad value.
+    #[error("config file {path}{}: {}", place(.at), keyed(.key, .message))]
     File {
         /// The file.
         path: String,
-        /// What is wrong, with the key.
+        /// Where in the file, when known.
+        at: Option<Location>,
+        /// The key, when known.
+        key: Option<String>,
+        /// What is wrong.
         message: String,
     },
-    /// An environment override has a bad value.
+    /// An environment variable is no key of a known section, or has a bad value.
     #[error("environment variable {var}: {message}")]
     Env {
         /// The variable.
         var: String,
-        /// What is wrong.
+        /// What is wrong, with the key.
         message: String,
     },
-    /// A value is out of range.
+    /// A value is out of range (one that neither the file nor the environment set).
     #[error("config key {key}: {message}")]
     Invalid {
         /// The key.
@@ -593,12 +609,53 @@ pub enum ConfigError {
     },
 }
 
+fn place(at: &Option<Location>) -> String {
+    at.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+fn keyed(key: &Option<String>, message: &str) -> String {
+    match key {
+        Some(key) => format!("{key}: {message}"),
+        None => message.to_owned(),
+    }
+}
+
+/// toml's and serde's messages, on one line: a log line or a terminal line each.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A loaded configuration and what the loading noticed.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// `ONAIR_*` variables that are no config key and were ignored: the caller warns of each
+    /// once, when its logging is up.
+    pub ignored: Vec<IgnoredVar>,
+    /// The environment variables that set an option, in the order read.
+    pub overrides: Vec<String>,
+}
+
 impl Config {
     /// Loads `path` (if given) and applies `ONAIR_*` overrides from `env`.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Ok(Self::load_reporting(path, env)?.config)
+    }
+
+    /// [`Config::load`], also returning the ignored variables and the overrides.
+    pub fn load_reporting(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
         let (text, name) = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -609,15 +666,32 @@ impl Config {
             }
             None => (String::new(), "(defaults)".to_owned()),
         };
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::File {
-                    path: name.clone(),
-                    message: e.to_string(),
-                })?;
-        // Telling `ONAIR_<SECTION>_<KEY>` from `ONAIR_<KEY>` takes the sections' names.
-        let sections = options::sections();
-        let mut overridden = Vec::new();
+        let file_error =
+            |span: Option<Range<usize>>, key: Option<String>, message: &str| ConfigError::File {
+                path: name.clone(),
+                at: span.map(|s| source::location(&text, s.start)),
+                key,
+                message: one_line(message),
+            };
+        // The file alone first, so that its errors carry its line numbers: once merged with
+        // the environment the spans are gone.
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_error(e.span(), None, e.message()))?;
+        if let Some((key, message)) = unknown_file_key(&table) {
+            return Err(file_error(
+                source::key_span(&text, &key),
+                Some(key),
+                &message,
+            ));
+        }
+        if let Err(e) = toml::from_str::<Config>(&text) {
+            let key = e.span().and_then(|s| source::key_at(&text, s.start));
+            return Err(file_error(e.span(), key, e.message()));
+        }
+
+        let mut ignored = Vec::new();
+        let mut overridden: Vec<(String, &'static str)> = Vec::new();
         let mut database_url_env = None;
         for (var, value) in env {
             if var == "DATABASE_URL" {
@@ -626,64 +700,69 @@ impl Config {
                 database_url_env = Some(value);
                 continue;
             }
-            let Some(rest) = var.strip_prefix("ONAIR_") else {
-                continue;
-            };
-            if NOT_CONFIG.contains(&var.as_str()) || rest.starts_with("TEST_") {
-                continue;
-            }
-            let rest = rest.to_ascii_lowercase();
-            let (section, key) = match rest.split_once('_') {
-                Some((s, k)) if sections.contains(&s) => (Some(s.to_owned()), k.to_owned()),
-                _ => (None, rest.clone()),
+            let opt = match env::classify(&var) {
+                env::EnvName::Other => continue,
+                env::EnvName::Ignored(var) => {
+                    ignored.push(var);
+                    continue;
+                }
+                env::EnvName::Unknown { dotted, closest } => {
+                    return Err(ConfigError::Env {
+                        message: format!(
+                            "no option {dotted}; the closest is {} ({})",
+                            closest.key,
+                            env::var_name(closest)
+                        ),
+                        var,
+                    });
+                }
+                env::EnvName::Key(opt) => opt,
             };
             let parsed = parse_env_value(&value);
-            let target = match &section {
-                Some(s) => table
-                    .entry(s.clone())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                    .as_table_mut()
-                    .ok_or_else(|| ConfigError::Env {
-                        var: var.clone(),
-                        message: format!("[{s}] is not a table"),
-                    })?,
-                None => &mut table,
-            };
-            let dotted = match &section {
-                Some(s) => format!("{s}.{key}"),
-                None => key.clone(),
-            };
-            target.insert(key, parsed);
-            overridden.push((var, dotted));
+            let mut alone = toml::Table::new();
+            insert(&mut alone, opt, parsed.clone());
+            if let Err(e) = Config::deserialize(toml::Value::Table(alone)) {
+                return Err(ConfigError::Env {
+                    message: format!("{}: {}", opt.key, one_line(e.message())),
+                    var,
+                });
+            }
+            if !insert(&mut table, opt, parsed) {
+                return Err(ConfigError::Env {
+                    message: format!(
+                        "[{}] in the file is not a table",
+                        opt.section().unwrap_or("")
+                    ),
+                    var,
+                });
+            }
+            overridden.push((var, opt.key));
         }
         if let Some(url) = database_url_env.filter(|u| !u.is_empty()) {
             let storage = table
                 .entry("storage")
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(storage) = storage.as_table_mut() {
-                storage
-                    .entry("database_url")
-                    .or_insert(toml::Value::String(url));
+            if let Some(storage) = storage.as_table_mut()
+                && !storage.contains_key("database_url")
+            {
+                storage.insert("database_url".into(), toml::Value::String(url));
+                overridden.push(("DATABASE_URL".into(), "storage.database_url"));
             }
         }
-        let config: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let message = e.to_string();
-            match overridden
-                .iter()
-                .find(|(_, dotted)| message.contains(&format!("`{dotted}`")))
-            {
-                Some((var, _)) => ConfigError::Env {
-                    var: var.clone(),
-                    message,
-                },
-                None => ConfigError::File {
-                    path: name,
-                    message,
-                },
+        let config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| file_error(None, None, e.message()))?;
+        match config.validate() {
+            Ok(()) => {}
+            Err(ConfigError::Invalid { key, message }) => {
+                return Err(place_invalid(&text, &overridden, key, message, file_error));
             }
-        })?;
-        config.validate()?;
-        Ok(config)
+            Err(other) => return Err(other),
+        }
+        Ok(Loaded {
+            config,
+            ignored,
+            overrides: overridden.into_iter().map(|(var, _)| var).collect(),
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -980,6 +1059,93 @@ fn listens_on_one_port(a: SocketAddr, b: SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
+/// Names where an out-of-range `key` came from: the variable that set it (the environment
+/// wins over the file), else its line in the file.
+fn place_invalid(
+    text: &str,
+    overridden: &[(String, &'static str)],
+    key: &'static str,
+    message: String,
+    file_error: impl Fn(Option<Range<usize>>, Option<String>, &str) -> ConfigError,
+) -> ConfigError {
+    let by_env = overridden
+        .iter()
+        .rev()
+        .find(|(_, k)| key == *k || key.strip_prefix(*k).is_some_and(|r| r.starts_with('.')));
+    match by_env {
+        Some((var, _)) => ConfigError::Env {
+            var: var.clone(),
+            message: format!("{key}: {message}"),
+        },
+        None => match source::key_span(text, key) {
+            Some(span) => file_error(Some(span), Some(key.to_owned()), &message),
+            None => ConfigError::Invalid { key, message },
+        },
+    }
+}
+
+/// Sets `opt` in `table` to `value`; false when its section is there but is no table.
+fn insert(table: &mut toml::Table, opt: &options::Opt, value: toml::Value) -> bool {
+    let target = match opt.section() {
+        Some(s) => match table
+            .entry(s)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+        {
+            Some(t) => t,
+            None => return false,
+        },
+        None => table,
+    };
+    target.insert(opt.name().to_owned(), value);
+    true
+}
+
+/// The first key of the file that is no option, with a message naming the closest one.
+/// serde would refuse it too, but by listing every field of the section.
+fn unknown_file_key(table: &toml::Table) -> Option<(String, String)> {
+    let closest = |candidates: Vec<String>, wrong: &str| {
+        candidates
+            .into_iter()
+            .min_by_key(|c| strsim::levenshtein(c, wrong))
+            .map_or_else(String::new, |c| format!("; the closest is {c}"))
+    };
+    let sections = options::sections();
+    for (key, value) in table {
+        let top_level = || options::OPTIONS.iter().filter(|o| o.section().is_none());
+        if top_level().any(|o| o.key == key) {
+            continue;
+        }
+        let Some(section) = sections.iter().find(|s| *s == key) else {
+            let candidates = top_level()
+                .map(|o| o.key.to_owned())
+                .chain(sections.iter().map(|s| format!("[{s}]")))
+                .collect();
+            return Some((
+                key.clone(),
+                format!("unknown key or section{}", closest(candidates, key)),
+            ));
+        };
+        let Some(inner) = value.as_table() else {
+            continue;
+        };
+        let in_section = || {
+            options::OPTIONS
+                .iter()
+                .filter(|o| o.section() == Some(section))
+        };
+        for name in inner.keys() {
+            if !in_section().any(|o| o.name() == name) {
+                let candidates = in_section().map(|o| o.key.to_owned()).collect();
+                let dotted = format!("{section}.{name}");
+                let message = format!("unknown key{}", closest(candidates, &dotted));
+                return Some((dotted, message));
+            }
+        }
+    }
+    None
+}
+
 fn parse_env_value(value: &str) -> toml::Value {
     let wrapped = format!("v = {value}");
     match wrapped.parse::<toml::Table>() {
@@ -1057,6 +1223,94 @@ mod tests {
         assert!(err.to_string().contains("ONAIR_HUB_MAX_LAG"), "{err}");
         let err = Config::load(None, env(&[("ONAIR_RTMP_NO_SUCH_KEY", "1")])).unwrap_err();
         assert!(err.to_string().contains("no_such_key"), "{err}");
+    }
+
+    /// Loads `text` as the file `onair.toml` in a fresh directory, with `vars` as the
+    /// environment; the error's one line.
+    fn file_error(name: &str, text: &str, vars: &[(&str, &str)]) -> String {
+        let dir = std::env::temp_dir().join(format!("onair-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("onair.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = Config::load(Some(&path), env(vars))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!err.contains('\n'), "one line: {err}");
+        err.replace(&path.display().to_string(), "onair.toml")
+    }
+
+    #[test]
+    fn file_errors_name_the_file_line_column_and_key() {
+        let text = "shutdown_grace = \"2s\"\n\n[rtmp]\nchunk_sise = 8192\n";
+        assert_eq!(
+            file_error("unknown", text, &[]),
+            "config file onair.toml:4:1: rtmp.chunk_sise: unknown key; the closest is rtmp.chunk_size"
+        );
+        assert_eq!(
+            file_error("section", "[rtm]\nlisten = \"0.0.0.0:1\"\n", &[]),
+            "config file onair.toml:1:2: rtm: unknown key or section; the closest is [rtmp]"
+        );
+        let err = file_error("type", "[rtmp]\n\nchunk_size = \"big\"\n", &[]);
+        assert!(
+            err.starts_with("config file onair.toml:3:14: rtmp.chunk_size: invalid type"),
+            "{err}"
+        );
+        let err = file_error("duration", "[hub]\nmax_lag = \"soon\"\n", &[]);
+        assert!(
+            err.starts_with("config file onair.toml:2:11: hub.max_lag: "),
+            "{err}"
+        );
+        let err = file_error("syntax", "[rtmp]\nchunk_size = \n", &[]);
+        assert!(err.starts_with("config file onair.toml:2:"), "{err}");
+        // Parsed fine, out of range: found by its key, on its line.
+        assert_eq!(
+            file_error("range", "[hls]\nenabled = true\nlive_window = 2\n", &[]),
+            "config file onair.toml:3:1: hls.live_window: 2 is outside 3..=1000"
+        );
+        // The same value from the environment names the variable instead.
+        assert_eq!(
+            file_error(
+                "range-env",
+                "[hls]\nlive_window = 6\n",
+                &[("ONAIR_HLS_LIVE_WINDOW", "2")]
+            ),
+            "environment variable ONAIR_HLS_LIVE_WINDOW: hls.live_window: 2 is outside 3..=1000"
+        );
+        let err = file_error(
+            "dev-key",
+            "[[dev.keys]]\nchannel = \"demo\"\nkey = \"short\"\n",
+            &[],
+        );
+        assert!(
+            err.starts_with("config file onair.toml:3:1: dev.keys.key: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_onair_variables_are_ignored_unless_they_name_a_section() {
+        let loaded = Config::load_reporting(
+            None,
+            env(&[
+                ("ONAIR_BIN", "/usr/local/bin/onair"),
+                ("ONAIR_TEST_POSTGRES", "postgres://x"),
+                ("ONAIR_LOG", "debug"),
+                ("ONAIR_HUB_TAKEOVER", "true"),
+            ]),
+        )
+        .unwrap();
+        assert!(loaded.config.hub.takeover);
+        let names: Vec<_> = loaded.ignored.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["ONAIR_BIN", "ONAIR_TEST_POSTGRES"]);
+        assert_eq!(loaded.overrides, ["ONAIR_HUB_TAKEOVER"]);
+
+        let err = Config::load(None, env(&[("ONAIR_HUB_TAKEOVR", "true")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable ONAIR_HUB_TAKEOVR: no option hub.takeovr; the closest is \
+             hub.takeover (ONAIR_HUB_TAKEOVER)"
+        );
     }
 
     #[test]

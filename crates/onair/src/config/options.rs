@@ -399,7 +399,8 @@ pub fn example_toml() -> String {
 fn render(values: &toml::Table, defaults: &toml::Table, all_commented: bool) -> String {
     let mut out = String::from(
         "# OnAir configuration (TOML). Every key can also be set as ONAIR_<SECTION>_<KEY>,\n\
-         # a top-level key as ONAIR_<KEY>; `onair --help` lists them all.\n",
+         # a top-level key as ONAIR_<KEY>; `onair --help` lists them all.\n\
+         # `onair config check FILE` validates a file without starting the server.\n",
     );
     let mut current = None;
     for opt in OPTIONS {
@@ -554,6 +555,17 @@ mod tests {
         assert!(
             help.contains("rtmp.listen                      0.0.0.0:1935"),
             "{help}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_file_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/onair.toml");
+        let shipped = std::fs::read_to_string(path).expect("deploy/onair.toml");
+        assert!(
+            shipped == example_toml(),
+            "deploy/onair.toml is stale: regenerate it with \
+             `cargo run -p onair -- config --example > deploy/onair.toml`"
         );
     }
 

@@ -80,7 +80,20 @@ async fn fixtures(api: &Api) -> Fixtures {
     let channel = api.channel(&alice, "alice").await;
     let channel_id = channel["id"].as_i64().unwrap();
     api.channel(&alice, "alice-2").await;
-    api.channel(&bob_token, "bob").await;
+    let bob_channel = api.channel(&bob_token, "bob").await;
+    // Two categories, so the category list has a second page.
+    for (channel, category) in [(&channel, "Games"), (&bob_channel, "Music")] {
+        store
+            .update_channel(
+                channel["id"].as_i64().unwrap(),
+                onair_store::ChannelUpdate {
+                    category: Some(category.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
 
     let jti = api.key(&alice, "alice", "obs").await["jti"]
         .as_str()
@@ -501,6 +514,7 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             .body(json!({ "amount": 5 })),
         // Public
         Case::new(M::GET, "/api/v1/channels", 400).uri("/api/v1/channels?live=yes"),
+        Case::new(M::GET, "/api/v1/categories", 400).uri("/api/v1/categories?limit=0"),
         Case::new(M::GET, "/api/v1/channels/{slug}", 400).uri("/api/v1/channels/Bad!"),
         Case::new(M::GET, "/api/v1/channels/{slug}", 404).uri("/api/v1/channels/nobody"),
         Case::new(M::GET, "/api/v1/channels/{slug}/replays", 400)

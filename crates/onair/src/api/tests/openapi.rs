@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 /// Every route of the API. Adding a route means adding it here, to the router and to the
 /// document at once (they come from one list in `api::routes`).
-const ROUTES: [(&str, &str); 50] = [
+const ROUTES: [(&str, &str); 51] = [
     ("GET", "/api/openapi.json"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -42,6 +42,7 @@ const ROUTES: [(&str, &str); 50] = [
     ("POST", "/api/v1/admin/live/{slug}/kick"),
     ("GET", "/api/v1/admin/audit"),
     ("GET", "/api/v1/channels"),
+    ("GET", "/api/v1/categories"),
     ("GET", "/api/v1/channels/{slug}"),
     ("GET", "/api/v1/channels/{slug}/replays"),
     ("GET", "/api/v1/replays"),
@@ -200,12 +201,17 @@ async fn every_operation_documents_its_errors() {
             checked_path || query || op.get("requestBody").is_some(),
             "{method} {path} and 400"
         );
-        // Reading a channel's chat, danmaku and the gift catalogue is public; sending gifts
+        // Reading the directory, a channel's chat, danmaku and the gift catalogue is public; sending gifts
         // and moderating under /channels are not.
         let public = (method == "GET"
-            && ["/api/v1/channels", "/api/v1/replays", "/api/v1/recordings"]
-                .iter()
-                .any(|p| path.starts_with(p)))
+            && [
+                "/api/v1/channels",
+                "/api/v1/categories",
+                "/api/v1/replays",
+                "/api/v1/recordings",
+            ]
+            .iter()
+            .any(|p| path.starts_with(p)))
             || path == "/api/v1/gifts"
             || path == "/api/openapi.json"
             || ["/api/v1/auth/login", "/api/v1/auth/register"].contains(&path.as_str());

@@ -67,6 +67,168 @@ async fn the_directory(store: Store) {
         .invalid(&["limit"]);
 }
 
+/// Slugs of a directory page, and its total.
+fn listed(page: &serde_json::Value) -> (Vec<&str>, u64) {
+    let slugs = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    (slugs, page["total"].as_u64().unwrap())
+}
+
+async fn the_directory_is_searched_and_filtered(store: Store) {
+    let api = Api::new(store).await;
+    let (_, ann) = api.account("ann", Role::Streamer).await;
+    let (_, ben) = api.account("ben", Role::Streamer).await;
+    for (token, slug, title, category, tags) in [
+        (
+            &ann,
+            "ann-chess",
+            "Blitz night",
+            "Board Games",
+            json!(["chess", "EN"]),
+        ),
+        (&ann, "ann-runs", "100% any", "Games", json!(["speedrun"])),
+        (
+            &ben,
+            "ben-beats",
+            "Lo-fi beats",
+            "Music",
+            json!(["chill", "en"]),
+        ),
+        (&ben, "ben-talk", "Just chatting", "", json!([])),
+    ] {
+        api.post(
+            "/api/v1/me/channels",
+            Some(token),
+            json!({ "slug": slug, "title": title, "category": category, "tags": tags }),
+        )
+        .await
+        .ok(StatusCode::CREATED);
+    }
+    let get = async |uri: &str| api.get(uri, None).await.ok(StatusCode::OK);
+
+    assert_eq!(
+        listed(&get("/api/v1/channels?q=GAMES").await),
+        (vec!["ann-chess", "ann-runs"], 2)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?q=%20ben%20").await),
+        (vec!["ben-beats", "ben-talk"], 2)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?q=0%25").await),
+        (vec!["ann-runs"], 1)
+    );
+    assert_eq!(listed(&get("/api/v1/channels?q=_").await), (vec![], 0));
+    assert_eq!(
+        listed(&get("/api/v1/channels?category=games").await),
+        (vec!["ann-runs"], 1)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?tag=en").await),
+        (vec!["ann-chess", "ben-beats"], 2)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?tag=en&q=beats&offset=0&limit=1").await),
+        (vec!["ben-beats"], 1)
+    );
+    let second = get("/api/v1/channels?tag=en&limit=1&offset=1").await;
+    assert_eq!(listed(&second), (vec!["ben-beats"], 2));
+    // Empty filters filter nothing.
+    assert_eq!(
+        listed(&get("/api/v1/channels?q=&category=&tag=").await).1,
+        4
+    );
+
+    // With live=true: only the matching channels live now, most viewers first.
+    let _runs = api.go_live("ann-runs", None).await;
+    let _beats = api.go_live("ben-beats", None).await;
+    let _talk = api.go_live("ben-talk", None).await;
+    let _viewer = api
+        .app
+        .hub
+        .subscribe("ben-beats", onair_hub::Protocol::HttpFlv);
+    assert_eq!(
+        listed(&get("/api/v1/channels?live=true").await),
+        (vec!["ben-beats", "ann-runs", "ben-talk"], 3)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?live=true&q=a").await),
+        (vec!["ben-beats", "ann-runs", "ben-talk"], 3)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?live=true&q=n&limit=1&offset=1").await),
+        (vec!["ann-runs"], 3)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?live=true&category=GAMES").await),
+        (vec!["ann-runs"], 1)
+    );
+    assert_eq!(
+        listed(&get("/api/v1/channels?live=true&tag=chess").await),
+        (vec![], 0)
+    );
+    let beats = get("/api/v1/channels?live=true&tag=chill").await;
+    assert_eq!(beats["items"][0]["live"]["viewers"], 1);
+    assert_eq!(beats["items"][0]["owner"], "ben");
+
+    // Each bad filter is named, all at once and with the paging.
+    api.get(
+        &format!(
+            "/api/v1/channels?q={}&category={}&tag={}&limit=0",
+            "q".repeat(101),
+            "c".repeat(65),
+            "t".repeat(33)
+        ),
+        None,
+    )
+    .await
+    .invalid(&["q", "category", "tag", "limit"]);
+    api.get("/api/v1/channels?tag=%20%20", None)
+        .await
+        .invalid(&["tag"]);
+    api.get("/api/v1/channels?q=a%0Ab", None)
+        .await
+        .invalid(&["q"]);
+    api.get("/api/v1/channels?category=%E2%80%AEx", None)
+        .await
+        .invalid(&["category"]);
+    assert_eq!(
+        listed(&get(&format!("/api/v1/channels?q={}", "%C3%A9".repeat(100))).await).1,
+        0
+    );
+
+    // The categories, fullest first, without the channel that has none.
+    let categories = get("/api/v1/categories").await;
+    assert_eq!(
+        categories,
+        json!({
+            "items": [
+                { "name": "Board Games", "channels": 1 },
+                { "name": "Games", "channels": 1 },
+                { "name": "Music", "channels": 1 },
+            ],
+            "total": 3, "offset": 0, "limit": 20,
+        })
+    );
+    api.post(
+        "/api/v1/me/channels",
+        Some(&ben),
+        json!({ "slug": "ben-music", "title": "More", "category": "music" }),
+    )
+    .await
+    .ok(StatusCode::CREATED);
+    let categories = get("/api/v1/categories?limit=1").await;
+    assert_eq!(categories["total"], 3);
+    assert_eq!(categories["items"][0]["channels"], 2);
+    api.get("/api/v1/categories?limit=101", None)
+        .await
+        .invalid(&["limit"]);
+}
+
 async fn unknown_routes_and_methods_are_problems(store: Store) {
     let api = Api::new(store).await;
     api.get("/api/v1/nope", None)
@@ -146,6 +308,7 @@ async fn the_api_answers_cross_origin_preflights(store: Store) {
 
 onair_store::store_test!(
     the_directory,
+    the_directory_is_searched_and_filtered,
     the_api_answers_cross_origin_preflights,
     unknown_routes_and_methods_are_problems,
     a_store_that_is_away_is_503,
