@@ -764,7 +764,9 @@ async fn a_first_start_that_cannot_listen_creates_nothing_and_the_next_one_print
     assert_eq!(status.code(), Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: loading the configuration: config key http.listen"),
+        stderr.starts_with(
+            "error: loading the configuration: environment variable ONAIR_HTTP_LISTEN: http.listen"
+        ),
         "{stderr}"
     );
     assert!(
