@@ -622,13 +622,15 @@ impl ClientSession {
 
     fn on_status(&mut self, level: String, code: String, description: String) {
         match code.as_str() {
-            "NetStream.Publish.Start" => {
+            // PublishStarted promises that send_media works, so a Publish.Start for a publish we
+            // never asked for (before createStream's answer, or while playing) is only a status.
+            "NetStream.Publish.Start" if matches!(self.role, Role::Publishing { .. }) => {
                 if let Role::Publishing { started, .. } = &mut self.role {
                     *started = true;
                 }
                 self.link.push_event(ClientEvent::PublishStarted);
             }
-            "NetStream.Play.Start" => {
+            "NetStream.Play.Start" if matches!(self.role, Role::Playing { .. }) => {
                 if let Role::Playing { started, .. } = &mut self.role {
                     *started = true;
                 }
