@@ -87,7 +87,7 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "rtmp.max_connections",
-        "RTMP connections at once (0: the descriptor budget only); then closed; SIGHUP applies it",
+        "RTMP connections at once (0: the descriptor budget only); then publish/play refused; SIGHUP applies it",
     ),
     Opt::new(
         "rtmp.max_connections_per_address",
