@@ -305,10 +305,7 @@ async fn viewers_past_the_channel_cap_are_refused_with_a_reason() {
         }
         other => panic!("an RTMP viewer past the cap is refused, not {other:?}"),
     }
-    let metrics = http::get_text(&server.http_url("/metrics"), IO_TIMEOUT)
-        .await
-        .unwrap();
-    let scraped = Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let scraped = scrape(&server, None).await;
     assert_eq!(
         get(
             &scraped,
@@ -399,10 +396,7 @@ async fn rtmp_connections_past_the_per_address_cap_are_refused_by_onstatus_and_c
         !server.hub().is_live(&server.channel),
         "the refused publish never went live"
     );
-    let metrics = http::get_text(&server.http_url("/metrics"), IO_TIMEOUT)
-        .await
-        .unwrap();
-    let scraped = Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let scraped = scrape(&server, None).await;
     assert_eq!(
         get(
             &scraped,
