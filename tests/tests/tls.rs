@@ -313,6 +313,28 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
         .write_all(&[3u8; 1537])
         .await
         .expect("the old connection still writes");
+
+    // A broken key at the next SIGHUP: the certificate in use stays, the log says so, and
+    // the rest of the reload still happens.
+    std::fs::write(&first.private_key, "not a key\n").expect("key file");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &process.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || process
+            .stderr()
+            .contains("tls certificate not reloaded; keeping the one in use"))
+        .await,
+        "the failed certificate reload is not reported:\n{}",
+        process.stderr()
+    );
+    let log = process.stderr();
+    assert_eq!(log.matches("log filter set").count(), 2, "{log}");
+    assert!(!log.contains("configuration not reloaded"), "{log}");
+    let kept = connect(rtmps, &ca.root()).await.expect("handshake");
+    assert_eq!(presented(&kept), renewed.leaf);
 }
 
 #[tokio::test]

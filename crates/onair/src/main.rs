@@ -378,13 +378,15 @@ fn init_logging(config: &Config) -> SetFilter {
 }
 
 /// SIGHUP: loads the configuration again as at start (the file, then the environment the
-/// process started with) and applies what can change at run time: the log filter and the
-/// TLS certificate. A configuration that no longer loads (a bad new certificate among the
-/// reasons) changes nothing; the log says why, and which changed options wait for a restart.
+/// process started with) and applies what can change at run time: the log filter, the TLS
+/// certificate and the limits. A configuration that no longer loads changes nothing; a certificate that
+/// no longer loads is kept in use while the rest applies. The log says what failed, and which
+/// changed options wait for a restart.
 fn reload(server: &RunningServer, path: Option<&Path>, set_filter: &SetFilter) {
     info!("SIGHUP: reloading the configuration");
-    let config = match Config::load(path, std::env::vars()) {
-        Ok(config) => config,
+    // The certificate files are read by the reload itself, which can keep the pair in use.
+    let config = match Config::load_without_files(path, std::env::vars()) {
+        Ok(loaded) => loaded.config,
         Err(e) => {
             tracing::warn!(error = %e, "configuration not reloaded; everything stays as it was");
             return;
