@@ -160,3 +160,30 @@ async fn config_check_prints_the_effective_config_masked_or_names_file_line_and_
     let out = onair(&["config", "check", "/nonexistent/onair.toml"], &[]).await;
     assert!(one_error_line(&out).contains("/nonexistent/onair.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_serving_and_config_check_need_the_tls_files_readable() {
+    let dir = TempDir::new("tls-unreadable");
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("onair.db").display()
+    );
+    // Paths the operator cannot read, as a private key only the service user may read is.
+    let env = [
+        ("ONAIR_STORAGE_DATABASE_URL", database.as_str()),
+        ("ONAIR_TLS_CERTIFICATE", "/nonexistent/onair.crt"),
+        ("ONAIR_TLS_PRIVATE_KEY", "/nonexistent/onair.key"),
+    ];
+    for args in [&["migrate"][..], &["user", "list"], &["config"]] {
+        let out = onair(args, &env).await;
+        assert!(
+            out.status.success(),
+            "onair {args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let check = one_error_line(&onair(&["config", "check"], &env).await);
+    assert!(check.contains("tls.certificate"), "{check}");
+    let serve = one_error_line(&onair(&[], &env).await);
+    assert!(serve.contains("tls.certificate"), "{serve}");
+}

@@ -167,6 +167,36 @@ async fn an_address_past_its_cap_is_answered_503_and_others_are_not() {
     server.shutdown().await;
 }
 
+/// A reload (SIGHUP's work) applies new HTTP caps and timeouts without a restart, to the
+/// connections admitted next.
+#[tokio::test]
+async fn a_reload_applies_the_http_caps_and_timeouts_at_once() {
+    let server = TestServer::start(|_| {}).await;
+    let addr = server.http_addr;
+    let mut first = http::connect_from(from(7), addr).await.unwrap();
+    assert_eq!(healthz_on(&mut first).await, Some(200));
+    let mut tighter = server.state().config.clone();
+    tighter.http.max_connections_per_address = 1;
+    // The default is 60 s: far past the bound below.
+    tighter.http.idle_timeout = Duration::from_secs(1);
+    let reload = server.reload(&tighter);
+    assert!(
+        reload.needs_restart.is_empty(),
+        "applied live: {:?}",
+        reload.needs_restart
+    );
+    let mut second = http::connect_from(from(7), addr).await.unwrap();
+    let (closed, answer) = closed_by_server(&mut second).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(closed && answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let mut other = http::connect_from(from(8), addr).await.unwrap();
+    assert_eq!(healthz_on(&mut other).await, Some(200));
+    let (closed, _) = closed_by_server(&mut other).await;
+    assert!(closed, "idle past the new timeout, within {BOUND:?}");
+    assert!(metric(&server, "onair_http_idle_timeouts_total").await >= 1.0);
+    server.shutdown().await;
+}
+
 /// The server full: idle connections make room, oldest first; streams are never evicted,
 /// and with only streams open a newcomer gets 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -305,10 +305,7 @@ async fn viewers_past_the_channel_cap_are_refused_with_a_reason() {
         }
         other => panic!("an RTMP viewer past the cap is refused, not {other:?}"),
     }
-    let metrics = http::get_text(&server.http_url("/metrics"), IO_TIMEOUT)
-        .await
-        .unwrap();
-    let scraped = Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let scraped = scrape(&server, None).await;
     assert_eq!(
         get(
             &scraped,
@@ -362,29 +359,51 @@ async fn viewers_past_the_channel_cap_are_refused_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rtmp_connections_past_the_per_address_cap_are_closed_and_counted() {
+async fn rtmp_connections_past_the_per_address_cap_are_refused_by_onstatus_and_counted() {
     let server = TestServer::start(|c| c.rtmp.max_connections_per_address = 1).await;
     let url = RtmpUrl::parse(&server.play_url(&server.channel)).unwrap();
     let options = ClientOptions::default();
     let _first = RtmpClient::connect(&url, &options)
         .await
         .expect("the first connection");
-    let second = RtmpClient::connect(&url, &options).await;
-    assert!(
-        second.is_err(),
-        "the second connection from the address is closed"
-    );
-    let metrics = http::get_text(&server.http_url("/metrics"), IO_TIMEOUT)
+    // Past the cap a client is told why when it asks to play or publish, then closed.
+    let mut second = RtmpClient::connect(&url, &options)
         .await
-        .unwrap();
-    let scraped = Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        .expect("a refused client still gets through connect");
+    match second.play().await {
+        Err(ClientError::Rejected { code, description }) => {
+            assert_eq!(code, "NetStream.Play.Failed");
+            assert!(
+                description.contains("too many RTMP connections from your address")
+                    && description.contains("maximum is 1"),
+                "{description}"
+            );
+        }
+        other => panic!("a play past the cap is refused, not {other:?}"),
+    }
+    let publish = RtmpUrl::parse(&server.publish_url(&server.key)).unwrap();
+    let mut third = RtmpClient::connect(&publish, &options)
+        .await
+        .expect("connect");
+    match third.publish().await {
+        Err(ClientError::Rejected { code, description }) => {
+            assert_eq!(code, "NetStream.Publish.Denied");
+            assert!(description.contains("retry later"), "{description}");
+        }
+        other => panic!("a publish past the cap is refused, not {other:?}"),
+    }
+    assert!(
+        !server.hub().is_live(&server.channel),
+        "the refused publish never went live"
+    );
+    let scraped = scrape(&server, None).await;
     assert_eq!(
         get(
             &scraped,
             "onair_rtmp_connections_refused_total",
             &[("reason", "max_per_address")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         get(&scraped, "onair_connections_open", &[("protocol", "rtmp")]),

@@ -273,19 +273,7 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
 
     let renewed = ca.issue_to(&first.certificate, &first.private_key);
     std::fs::write(&file, "[rtmp]\nchunk_size = 8192\n").expect("config file");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &process.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    assert!(
-        wait_until(Duration::from_secs(10), || process
-            .stderr()
-            .contains("reloaded the tls certificate"))
-        .await,
-        "no reload in the log:\n{}",
-        process.stderr()
-    );
+    hang_up_until_logged(&process, "reloaded the tls certificate").await;
     let after = connect(rtmps, &ca.root()).await.expect("handshake");
     assert_eq!(presented(&after), renewed.leaf);
     let log = process.stderr();
@@ -313,6 +301,37 @@ async fn sighup_makes_the_real_binary_serve_a_renewed_certificate() {
         .write_all(&[3u8; 1537])
         .await
         .expect("the old connection still writes");
+
+    // A broken key at the next SIGHUP: the certificate in use stays, the log says so, and
+    // the rest of the reload still happens.
+    std::fs::write(&first.private_key, "not a key\n").expect("key file");
+    hang_up_until_logged(
+        &process,
+        "tls certificate not reloaded; keeping the one in use",
+    )
+    .await;
+    let log = process.stderr();
+    assert_eq!(log.matches("log filter set").count(), 2, "{log}");
+    assert!(!log.contains("configuration not reloaded"), "{log}");
+    let kept = connect(rtmps, &ca.root()).await.expect("handshake");
+    assert_eq!(presented(&kept), renewed.leaf);
+}
+
+/// Sends `process` SIGHUP and waits for `message` in its log.
+async fn hang_up_until_logged(process: &OnairProcess, message: &str) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &process.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || process
+            .stderr()
+            .contains(message))
+        .await,
+        "{message:?} not in the log:\n{}",
+        process.stderr()
+    );
 }
 
 #[tokio::test]

@@ -358,7 +358,9 @@ where
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                let _ = tokio::time::timeout(GOODBYE_WAIT, outbound.send(Outbound::Close("server shutting down"))).await;
+                // Messages the room has stored but not yet handed out (a busy room's window)
+                // go to the queue, and out below before the goodbye.
+                connection.membership.room.flush();
                 break Ended::Shutdown;
             }
             _ = kicked.cancelled() => {
@@ -404,14 +406,18 @@ where
             }
         }
     };
-    // Frames already queued (the acks of the last sends) still go out, best effort.
+    // Frames already queued (the last messages, the acks of the last sends) still go out,
+    // best effort, and before a closing frame, after which a client reads nothing.
     if matches!(ended, Ended::ClientClosed | Ended::Shutdown) {
         let rx = &mut connection.membership.rx;
         let _ = tokio::time::timeout(GOODBYE_WAIT, async {
             while let Ok(out) = rx.try_recv() {
                 if feed(&mut outbound, out).await.is_err() || outbound.flush().await.is_err() {
-                    break;
+                    return;
                 }
+            }
+            if ended == Ended::Shutdown {
+                let _ = outbound.send(Outbound::Close("server shutting down")).await;
             }
         })
         .await;

@@ -288,7 +288,7 @@ impl Room {
     }
 
     /// Hands every member the pending broadcasts, then the replies waiting behind them.
-    fn flush(&self) {
+    pub(crate) fn flush(&self) {
         self.flush_locked(&mut self.pending.lock());
     }
 

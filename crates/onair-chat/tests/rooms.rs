@@ -89,6 +89,15 @@ impl Client {
 }
 
 async fn connect(service: &Arc<ChatService>, slug: &str) -> Client {
+    connect_until(service, slug, CancellationToken::new()).await
+}
+
+/// [`connect`], served until `shutdown` is cancelled.
+async fn connect_until(
+    service: &Arc<ChatService>,
+    slug: &str,
+    shutdown: CancellationToken,
+) -> Client {
     let membership = service.join(slug).await.unwrap();
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, out_rx) = mpsc::channel(1024);
@@ -104,7 +113,7 @@ async fn connect(service: &Arc<ChatService>, slug: &str) -> Client {
         Connection::new(membership),
         Box::pin(inbound),
         Box::pin(outbound),
-        CancellationToken::new(),
+        shutdown,
     ));
     Client {
         tx: in_tx,
@@ -146,7 +155,16 @@ async fn setup(store: &Store, config: ChatConfig) -> (Arc<ChatService>, User, Us
 }
 
 async fn signed_in(service: &Arc<ChatService>, user: &User) -> Client {
-    let mut c = connect(service, "demo").await;
+    signed_in_until(service, user, CancellationToken::new()).await
+}
+
+/// [`signed_in`], served until `shutdown` is cancelled.
+async fn signed_in_until(
+    service: &Arc<ChatService>,
+    user: &User,
+    shutdown: CancellationToken,
+) -> Client {
+    let mut c = connect_until(service, "demo", shutdown).await;
     assert_eq!(c.next().await["type"], "history");
     c.send(json!({"type": "auth", "v": 1, "token": format!("user:{}", user.id), "nonce": "a"}))
         .await;
@@ -168,6 +186,7 @@ store_test!(
     lifting_a_mute_or_a_ban_lets_the_user_send_and_tells_the_room,
     a_gift_to_a_channel_deleted_meanwhile_is_refused_as_not_found,
     a_busy_room_batches_broadcasts_in_order_with_acks_after_them,
+    a_shutdown_hands_out_the_last_messages_before_the_goodbye,
 );
 
 async fn two_clients_see_each_others_messages_in_order_and_anonymous_clients_only_read(
@@ -663,4 +682,60 @@ async fn a_busy_room_batches_broadcasts_in_order_with_acks_after_them(store: Sto
         }
     }
     drop(raw);
+}
+
+/// At shutdown a busy room's messages still waiting out its window reach every member, the
+/// sender's ack too, and only then the closing frame.
+async fn a_shutdown_hands_out_the_last_messages_before_the_goodbye(store: Store) {
+    let config = ChatConfig {
+        batch_min_members: 2,
+        // Far longer than the test: only the shutdown hands the message out.
+        broadcast_window: Duration::from_secs(60),
+        ..ChatConfig::default()
+    };
+    let (service, owner, viewer) = setup(&store, config).await;
+    let channel = store.channel_by_slug("demo").await.unwrap().unwrap();
+    let shutdown = CancellationToken::new();
+    let mut a = signed_in_until(&service, &owner, shutdown.clone()).await;
+    let mut b = signed_in_until(&service, &viewer, shutdown.clone()).await;
+    a.send(json!({"type": "chat", "v": 1, "text": "last words", "nonce": "l"}))
+        .await;
+    let stored = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let history = store.recent_chat_messages(channel.id, 10).await.unwrap();
+            if history.iter().any(|m| m.text == "last words") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(stored.is_ok(), "the message is stored");
+    shutdown.cancel();
+    for (client, name) in [(&mut a, "sender"), (&mut b, "viewer")] {
+        let mut texts = Vec::new();
+        let closed = loop {
+            let out = tokio::time::timeout(Duration::from_secs(10), client.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the {name} hears the end within 10 s"));
+            match out {
+                Some(Outbound::Text(t)) => texts.push(serde_json::from_str::<Value>(&t).unwrap()),
+                Some(Outbound::Batch(frames)) => texts.extend(
+                    frames
+                        .iter()
+                        .map(|t| serde_json::from_str::<Value>(t).unwrap()),
+                ),
+                Some(Outbound::Close(why)) => break why,
+                Some(_) => {}
+                None => panic!("the {name} got no closing frame after {texts:?}"),
+            }
+        };
+        assert_eq!(closed, "server shutting down");
+        assert!(
+            texts
+                .iter()
+                .any(|f| f["type"] == "chat" && f["text"] == "last words"),
+            "the {name} gets the last message before the goodbye: {texts:?}"
+        );
+    }
 }

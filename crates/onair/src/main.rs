@@ -74,6 +74,12 @@ fn main() -> anyhow::Result<()> {
         Config::load_reporting(path, std::env::vars()).context("loading the configuration")
     };
     let load = || load_from(cli.config.as_deref());
+    // Only serving opens the certificate files (and `config check` vouches for them): the
+    // other commands must work for an operator who may not read the private key.
+    let load_settings = || {
+        Config::load_without_files(cli.config.as_deref(), std::env::vars())
+            .context("loading the configuration")
+    };
     match cli.command.unwrap_or(Command::Serve) {
         // Like the operator commands, a server that cannot start says why in one line, not
         // with anyhow's report (and a backtrace under RUST_BACKTRACE=1).
@@ -100,7 +106,9 @@ fn main() -> anyhow::Result<()> {
                     .map(|loaded| cli::config::check(&loaded, path.as_deref())),
             )
         }
-        Command::Config { command: None, .. } => exit_with(load().map(|l| cli::config::print(&l))),
+        Command::Config { command: None, .. } => {
+            exit_with(load_settings().map(|l| cli::config::print(&l)))
+        }
         Command::Publish(args) => {
             init_client_logging();
             exit_with(client_runtime()?.block_on(cli::publish::run(args)))
@@ -113,18 +121,22 @@ fn main() -> anyhow::Result<()> {
             // With a URL no configuration is needed, and a broken file must not fail the check.
             let config = match &args.url {
                 Some(_) => Ok(Config::default()),
-                None => load().map(|loaded| loaded.config),
+                None => load_settings().map(|loaded| loaded.config),
             };
             exit_with(config.and_then(|config| {
                 client_runtime()?.block_on(cli::healthcheck::run(args, &config))
             }))
         }
-        Command::Migrate => operator(load(), |config| async move {
+        Command::Migrate => operator(load_settings(), |config| async move {
             cli::migrate::run(&config.storage).await
         }),
-        Command::User(command) => operator(load(), |config| cli::user::run(command, config)),
-        Command::Channel(command) => operator(load(), |config| cli::channel::run(command, config)),
-        Command::Key(command) => operator(load(), |config| cli::key::run(command, config)),
+        Command::User(command) => {
+            operator(load_settings(), |config| cli::user::run(command, config))
+        }
+        Command::Channel(command) => {
+            operator(load_settings(), |config| cli::channel::run(command, config))
+        }
+        Command::Key(command) => operator(load_settings(), |config| cli::key::run(command, config)),
     }
 }
 
@@ -366,13 +378,15 @@ fn init_logging(config: &Config) -> SetFilter {
 }
 
 /// SIGHUP: loads the configuration again as at start (the file, then the environment the
-/// process started with) and applies what can change at run time: the log filter and the
-/// TLS certificate. A configuration that no longer loads (a bad new certificate among the
-/// reasons) changes nothing; the log says why, and which changed options wait for a restart.
+/// process started with) and applies what can change at run time: the log filter, the TLS
+/// certificate and the limits. A configuration that no longer loads changes nothing; a certificate that
+/// no longer loads is kept in use while the rest applies. The log says what failed, and which
+/// changed options wait for a restart.
 fn reload(server: &RunningServer, path: Option<&Path>, set_filter: &SetFilter) {
     info!("SIGHUP: reloading the configuration");
-    let config = match Config::load(path, std::env::vars()) {
-        Ok(config) => config,
+    // The certificate files are read by the reload itself, which can keep the pair in use.
+    let config = match Config::load_without_files(path, std::env::vars()) {
+        Ok(loaded) => loaded.config,
         Err(e) => {
             tracing::warn!(error = %e, "configuration not reloaded; everything stays as it was");
             return;

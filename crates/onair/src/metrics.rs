@@ -167,42 +167,9 @@ pub enum RtmpRefusal {
     PerAddress,
 }
 
-/// Upper bounds of the HTTP latency buckets, in seconds (time to the response head; a stream's
-/// body is not timed).
-pub const HTTP_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; HTTP_BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    /// Counts one observation.
-    pub fn observe(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        if let Some(i) = HTTP_BUCKETS.iter().position(|&b| secs <= b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    fn cumulative(&self) -> [u64; HTTP_BUCKETS.len()] {
-        let mut out = [0; HTTP_BUCKETS.len()];
-        let mut running = 0;
-        for (slot, b) in out.iter_mut().zip(&self.buckets) {
-            running += b.load(Ordering::Relaxed);
-            *slot = running;
-        }
-        out
-    }
-}
+/// A fixed-bucket latency histogram: the store's, whose buckets suit HTTP requests as well
+/// (time to the response head; a stream's body is not timed).
+pub type Histogram = onair_store::CallTimes;
 
 /// The media type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -603,10 +570,10 @@ fn render_histograms(out: &mut String, src: Sources<'_>) {
             out,
             "onair_http_request_duration_seconds",
             &labels,
-            &HTTP_BUCKETS,
+            &onair_store::CALL_BUCKETS,
             &h.cumulative(),
-            h.count.load(Ordering::Relaxed),
-            h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            h.count(),
+            h.sum_seconds(),
         );
     }
     let _ = writeln!(

@@ -28,6 +28,7 @@ pub struct RunningServer {
     tls: Option<Arc<Certificates>>,
     /// The RTMP connection caps, changed by [`RunningServer::reload`].
     connection_limits: Arc<crate::ingest::ConnectionLimits>,
+    http_limits: crate::http::connections::SharedLimits,
 }
 
 /// Why the server could not start.
@@ -173,10 +174,20 @@ impl RunningServer {
             certificates
         });
         let https = tls.clone().filter(|_| state.config.tls.https);
+        let http_limits = Arc::new(parking_lot::RwLock::new(
+            crate::http::connections::Limits::new(
+                &state.config.http,
+                state.config.hub.write_timeout,
+            ),
+        ));
         let scheme = if https.is_some() { "https" } else { "http" };
-        state
-            .tasks
-            .spawn(crate::http::serve(&state, http, descriptors, https));
+        state.tasks.spawn(crate::http::serve(
+            &state,
+            http,
+            descriptors,
+            https,
+            http_limits.clone(),
+        ));
         match rtmps_addr {
             Some(rtmps_addr) => info!(%rtmp_addr, %http_addr, %rtmps_addr, scheme, "listening"),
             None => info!(%rtmp_addr, %http_addr, scheme, "listening"),
@@ -188,6 +199,7 @@ impl RunningServer {
             state,
             tls,
             connection_limits,
+            http_limits,
         }
     }
 
@@ -204,8 +216,8 @@ impl RunningServer {
     /// Applies what can change at run time from `new` (the configuration as loaded again,
     /// e.g. on SIGHUP): the certificate is re-read from `new`'s files and swapped in, so new
     /// connections get it and connections already open keep theirs. The log filter is the
-    /// caller's (the subscriber belongs to the binary). The viewer and RTMP connection caps
-    /// apply to whoever is admitted next. Every other option that differs from the running
+    /// caller's (the subscriber belongs to the binary). The viewer and connection caps apply
+    /// to whoever is admitted next, the HTTP timeouts to every connection's next deadline. Every other option that differs from the running
     /// configuration is named in the answer as needing a restart.
     pub fn reload(&self, new: &Config) -> Reload {
         let tls = match (&self.tls, new.tls.files()) {
@@ -222,6 +234,7 @@ impl RunningServer {
             .hub
             .set_max_viewers(new.hub.max_viewers_per_channel);
         self.connection_limits.set(&new.rtmp);
+        self.http_limits.write().set(&new.http);
         let needs_restart = crate::config::options::changed_keys(&self.state.config, new)
             .into_iter()
             .filter(|k| !live_keys.contains(k) && !RELOADED_LIMITS.contains(k))
@@ -285,10 +298,15 @@ impl RunningServer {
 }
 
 /// The limits [`RunningServer::reload`] applies at once.
-const RELOADED_LIMITS: [&str; 3] = [
+const RELOADED_LIMITS: [&str; 8] = [
     "hub.max_viewers_per_channel",
     "rtmp.max_connections",
     "rtmp.max_connections_per_address",
+    "http.max_connections",
+    "http.max_connections_per_address",
+    "http.header_timeout",
+    "http.body_timeout",
+    "http.idle_timeout",
 ];
 
 /// What [`RunningServer::reload`] did.

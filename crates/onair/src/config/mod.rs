@@ -630,6 +630,13 @@ fn one_line(message: &str) -> String {
         .join(" ")
 }
 
+/// Whether loading reads the files the configuration names, to check them.
+#[derive(Debug, Clone, Copy)]
+enum Files {
+    Read,
+    Skip,
+}
+
 /// A loaded configuration and what the loading noticed.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -655,6 +662,25 @@ impl Config {
     pub fn load_reporting(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        Self::load_checking(path, env, Files::Read)
+    }
+
+    /// [`Config::load_reporting`] without reading the files the configuration names (the
+    /// `[tls]` certificate and key): for the commands that never open them, so that an
+    /// operator who may not read the private key can still run `onair user …`. Everything
+    /// else is checked the same.
+    pub fn load_without_files(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        Self::load_checking(path, env, Files::Skip)
+    }
+
+    fn load_checking(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        files: Files,
     ) -> Result<Loaded, ConfigError> {
         let (text, name) = match path {
             Some(p) => {
@@ -751,7 +777,7 @@ impl Config {
         }
         let config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| file_error(None, None, e.message()))?;
-        match config.validate() {
+        match config.validate(files) {
             Ok(()) => {}
             Err(ConfigError::Invalid { key, message }) => {
                 return Err(place_invalid(&text, &overridden, key, message, file_error));
@@ -765,7 +791,7 @@ impl Config {
         })
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self, files: Files) -> Result<(), ConfigError> {
         if !(128..=0xFF_FFFF).contains(&self.rtmp.chunk_size) {
             return Err(ConfigError::Invalid {
                 key: "rtmp.chunk_size",
@@ -787,7 +813,7 @@ impl Config {
                 ),
             });
         }
-        self.validate_tls()?;
+        self.validate_tls(files)?;
         if let Some(url) = &self.rtmp.public_url {
             let host = url
                 .strip_prefix("rtmp://")
@@ -986,9 +1012,9 @@ impl Config {
         Ok(())
     }
 
-    /// `[tls]`: both files or neither, both readable and a matching pair, and a port of
-    /// its own.
-    fn validate_tls(&self) -> Result<(), ConfigError> {
+    /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
+    /// says to skip reading them), and a port of its own.
+    fn validate_tls(&self, files: Files) -> Result<(), ConfigError> {
         let tls = &self.tls;
         let (certificate, private_key) = match (&tls.certificate, &tls.private_key) {
             (None, None) if tls.https => {
@@ -1012,7 +1038,9 @@ impl Config {
                 });
             }
         };
-        if let Err(e) = crate::tls::load(certificate, private_key) {
+        if let Files::Read = files
+            && let Err(e) = crate::tls::load(certificate, private_key)
+        {
             let key = match &e {
                 crate::tls::TlsError::File { path, .. } if path == private_key => "tls.private_key",
                 _ => "tls.certificate",
@@ -1444,6 +1472,22 @@ mod tests {
             assert!(err.to_string().contains(key), "{vars:?}: {err}");
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_commands_that_never_open_the_tls_files_load_without_reading_them() {
+        let unreadable = [
+            ("ONAIR_TLS_CERTIFICATE", "/nonexistent/onair.crt"),
+            ("ONAIR_TLS_PRIVATE_KEY", "/nonexistent/onair.key"),
+        ];
+        let err = Config::load(None, env(&unreadable)).unwrap_err();
+        assert!(err.to_string().contains("tls.certificate"), "{err}");
+        let loaded =
+            Config::load_without_files(None, env(&unreadable)).expect("the files are not read");
+        assert!(loaded.config.tls.files().is_some());
+        // What needs no file is still checked.
+        let half = Config::load_without_files(None, env(&unreadable[..1])).unwrap_err();
+        assert!(half.to_string().contains("tls.private_key"), "{half}");
     }
 
     #[test]

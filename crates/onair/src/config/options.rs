@@ -87,7 +87,7 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "rtmp.max_connections",
-        "RTMP connections at once (0: the descriptor budget only); then closed; SIGHUP applies it",
+        "RTMP connections at once (0: the descriptor budget only); then publish/play refused; SIGHUP applies it",
     ),
     Opt::new(
         "rtmp.max_connections_per_address",
@@ -103,23 +103,23 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "http.header_timeout",
-        "a request head must be complete this long after its first byte",
+        "a request head must be complete this long after its first byte; SIGHUP applies it",
     ),
     Opt::new(
         "http.body_timeout",
-        "a request body must arrive this long after its head (else 408)",
+        "a request body must arrive this long after its head (else 408); SIGHUP applies it",
     ),
     Opt::new(
         "http.idle_timeout",
-        "close connections with no request this long (streams never)",
+        "close connections with no request this long (streams never); SIGHUP applies it",
     ),
     Opt::new(
         "http.max_connections",
-        "HTTP connections at once; then the longest-idle closes, or 503",
+        "HTTP connections at once; then the longest-idle closes, or 503; SIGHUP applies it",
     ),
     Opt::new(
         "http.max_connections_per_address",
-        "HTTP connections at once from one address (IPv6: a /64); then 503",
+        "HTTP connections at once from one address (IPv6: a /64); then 503; SIGHUP applies it",
     ),
     Opt::new(
         "http.reserved_descriptors",

@@ -90,10 +90,34 @@ pub(crate) struct Limits {
     pub stall: Duration,
 }
 
+impl Limits {
+    /// `http`'s timeouts and caps, with `stall` (`hub.write_timeout`).
+    pub(crate) fn new(http: &crate::config::HttpConfig, stall: Duration) -> Limits {
+        Limits {
+            header_timeout: http.header_timeout,
+            body_timeout: http.body_timeout,
+            idle_timeout: http.idle_timeout,
+            max_connections: http.max_connections,
+            max_per_address: http.max_connections_per_address,
+            stall,
+        }
+    }
+
+    /// Takes `http`'s timeouts and caps: the caps for connections admitted from now on, the
+    /// timeouts for every connection's next deadline. The stall stays: `hub.write_timeout`
+    /// is read elsewhere too, and waits for a restart.
+    pub(crate) fn set(&mut self, http: &crate::config::HttpConfig) {
+        *self = Limits::new(http, self.stall);
+    }
+}
+
+/// [`Limits`] as the listener and `RunningServer::reload` share them.
+pub(crate) type SharedLimits = Arc<parking_lot::RwLock<Limits>>;
+
 /// What the accept loop needs besides the router.
 #[derive(Debug, Clone)]
 pub(crate) struct Listener {
-    pub limits: Limits,
+    pub limits: SharedLimits,
     pub descriptors: Arc<Descriptors>,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
@@ -137,7 +161,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, ctx: Listener) {
                 continue;
             }
         };
-        crate::net::configure(&tcp, ctx.limits.stall);
+        crate::net::configure(&tcp, ctx.limits.read().stall);
         // The connection's span: what the FLV feeds and sockets upgraded from it log carries
         // the peer; they record their protocol and channel on it once known.
         let span = tracing::info_span!(
@@ -279,7 +303,7 @@ impl Registry {
 
     /// Admits a connection from `ip`, evicting the longest-idle one if that is what it takes.
     fn admit(self: &Arc<Self>, ip: ClientIp, ctx: &Listener) -> Result<Slot, Refusal> {
-        let limits = &ctx.limits;
+        let limits = ctx.limits.read().clone();
         let now = self.now_ms();
         let mut inner = self.inner.lock();
         if inner.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_per_address {
@@ -579,7 +603,7 @@ async fn drive(tcp: TcpStream, peer: SocketAddr, slot: Slot, app: Router, ctx: L
         return drive_io(tracked, conn, peer, app, ctx).await;
     };
     let acceptor = tls.acceptor();
-    let limit = ctx.limits.header_timeout;
+    let limit = ctx.limits.read().header_timeout;
     let handshake = tokio::select! {
         _ = conn.stop.cancelled() => return,
         h = tokio::time::timeout(limit, acceptor.accept(tracked)) => h,
@@ -609,7 +633,7 @@ where
     let io = TokioIo::new(io);
     let service = {
         let conn = conn.clone();
-        let body_timeout = ctx.limits.body_timeout;
+        let body_timeout = ctx.limits.read().body_timeout;
         let metrics = ctx.metrics.clone();
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let busy = conn.begin();
@@ -660,7 +684,7 @@ where
         }
         // Polling the connection is what moves its state (reads, requests, response ends),
         // so the deadline is read again after every poll.
-        let Some((deadline, timeout)) = conn.deadline(&ctx.limits) else {
+        let Some((deadline, timeout)) = conn.deadline(&ctx.limits.read()) else {
             armed = None;
             return Poll::Pending;
         };

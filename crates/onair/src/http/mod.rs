@@ -40,24 +40,18 @@ struct Ops {
     metrics_token: Option<crate::secret::SecretText>,
 }
 
-/// Serves HTTP until shutdown, with `[http]`'s timeouts and caps (see [`connections`]);
+/// Serves HTTP until shutdown, with `[http]`'s timeouts and caps from `limits`, which a
+/// reload may change (see [`connections`]);
 /// connections take their descriptors from `descriptors`. With `tls`, HTTPS only.
 pub(crate) fn serve(
     state: &AppState,
     listener: TcpListener,
     descriptors: Arc<crate::descriptors::Descriptors>,
     tls: Option<Arc<crate::tls::Certificates>>,
+    limits: connections::SharedLimits,
 ) -> impl Future<Output = ()> + use<> {
-    let http = &state.config.http;
     let ctx = connections::Listener {
-        limits: connections::Limits {
-            header_timeout: http.header_timeout,
-            body_timeout: http.body_timeout,
-            idle_timeout: http.idle_timeout,
-            max_connections: http.max_connections,
-            max_per_address: http.max_connections_per_address,
-            stall: state.config.hub.write_timeout,
-        },
+        limits,
         descriptors,
         metrics: state.metrics.clone(),
         shutdown: state.shutdown.clone(),

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use onair_hub::{Delivery, Entry, Publisher, RecvError, Subscriber};
 use onair_media::MediaKind;
-use onair_rtmp::session::{ServerConfig, ServerEvent, ServerOutput, ServerSession};
+use onair_rtmp::session::{Reject, ServerConfig, ServerEvent, ServerOutput, ServerSession};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info};
 
@@ -74,6 +74,9 @@ pub(super) struct Connection {
     pub(super) out: VecDeque<Bytes>,
     pub(super) role: Role,
     pub(super) closing: bool,
+    /// Set on a connection past a connection cap: its publish or play is refused with this
+    /// reason, and then it is closed.
+    pub(super) refusal: Option<String>,
 }
 
 impl Connection {
@@ -101,6 +104,7 @@ impl Connection {
             out: VecDeque::new(),
             role: Role::Idle,
             closing: false,
+            refusal: None,
         }
     }
 
@@ -195,6 +199,23 @@ impl Connection {
     }
 
     async fn on_event(&mut self, event: ServerEvent) -> Result<(), ConnError> {
+        if let Some(reason) = &self.refusal {
+            match event {
+                ServerEvent::PublishRequested { request, .. } => {
+                    // Denied, the status OBS stops on rather than retrying at once.
+                    self.session
+                        .reject_publish(request, Reject::Denied(reason.clone()));
+                    self.closing = true;
+                }
+                ServerEvent::PlayRequested { request, .. } => {
+                    self.session
+                        .reject_play(request, Reject::Failed(reason.clone()));
+                    self.closing = true;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
         match event {
             ServerEvent::PublishRequested {
                 request,

@@ -1,7 +1,8 @@
 //! `rtmp.max_connections` and `rtmp.max_connections_per_address`: RTMP connections open at
-//! once, in total and per client address. RTMP has no way to say "busy" before its
-//! handshake, so a connection past a cap is closed at accept (and counted). A reload may
-//! change the caps; connections already open stay.
+//! once, in total and per client address. RTMP has no way to say "busy" before the client
+//! asks to publish or play, so a connection past a cap is counted, let that far, refused
+//! with an onStatus naming the cap, and closed. A reload may change the caps; connections
+//! already open stay.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -54,6 +55,21 @@ impl ConnectionLimits {
             .store(rtmp.max_connections, Ordering::Relaxed);
         self.max_per_address
             .store(rtmp.max_connections_per_address, Ordering::Relaxed);
+    }
+
+    /// What a client refused for `why` is told.
+    pub(super) fn describe(&self, why: RtmpRefusal) -> String {
+        match why {
+            RtmpRefusal::Total => format!(
+                "the server is full: it has its maximum of {} RTMP connections; retry later",
+                self.max_total.load(Ordering::Relaxed)
+            ),
+            RtmpRefusal::PerAddress => format!(
+                "too many RTMP connections from your address (its maximum is {}); retry later",
+                self.max_per_address.load(Ordering::Relaxed)
+            ),
+            RtmpRefusal::Descriptors => "the server is out of connections; retry later".into(),
+        }
     }
 
     /// Takes a place for a connection from `ip`, or says which cap is reached.
@@ -123,6 +139,12 @@ mod tests {
         assert_eq!(limits.admit(a).err(), Some(RtmpRefusal::PerAddress));
         let _b1 = limits.admit(b).unwrap();
         assert_eq!(limits.admit(b).err(), Some(RtmpRefusal::Total));
+        assert!(
+            limits
+                .describe(RtmpRefusal::Total)
+                .contains("maximum of 3 RTMP connections"),
+            "the refusal names the cap"
+        );
         drop(a1);
         let _a3 = limits
             .admit(a)

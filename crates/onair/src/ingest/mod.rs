@@ -98,16 +98,28 @@ pub(crate) async fn serve(ctx: Arc<Ingest>, listener: TcpListener, tls: Option<A
                 continue;
             }
         };
-        // Past the budget a connection would take a descriptor that recordings and the
-        // database are counting on; RTMP has no way to say "busy", so it is closed at once.
         let place = match ctx.connection_limits.admit(peer.ip()) {
             Ok(p) => p,
             Err(why) => {
                 ctx.metrics.rtmp_refused(why);
-                debug!(%peer, ?why, "{what} connection closed: a connection cap is reached");
+                // RTMP can say "busy" only once the client asks to publish or play: it is
+                // let that far, told which cap, and closed. It holds no place, yet still a
+                // descriptor, and lives at most rtmp.handshake_timeout.
+                let Some(permit) = ctx.descriptors.try_take(PER_RTMP_CONNECTION) else {
+                    continue;
+                };
+                let reason = ctx.connection_limits.describe(why);
+                debug!(%peer, ?why, "{what} connection refused: a connection cap is reached");
+                let acceptor = tls.as_ref().map(|t| t.acceptor());
+                let span = info_span!("rtmp", %peer, protocol = what, refused = true);
+                ctx.tasks.spawn(
+                    refuse(ctx.clone(), socket, peer, permit, acceptor, reason).instrument(span),
+                );
                 continue;
             }
         };
+        // Past the budget a connection would take a descriptor that recordings and the
+        // database are counting on: it is closed at once.
         let Some(permit) = ctx.descriptors.try_take(PER_RTMP_CONNECTION) else {
             ctx.metrics.rtmp_refused(RtmpRefusal::Descriptors);
             debug!(%peer, "{what} connection closed: the descriptor budget is spent");
@@ -143,6 +155,32 @@ async fn connection(
         session(&ctx, reader, writer, peer).await;
     }
     ctx.metrics.rtmp_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// A connection past a connection cap: its publish or play is answered with `reason`.
+async fn refuse(
+    ctx: Arc<Ingest>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    _permit: crate::descriptors::Permit,
+    tls: Option<TlsAcceptor>,
+    reason: String,
+) {
+    crate::net::configure(&socket, ctx.hub_config.write_timeout);
+    let limit = ctx.rtmp.handshake_timeout;
+    let told = tokio::time::timeout(limit, async {
+        let (reader, writer) = open(&ctx, socket, tls).await?;
+        let mut conn = Connection::new(ctx.clone(), reader, writer, peer);
+        conn.refusal = Some(reason);
+        conn.run().await.ok()
+    })
+    .await;
+    if told.is_err() {
+        debug!(
+            ?limit,
+            "refused connection asked for nothing in time; closed"
+        );
+    }
 }
 
 /// The socket's halves, after the TLS handshake for RTMPS. A peer that does not complete
