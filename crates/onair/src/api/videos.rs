@@ -172,10 +172,13 @@ pub struct VideoQuery {
     /// A channel's slug.
     pub channel: Option<String>,
     /// `newest` (default) or `views`.
+    #[param(inline)]
     pub sort: Option<SortOrder>,
     /// Items to skip (0 to 1000000; default 0).
+    #[param(minimum = 0, maximum = 1_000_000)]
     pub offset: Option<u32>,
     /// Items to return (1 to 100; default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -241,8 +244,10 @@ pub struct CommentQuery {
     /// The replies of this top-level comment; absent: the top-level comments.
     pub parent: Option<i64>,
     /// Items to skip (0 to 1000000; default 0).
+    #[param(minimum = 0, maximum = 1_000_000)]
     pub offset: Option<u32>,
     /// Items to return (1 to 100; default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -741,6 +746,7 @@ pub async fn comments(
         (status = 401, response = super::problem::Unauthorized),
         (status = 403, response = super::problem::Forbidden),
         (status = 404, response = super::problem::NotFound),
+        (status = 422, response = super::problem::Unprocessable),
         (status = 429, response = super::problem::TooManyRequests),
     )
 )]
