@@ -36,9 +36,14 @@ pub enum Thumbnail {
 /// Decodes the first keyframe of the replay in `dir` (segments start on keyframes) into
 /// `dir/thumb.jpg`, through a temporary name so a reader never sees half an image.
 pub async fn make_thumbnail(dir: &Path) -> Thumbnail {
+    thumbnail_with("ffmpeg", dir).await
+}
+
+/// [`make_thumbnail`] with the ffmpeg program named.
+async fn thumbnail_with(program: &str, dir: &Path) -> Thumbnail {
     let playlist = dir.join(files::REPLAY_PLAYLIST);
     let partial = dir.join(".thumb.jpg.tmp");
-    let mut command = Command::new("ffmpeg");
+    let mut command = Command::new(program);
     command
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
         .args(["-skip_frame", "nokey", "-i"])
@@ -201,5 +206,55 @@ impl Hls {
             Ok(n) => info!(n, "added finished replays to the video catalogue"),
             Err(e) => warn!(error = %e, "cannot add finished replays to the catalogue"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "onair-thumb-{name}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn without_ffmpeg_there_is_no_thumbnail_and_no_file() {
+        let dir = temp_dir("none");
+        assert_eq!(
+            thumbnail_with("onair-no-such-ffmpeg", &dir).await,
+            Thumbnail::NoFfmpeg
+        );
+        assert!(!dir.join(THUMBNAIL).exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_replay_ffmpeg_cannot_read_leaves_no_thumbnail_and_no_temporary() {
+        if std::process::Command::new("ffmpeg")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            // CI has ffmpeg; a developer without it still gets the test above.
+            let ci = matches!(std::env::var("CI").as_deref(), Ok("true" | "1"));
+            assert!(!ci, "ffmpeg is required with CI=true");
+            return;
+        }
+        let dir = temp_dir("broken");
+        std::fs::write(dir.join(files::REPLAY_PLAYLIST), "not a playlist").unwrap();
+        let made = make_thumbnail(&dir).await;
+        assert!(matches!(made, Thumbnail::Failed(_)), "{made:?}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(files::REPLAY_PLAYLIST)]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
