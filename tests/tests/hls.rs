@@ -509,6 +509,24 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
         "the row is finished"
     );
     remux_cleanly(&replay_url, &data.path().join("recovered.mp4")).await;
+    // The recovered replay enters the VOD catalogue, with a thumbnail.
+    let videos_url = format!("{base}/api/v1/videos");
+    let catalogued = wait_until_async(STEP, || {
+        let url = videos_url.clone();
+        async move {
+            let Ok((_, body)) = try_get(&url, &[]).await else {
+                return false;
+            };
+            serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|page| {
+                page["items"][0]["replay_id"] == 1 && page["items"][0]["thumbnail"].is_string()
+            })
+        }
+    })
+    .await;
+    assert!(
+        catalogued,
+        "the recovered replay never became a video with a thumbnail"
+    );
 }
 
 /// Writes the crash test's config with fresh ports; returns the RTMP port and the path.

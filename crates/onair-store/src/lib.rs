@@ -62,6 +62,7 @@ mod stream_keys;
 pub mod testing;
 mod timing;
 mod users;
+mod videos;
 
 pub use audit::AuditEntry;
 pub use auth_sessions::AuthSession;
@@ -76,3 +77,7 @@ pub use store::{Backend, DEFAULT_SQLITE_FILE, Store};
 pub use stream_keys::{PublishGrant, StreamKey};
 pub use timing::{CALL_BUCKETS, CallTimes};
 pub use users::{NewUser, Role, UnknownRole, User};
+pub use videos::{
+    NewVideo, NewVideoComment, Video, VideoCategory, VideoComment, VideoSearch, VideoSort,
+    VideoUpdate, Visibility,
+};

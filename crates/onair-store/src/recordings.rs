@@ -17,6 +17,13 @@ macro_rules! recording_columns {
     };
 }
 
+/// A recording anyone may see listed: not a video, or a public one.
+macro_rules! listed {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM videos WHERE videos.recording_id = recordings.id AND videos.visibility <> 'public')"
+    };
+}
+
 /// How far a recording got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -241,15 +248,42 @@ impl Store {
         self.channel_page(SQL, COUNT, channel_id, page).await
     }
 
+    /// [`Store::list_recordings`] for anyone: leaves out replays whose video is unlisted or
+    /// private.
+    pub async fn list_listed_recordings(
+        &self,
+        channel_id: i64,
+        page: Page,
+    ) -> Result<(Vec<Recording>, u64), StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE channel_id = $1 AND ",
+            listed!(),
+            " ORDER BY started_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        const COUNT: &str = concat!(
+            "SELECT COUNT(*) FROM recordings WHERE channel_id = $1 AND ",
+            listed!()
+        );
+        self.channel_page(SQL, COUNT, channel_id, page).await
+    }
+
     /// One page of every channel's playable recordings (finished or still recording), newest
-    /// first, and how many there are in all: the directory's "recent replays".
+    /// first, and how many there are in all: the directory's "recent replays". Replays whose
+    /// video is unlisted or private are not listed.
     pub async fn recent_recordings(&self, page: Page) -> Result<(Vec<Recording>, u64), StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
             recording_columns!(),
-            " FROM recordings WHERE state <> 'failed' ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2"
+            " FROM recordings WHERE state <> 'failed' AND ",
+            listed!(),
+            " ORDER BY started_at DESC, id DESC LIMIT $1 OFFSET $2"
         );
-        const COUNT: &str = "SELECT COUNT(*) FROM recordings WHERE state <> 'failed'";
+        const COUNT: &str = concat!(
+            "SELECT COUNT(*) FROM recordings WHERE state <> 'failed' AND ",
+            listed!()
+        );
         let rows = with_pool!(self, |pool| {
             sqlx::query_as::<_, Recording>(SQL)
                 .bind(page.sql_limit())

@@ -78,6 +78,18 @@ pub enum LoginOutcome {
     Banned,
 }
 
+/// The token of `Authorization: Bearer <token>`. The scheme is case-insensitive (RFC 9110
+/// §11.1); anything else is treated as no token at all.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// A verified caller of the API.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -337,6 +349,18 @@ impl Platform {
         match self.store.user_by_id(claims.user_id).await? {
             Some(user) if !user.banned => Ok(Some(Session { user, claims })),
             _ => Ok(None),
+        }
+    }
+
+    /// The signed-in caller of a request that may also come from nobody (a player fetching a
+    /// replay): `None` without a valid `Authorization: Bearer` token.
+    pub async fn caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<Session>, PlatformError> {
+        match bearer(headers) {
+            Some(token) => self.authenticate(token).await,
+            None => Ok(None),
         }
     }
 

@@ -314,6 +314,14 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After` and a `detail` saying what was too frequent.
+    pub fn too_frequent(retry_after: Duration, detail: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(ProblemKind::RateLimited, detail)
+        }
+    }
+
     /// 500; `cause` goes to the log, never to the client.
     pub fn internal(cause: impl fmt::Display) -> Self {
         ApiError {

@@ -275,6 +275,7 @@ pub async fn messages(
 )]
 pub async fn danmaku(
     State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
     Query(range): Query<DanmakuRange>,
 ) -> Result<Json<Vec<Message>>, ApiError> {
@@ -294,6 +295,7 @@ pub async fn danmaku(
         .recording_by_id(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
+    super::videos::check_replay_access(&state, id, &headers).await?;
     let rows = state
         .store()
         .recording_danmaku(id, from, to, DANMAKU_LIMIT)

@@ -25,6 +25,7 @@ pub mod rate_limit;
 mod replays;
 pub mod session;
 pub mod validate;
+mod videos;
 
 #[cfg(test)]
 mod tests;
@@ -95,6 +96,8 @@ pub struct ApiState {
     ctx: Arc<ApiContext>,
     limiter: Arc<LoginLimiter>,
     openapi: Bytes,
+    /// Comments per account per window (the chat's limit).
+    comments: Arc<videos::CommentLimiter>,
 }
 
 impl ApiState {
@@ -111,6 +114,11 @@ impl ApiState {
     /// The login limiter.
     pub fn limiter(&self) -> &LoginLimiter {
         &self.limiter
+    }
+
+    /// The comment limiter.
+    fn comment_limiter(&self) -> &videos::CommentLimiter {
+        &self.comments
     }
 
     /// Whether `slug` is live on this node now.
@@ -294,6 +302,7 @@ impl<T: Serialize> IntoResponse for extract::Json<T> {
         (name = "admin", description = "Users, channels, keys, live streams and the audit log"),
         (name = "public", description = "The channel directory; no login"),
         (name = "chat", description = "Chat history, replay danmaku, gifts, wallets and moderation; the chat itself is a WebSocket at /api/v1/channels/{slug}/chat"),
+        (name = "videos", description = "The VOD catalogue: videos, comments, views, thumbnails and categories; private videos only for their owner and admins"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -404,6 +413,16 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(replays::recent))
         .routes(routes!(replays::get, replays::delete))
         .routes(routes!(replays::retention, replays::set_retention))
+        .routes(routes!(videos::list))
+        .routes(routes!(videos::get, videos::update, videos::delete))
+        .routes(routes!(videos::thumbnail))
+        .routes(routes!(videos::view))
+        .routes(routes!(videos::comments, videos::create_comment))
+        .routes(routes!(videos::edit_comment, videos::delete_comment))
+        .routes(routes!(videos::categories))
+        .routes(routes!(videos::create_category))
+        .routes(routes!(videos::update_category, videos::delete_category))
+        .routes(routes!(videos::latest_replay))
         .routes(routes!(chat::messages))
         .routes(routes!(chat::delete_message))
         .routes(routes!(chat::danmaku))
@@ -440,6 +459,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: ApiContext) -> Router<S> {
         ctx: Arc::new(ctx),
         limiter: Arc::new(limiter),
         openapi,
+        comments: Arc::default(),
     };
     router
         .route(

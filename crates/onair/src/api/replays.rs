@@ -130,7 +130,10 @@ pub async fn list(
     let Some(channel) = state.store().channel_by_slug(&slug).await? else {
         return Err(ApiError::not_found(format!("no channel {slug:?}")));
     };
-    let (rows, total) = state.store().list_recordings(channel.id, page).await?;
+    let (rows, total) = state
+        .store()
+        .list_listed_recordings(channel.id, page)
+        .await?;
     let items = rows
         .into_iter()
         .map(|r| Replay::new(r, channel.slug.clone()))
@@ -195,9 +198,11 @@ pub async fn recent(
 )]
 pub async fn get(
     State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<Replay>, ApiError> {
     let (rec, channel) = replay_and_channel(&state, id).await?;
+    super::videos::check_replay_access(&state, id, &headers).await?;
     Ok(Json(Replay::new(rec, channel.slug)))
 }
 

@@ -8,7 +8,6 @@
 //! [`Platform::authenticate`]: crate::platform::Platform::authenticate
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use onair_store::{Role, User};
 
@@ -49,13 +48,9 @@ impl Admin {
     }
 }
 
-/// The token of `Authorization: Bearer <token>`. The scheme is case-insensitive (RFC 9110
-/// §11.1); anything else is treated as no token at all.
+/// The token of `Authorization: Bearer <token>` ([`crate::platform::bearer`]).
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    crate::platform::bearer(&parts.headers)
 }
 
 impl FromRequestParts<ApiState> for Caller {
@@ -100,6 +95,7 @@ impl FromRequestParts<ApiState> for Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     fn parts(authorization: Option<&str>) -> Parts {
         let mut builder = axum::http::Request::builder();

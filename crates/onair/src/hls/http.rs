@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::warn;
 
 use super::Hls;
+use super::catalogue::Access;
 use super::files::{self, ServedFile};
 use crate::channel::is_valid_name;
 use crate::problem::{ApiError, ProblemKind};
@@ -36,6 +37,8 @@ const FINISHED: &str = "public, max-age=3600";
 /// Segment URLs are unique forever (a live's segments are named after its start time, a
 /// replay's by its id), so a cache may keep them.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A private video's files: only the browser that asked may keep them, and must revalidate.
+const PRIVATE: &str = "private, no-cache";
 /// Body chunks when streaming a file.
 const CHUNK: usize = 64 * 1024;
 
@@ -110,6 +113,17 @@ async fn replay(
             return problem(ProblemKind::Unavailable, "database unavailable");
         }
     };
+    // A private video's files go only to its owner and admins; to anyone else it does not
+    // exist, so a stranger cannot even learn its id is taken.
+    let private = match hls.private_replay_allowed(id, &headers).await {
+        Ok(Access::Open) => false,
+        Ok(Access::Allowed) => true,
+        Ok(Access::Refused) => return problem(ProblemKind::NotFound, "no such replay"),
+        Err(e) => {
+            warn!(error = %e, "cannot check who may watch a replay");
+            return problem(ProblemKind::Unavailable, "database unavailable");
+        }
+    };
     let Some(dir) = files::resolve(hls.root(), &rec.path) else {
         warn!(
             recording = id,
@@ -122,6 +136,8 @@ async fn replay(
         (ServedFile::Playlist, _) => (PLAYLIST_TYPE, FINISHED),
         (ServedFile::Segment(_), _) => (SEGMENT_TYPE, IMMUTABLE),
     };
+    // A shared cache must not hand a private replay to the next person asking.
+    let cache = if private { PRIVATE } else { cache };
     serve_file(
         &dir.join(file.file_name(false)),
         content_type,

@@ -18,6 +18,7 @@
 //! row either: they get live HLS, and their files are deleted shortly after the live ends
 //! (and at the next start, after a crash). Only lives with a stored key become replays.
 
+pub mod catalogue;
 pub mod files;
 pub mod http;
 mod recorder;
@@ -259,6 +260,7 @@ impl Hls {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "cannot list unfinished recordings; they stay unfinished until the next start");
+                self.backfill_catalogue().await;
                 return;
             }
         };
@@ -317,6 +319,10 @@ impl Hls {
                     warn!(recording = rec.id, error = %e, "cannot finish recovered recording")
                 }
             }
+            if state == RecordingState::Finished {
+                self.catalogue(rec.id, &rec.path).await;
+            }
         }
+        self.backfill_catalogue().await;
     }
 }

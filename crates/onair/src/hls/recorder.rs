@@ -462,6 +462,8 @@ impl Recorder {
                 .await
             {
                 warn!(error = %e, recording = id, "cannot mark the recording finished; the next start will");
+            } else if state == RecordingState::Finished && self.target.channel_id.is_some() {
+                self.hls.catalogue(id, &self.target.relative).await;
             }
         }
         if self.target.channel_id.is_none() {

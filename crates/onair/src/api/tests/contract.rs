@@ -30,7 +30,11 @@ use super::{Api, PASSWORD, Reply};
 use crate::api::validate::{LIMIT_DEFAULT, LIMIT_MAX, OFFSET_MAX};
 
 /// GETs that answer a plain JSON array by design, and why they are not paged.
-const PLAIN_ARRAYS: [(&str, &str); 2] = [
+const PLAIN_ARRAYS: [(&str, &str); 3] = [
+    (
+        "/api/v1/video-categories",
+        "the catalogue's categories: a short list admins keep, shown whole as a filter",
+    ),
     (
         "/api/v1/gifts",
         "the gift catalogue: a handful of rows, seeded by a migration",
@@ -63,6 +67,11 @@ struct Fixtures {
     viewer_id: i64,
     bob_id: i64,
     heart_gift: i64,
+    /// Alice's private video, and a comment of hers on her public replay video (whose id is
+    /// `finished_id`, so `{id}` names both).
+    private_video: i64,
+    comment_id: i64,
+    category_id: i64,
     /// Publishers held for the walk: alice and bob are live.
     _live: Vec<onair_hub::Publisher>,
 }
@@ -154,6 +163,50 @@ async fn fixtures(api: &Api) -> Fixtures {
             .await
             .unwrap()
     );
+    // The catalogue: the finished replay is video `finished_id` (both tables start at 1),
+    // a second public video so the list has two pages, a private one, two comments.
+    let replay_video = store
+        .ensure_replay_video(recordings[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replay_video.id, recordings[0]);
+    let new_video = |title: &str, visibility| onair_store::NewVideo {
+        channel_id,
+        path: format!("alice/{title}"),
+        title: title.into(),
+        visibility,
+        ..Default::default()
+    };
+    store
+        .create_video(new_video("upload", onair_store::Visibility::Public))
+        .await
+        .unwrap();
+    let private_video = store
+        .create_video(new_video("draft", onair_store::Visibility::Private))
+        .await
+        .unwrap()
+        .id;
+    let alice_user = store.user_by_name("alice").await.unwrap().unwrap();
+    let mut comments = Vec::new();
+    for text in ["first", "second"] {
+        let comment = store
+            .create_video_comment(onair_store::NewVideoComment {
+                video_id: replay_video.id,
+                user_id: alice_user.id,
+                parent_id: None,
+                text: text.into(),
+            })
+            .await
+            .unwrap();
+        comments.push(comment.id);
+    }
+    let category_id = store
+        .create_video_category("games", "Games")
+        .await
+        .unwrap()
+        .id;
+    store.create_video_category("music", "Music").await.unwrap();
     let mut messages = Vec::new();
     for text in ["hello", "again"] {
         let message = store
@@ -201,6 +254,9 @@ async fn fixtures(api: &Api) -> Fixtures {
         viewer_id: vic.id,
         bob_id: bob.id,
         heart_gift,
+        private_video,
+        comment_id: comments[0],
+        category_id,
         _live: live,
     }
 }
@@ -288,6 +344,10 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
     let attempts = 2;
     let jti = f.jti.as_str();
     let revoked = f.revoked_jti.as_str();
+    let video = format!("/api/v1/videos/{}", f.finished_id);
+    let private = f.private_video;
+    let comment = format!("{video}/comments/{}", f.comment_id);
+    let category = format!("/api/v1/admin/video-categories/{}", f.category_id);
     vec![
         // /auth
         Case::new(M::POST, "/api/v1/auth/register", 400).body(credentials("x", "long enough")),
@@ -617,6 +677,137 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             .uri("/api/v1/channels/nobody/slow-mode")
             .token(alice)
             .body(json!({ "seconds": 5 })),
+        // The catalogue. A private video is 404 to anyone but its owner and admins.
+        Case::new(M::GET, "/api/v1/videos", 400).uri("/api/v1/videos?sort=loudest"),
+        Case::new(M::GET, "/api/v1/videos/{id}", 400).uri("/api/v1/videos/0"),
+        Case::new(M::GET, "/api/v1/videos/{id}", 404)
+            .uri(format!("/api/v1/videos/{private}"))
+            .token(vic),
+        Case::new(M::PATCH, "/api/v1/videos/{id}", 400)
+            .uri(video.clone())
+            .token(alice)
+            .body(json!({ "title": "" })),
+        Case::new(M::PATCH, "/api/v1/videos/{id}", 403)
+            .uri(video.clone())
+            .token(vic)
+            .body(json!({ "title": "mine now" })),
+        Case::new(M::PATCH, "/api/v1/videos/{id}", 404)
+            .uri(format!("/api/v1/videos/{private}"))
+            .token(vic)
+            .body(json!({ "title": "seen" })),
+        Case::new(M::PATCH, "/api/v1/videos/{id}", 422)
+            .uri(video.clone())
+            .token(alice)
+            .body(json!({ "category": "no-such-category" })),
+        Case::new(M::DELETE, "/api/v1/videos/{id}", 400)
+            .uri("/api/v1/videos/0")
+            .token(alice),
+        Case::new(M::DELETE, "/api/v1/videos/{id}", 403)
+            .uri(video.clone())
+            .token(vic),
+        Case::new(M::DELETE, "/api/v1/videos/{id}", 404)
+            .uri(format!("/api/v1/videos/{private}"))
+            .token(vic),
+        Case::new(M::GET, "/api/v1/videos/{id}/thumbnail.jpg", 400)
+            .uri("/api/v1/videos/0/thumbnail.jpg"),
+        Case::new(M::GET, "/api/v1/videos/{id}/thumbnail.jpg", 404)
+            .uri(format!("{video}/thumbnail.jpg")),
+        Case::new(M::POST, "/api/v1/videos/{id}/views", 400).uri("/api/v1/videos/0/views"),
+        Case::new(M::POST, "/api/v1/videos/{id}/views", 404)
+            .uri(format!("/api/v1/videos/{private}/views")),
+        Case::new(M::GET, "/api/v1/videos/{id}/comments", 400)
+            .uri(format!("{video}/comments?parent=0")),
+        Case::new(M::GET, "/api/v1/videos/{id}/comments", 404)
+            .uri(format!("/api/v1/videos/{private}/comments")),
+        Case::new(M::POST, "/api/v1/videos/{id}/comments", 400)
+            .uri(format!("{video}/comments"))
+            .token(vic)
+            .body(json!({ "text": " " })),
+        Case::new(M::POST, "/api/v1/videos/{id}/comments", 403)
+            .uri(format!("{video}/comments"))
+            .token(&f.walt)
+            .body(json!({ "text": "let me in" })),
+        Case::new(M::POST, "/api/v1/videos/{id}/comments", 404)
+            .uri(format!("/api/v1/videos/{private}/comments"))
+            .token(vic)
+            .body(json!({ "text": "hello?" })),
+        Case::new(M::POST, "/api/v1/videos/{id}/comments", 422)
+            .uri(format!("{video}/comments"))
+            .token(admin)
+            .body(json!({ "text": "deep", "parent_id": 999_999 })),
+        // The chat's limit: 10 messages per window, so the eleventh comment is refused.
+        Case::new(M::POST, "/api/v1/videos/{id}/comments", 429)
+            .uri(format!("{video}/comments"))
+            .token(vic)
+            .body(json!({ "text": "again and again" }))
+            .attempts(11),
+        Case::new(M::PATCH, "/api/v1/videos/{id}/comments/{comment_id}", 400)
+            .uri(comment.clone())
+            .token(alice)
+            .body(json!({ "text": "" })),
+        Case::new(M::PATCH, "/api/v1/videos/{id}/comments/{comment_id}", 403)
+            .uri(comment.clone())
+            .token(vic)
+            .body(json!({ "text": "not yours" })),
+        Case::new(M::PATCH, "/api/v1/videos/{id}/comments/{comment_id}", 404)
+            .uri(format!("{video}/comments/999999"))
+            .token(alice)
+            .body(json!({ "text": "where" })),
+        Case::new(M::DELETE, "/api/v1/videos/{id}/comments/{comment_id}", 400)
+            .uri(format!("{video}/comments/0"))
+            .token(alice),
+        Case::new(M::DELETE, "/api/v1/videos/{id}/comments/{comment_id}", 403)
+            .uri(comment.clone())
+            .token(vic),
+        Case::new(M::DELETE, "/api/v1/videos/{id}/comments/{comment_id}", 404)
+            .uri(format!("{video}/comments/999999"))
+            .token(alice),
+        Case::new(M::POST, "/api/v1/admin/video-categories", 400)
+            .token(admin)
+            .body(json!({ "slug": "Not A Slug", "name": "x" })),
+        Case::new(M::POST, "/api/v1/admin/video-categories", 403)
+            .token(vic)
+            .body(json!({ "slug": "talk", "name": "Talk" })),
+        Case::new(M::POST, "/api/v1/admin/video-categories", 409)
+            .token(admin)
+            .body(json!({ "slug": "games", "name": "Games again" })),
+        Case::new(M::PATCH, "/api/v1/admin/video-categories/{id}", 400)
+            .uri(category.clone())
+            .token(admin)
+            .body(json!({ "name": "" })),
+        Case::new(M::PATCH, "/api/v1/admin/video-categories/{id}", 403)
+            .uri(category.clone())
+            .token(vic)
+            .body(json!({ "name": "Mine" })),
+        Case::new(M::PATCH, "/api/v1/admin/video-categories/{id}", 404)
+            .uri("/api/v1/admin/video-categories/999999")
+            .token(admin)
+            .body(json!({ "name": "Gone" })),
+        Case::new(M::PATCH, "/api/v1/admin/video-categories/{id}", 409)
+            .uri(category.clone())
+            .token(admin)
+            .body(json!({ "slug": "music" })),
+        Case::new(M::DELETE, "/api/v1/admin/video-categories/{id}", 400)
+            .uri("/api/v1/admin/video-categories/0")
+            .token(admin),
+        Case::new(M::DELETE, "/api/v1/admin/video-categories/{id}", 403)
+            .uri(category.clone())
+            .token(vic),
+        Case::new(M::DELETE, "/api/v1/admin/video-categories/{id}", 404)
+            .uri("/api/v1/admin/video-categories/999999")
+            .token(admin),
+        Case::new(
+            M::GET,
+            "/api/v1/channels/{slug}/replays/latest/index.m3u8",
+            400,
+        )
+        .uri("/api/v1/channels/Not_A_Slug!/replays/latest/index.m3u8"),
+        Case::new(
+            M::GET,
+            "/api/v1/channels/{slug}/replays/latest/index.m3u8",
+            404,
+        )
+        .uri("/api/v1/channels/nobody/replays/latest/index.m3u8"),
     ]
 }
 
@@ -627,6 +818,7 @@ fn sample<'a>(method: &Method, template: &'a str, status: u16, f: &Fixtures) -> 
         .replace("{slug}", "alice")
         .replace("{jti}", &f.jti)
         .replace("{user_id}", &f.viewer_id.to_string())
+        .replace("{comment_id}", &f.comment_id.to_string())
         .replace("{id}", &f.finished_id.to_string());
     let mut case = Case::new(method.clone(), template, status).uri(uri);
     // Of the operations that reach the store before anything else can fail, only the public
@@ -1132,8 +1324,16 @@ async fn every_promise_of_the_document_holds(store: Store) {
     run(&unauthorized, &mut failures).await;
     run(&extracted, &mut failures).await;
     // Every query fails from here on: the database has lost the tables every operation
-    // reads first (the caller's account, the channel, the replay, the gift catalogue).
-    for table in ["users", "channels", "recordings", "gifts"] {
+    // reads first (the caller's account, the channel, the replay, the gift catalogue, the
+    // video and the video categories).
+    for table in [
+        "users",
+        "channels",
+        "recordings",
+        "gifts",
+        "videos",
+        "video_categories",
+    ] {
         onair_store::testing::execute(
             &store,
             &format!("ALTER TABLE {table} RENAME TO {table}_gone"),

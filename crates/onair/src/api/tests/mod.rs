@@ -9,6 +9,7 @@ mod openapi;
 mod public;
 mod replays;
 mod streamer;
+mod videos;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
