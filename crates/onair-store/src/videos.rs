@@ -459,14 +459,15 @@ impl Store {
         })?)
     }
 
-    /// A channel's newest replay that is not private: what a stable "latest replay" link
-    /// points at. Private replays are skipped rather than refused so the link never tells
-    /// a stranger one exists.
+    /// A channel's newest public replay: what a stable "latest replay" link points at.
+    /// Private replays are skipped rather than refused so the link never tells a stranger
+    /// one exists, and unlisted ones too: the link is public, so following it would list
+    /// an unlisted replay to anyone who knows the channel.
     pub async fn latest_public_replay(&self, channel_id: i64) -> Result<Option<Video>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
             video_columns!(),
-            " FROM videos WHERE channel_id = $1 AND recording_id IS NOT NULL AND visibility <> 'private' \
+            " FROM videos WHERE channel_id = $1 AND recording_id IS NOT NULL AND visibility = 'public' \
              ORDER BY created_at DESC, id DESC LIMIT 1"
         );
         Ok(with_pool!(self, |pool| {

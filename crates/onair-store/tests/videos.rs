@@ -93,7 +93,7 @@ store_test!(
     videos_are_created_found_updated_and_deleted,
     finished_replays_become_videos_once,
     search_filters_sorts_and_hides_unlisted_and_others_private,
-    the_latest_replay_skips_private_ones,
+    the_latest_replay_skips_private_and_unlisted_ones,
     categories_are_managed_and_clear_from_videos_when_deleted,
     comments_thread_one_level_and_are_edited_and_deleted,
     views_count_once_per_viewer_per_hour,
@@ -383,7 +383,7 @@ async fn search_filters_sorts_and_hides_unlisted_and_others_private(store: Store
     assert_eq!(rows[0].id, public.id);
 }
 
-async fn the_latest_replay_skips_private_ones(store: Store) {
+async fn the_latest_replay_skips_private_and_unlisted_ones(store: Store) {
     let alice = user(&store, "alice", Role::Streamer).await;
     let ch = channel(&store, &alice, "alice").await;
     assert_eq!(store.latest_public_replay(ch.id).await.unwrap(), None);
@@ -430,6 +430,18 @@ async fn the_latest_replay_skips_private_ones(store: Store) {
             .map(|v| v.id),
         Some(first.id)
     );
+    // Unlisted is served by its URL but never listed, and the link lists it.
+    store
+        .update_video(
+            first.id,
+            VideoUpdate {
+                visibility: Some(Visibility::Unlisted),
+                ..VideoUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.latest_public_replay(ch.id).await.unwrap(), None);
 }
 
 async fn categories_are_managed_and_clear_from_videos_when_deleted(store: Store) {

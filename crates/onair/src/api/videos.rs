@@ -1069,7 +1069,8 @@ pub async fn delete_category(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A stable link to a channel's newest replay that is not private: a redirect (302) to its
+/// A stable link to a channel's newest public replay (unlisted and private ones are
+/// skipped, as in every listing): a redirect (302) to its
 /// `/replays/{id}/index.m3u8`, so a link posted after a live keeps working. Players follow
 /// it and resolve the segments against the replay's URL.
 #[utoipa::path(

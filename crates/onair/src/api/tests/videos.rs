@@ -207,6 +207,10 @@ async fn private_videos_are_refused_on_every_path_to_others(store: Store) {
         StatusCode::OK
     );
     assert_eq!(listed(None).await, (vec![], json!(0), json!(0)));
+    // The latest-replay link is public, so following it would list the unlisted replay.
+    api.get("/api/v1/channels/alice/replays/latest/index.m3u8", None)
+        .await
+        .problem(404, "not-found");
     let _ = std::fs::remove_dir_all(dir);
 }
 
