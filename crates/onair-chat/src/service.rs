@@ -633,14 +633,19 @@ impl ChatService {
         Ok(())
     }
 
-    fn check_rate(&self, room: &Room, user: &ChatUser, now: Instant) -> Result<(), Refusal> {
-        let rate = self
-            .user_windows
+    /// Counts one message by `user_id` against the per-user rate (`user_messages` per
+    /// `user_window`, over every connection), or how long to wait when it is spent. Video
+    /// comments go through this too, so chat and comments share one budget.
+    pub fn hit_user_rate(&self, user_id: i64, now: Instant) -> Result<(), Duration> {
+        self.user_windows
             .lock()
-            .entry(user.id)
+            .entry(user_id)
             .or_insert_with(|| Window::new(now))
-            .hit(now, self.config.user_messages, self.config.user_window);
-        if let Err(wait) = rate {
+            .hit(now, self.config.user_messages, self.config.user_window)
+    }
+
+    fn check_rate(&self, room: &Room, user: &ChatUser, now: Instant) -> Result<(), Refusal> {
+        if let Err(wait) = self.hit_user_rate(user.id, now) {
             let mut refusal = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(

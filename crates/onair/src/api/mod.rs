@@ -96,8 +96,6 @@ pub struct ApiState {
     ctx: Arc<ApiContext>,
     limiter: Arc<LoginLimiter>,
     openapi: Bytes,
-    /// Comments per account per window (the chat's limit).
-    comments: Arc<videos::CommentLimiter>,
 }
 
 impl ApiState {
@@ -114,11 +112,6 @@ impl ApiState {
     /// The login limiter.
     pub fn limiter(&self) -> &LoginLimiter {
         &self.limiter
-    }
-
-    /// The comment limiter.
-    fn comment_limiter(&self) -> &videos::CommentLimiter {
-        &self.comments
     }
 
     /// Whether `slug` is live on this node now.
@@ -459,7 +452,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: ApiContext) -> Router<S> {
         ctx: Arc::new(ctx),
         limiter: Arc::new(limiter),
         openapi,
-        comments: Arc::default(),
     };
     router
         .route(

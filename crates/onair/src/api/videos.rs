@@ -13,17 +13,15 @@
 //! count plays over FLV and RTMP too. The store counts one view per viewer (the account, or a
 //! keyed hash of the client address when signed out) per video per hour.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use onair_chat::Window;
 use onair_store::{
     NewVideoComment, Role, Video, VideoCategory, VideoComment, VideoSearch, VideoSort, VideoUpdate,
     Visibility,
@@ -307,27 +305,6 @@ pub struct CategoryBody {
     pub slug: Option<String>,
     /// 1 to 64 characters.
     pub name: Option<String>,
-}
-
-/// Per-account comment limits: the chat's messages per window, shared by every video.
-#[derive(Debug, Default)]
-pub struct CommentLimiter {
-    windows: Mutex<HashMap<i64, Window>>,
-}
-
-impl CommentLimiter {
-    fn hit(&self, user: i64, limit: u32, window: Duration) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        // Forget rolled-over windows now and then so the map holds only recent writers.
-        if windows.len() > 10_000 {
-            windows.retain(|_, w| !w.is_over(now, window));
-        }
-        windows
-            .entry(user)
-            .or_insert_with(|| Window::new(now))
-            .hit(now, limit, window)
-    }
 }
 
 /// The caller of a request that may come from anyone.
@@ -789,12 +766,8 @@ pub async fn create_comment(
     if restriction.signed_out {
         return Err(ApiError::invalid_token());
     }
-    let config = state.ctx.chat.config();
-    if let Err(wait) =
-        state
-            .comment_limiter()
-            .hit(user.id, config.user_messages, config.user_window)
-    {
+    // The chat's own per-account window, so chat lines and comments share one budget.
+    if let Err(wait) = state.ctx.chat.hit_user_rate(user.id, Instant::now()) {
         return Err(ApiError::too_frequent(
             wait,
             "too many comments and chat messages; wait before sending more",

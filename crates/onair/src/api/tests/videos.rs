@@ -475,6 +475,21 @@ async fn comments_thread_one_level_and_follow_the_chat_rules(store: Store) {
         .await;
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     limited.problem(429, "rate-limited");
+
+    // One budget with the chat: lines dave sends in the chat (counted where the chat's send
+    // path counts them) leave him that many fewer comments.
+    let (dave_user, dave) = api.account("dave", Role::Viewer).await;
+    let now = std::time::Instant::now();
+    for _ in 0..9 {
+        api.app.chat.hit_user_rate(dave_user.id, now).unwrap();
+    }
+    api.post(&comments, Some(&dave), json!({ "text": "after chatting" }))
+        .await
+        .ok(StatusCode::CREATED);
+    api.post(&comments, Some(&dave), json!({ "text": "one too many" }))
+        .await
+        .problem(429, "rate-limited");
+    assert!(api.app.chat.hit_user_rate(dave_user.id, now).is_err());
     let _ = std::fs::remove_dir_all(dir);
 }
 
