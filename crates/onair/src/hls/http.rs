@@ -4,8 +4,9 @@
 //! Names are checked strictly before anything touches the disk: a channel name, a numeric
 //! replay id, and a file that is `index.m3u8` or a numbered segment; the path served is built
 //! from those parsed values, never from the request's text. Files are streamed with
-//! single-range support (`206`, `416`); playlists are `no-cache` while they can change,
-//! segments are immutable (their URLs are never reused).
+//! single-range support (`206`, `416`); playlists are `no-cache` while they can change;
+//! live segments are immutable (their URLs are never reused), a replay's are kept an hour
+//! because its video may turn private.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -134,7 +135,10 @@ async fn replay(
     let (content_type, cache) = match (file, rec.state) {
         (ServedFile::Playlist, RecordingState::Recording) => (PLAYLIST_TYPE, CHANGING),
         (ServedFile::Playlist, _) => (PLAYLIST_TYPE, FINISHED),
-        (ServedFile::Segment(_), _) => (SEGMENT_TYPE, IMMUTABLE),
+        // Not immutable, though the URL is never reused: the owner may make the video
+        // private at any time, and a shared cache must stop serving it within the hour the
+        // playlist and thumbnail are kept too, not a year later.
+        (ServedFile::Segment(_), _) => (SEGMENT_TYPE, FINISHED),
     };
     // A shared cache must not hand a private replay to the next person asking.
     let cache = if private { PRIVATE } else { cache };

@@ -111,6 +111,12 @@ async fn private_videos_are_refused_on_every_path_to_others(store: Store) {
         (code, cache.as_deref()),
         (StatusCode::OK, Some("public, max-age=3600"))
     );
+    // A segment too: not kept a year, as the video may turn private.
+    let (code, cache) = hls_get(&api, &format!("/replays/{rec}/0.ts"), None).await;
+    assert_eq!(
+        (code, cache.as_deref()),
+        (StatusCode::OK, Some("public, max-age=3600"))
+    );
     assert_eq!(
         status(
             &api.get("/api/v1/channels/alice/replays/latest/index.m3u8", None)
