@@ -134,7 +134,7 @@ pub struct Video {
     pub height: Option<i64>,
     /// A JPEG relative to the recordings root; `None` when there is no thumbnail.
     pub thumbnail: Option<String>,
-    /// Views counted so far (once per viewer per hour).
+    /// Views counted so far (once per viewer per rolling hour).
     #[sqlx(try_from = "i64")]
     pub view_count: u64,
     /// When it entered the catalogue.
@@ -582,8 +582,10 @@ impl Store {
     }
 
     /// Counts a view of a video by `viewer` (`u:{user id}`, or `a:` and a hash of the client
-    /// address) at `at`, unless the same viewer was counted within the same hour: `true` if
-    /// this view counted. Rows of earlier hours are pruned on the way.
+    /// address) at `at`, unless the same viewer's last counted view was less than an hour
+    /// before: `true` if this view counted. The window rolls, so two views a minute apart
+    /// across a clock hour count once; the upsert decides in one statement, so racing
+    /// requests count once too. Rows past the window are pruned on the way.
     /// [`StoreError::NotFound`] when the video does not exist.
     pub async fn record_video_view(
         &self,
@@ -591,15 +593,17 @@ impl Store {
         viewer: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let hour = at.timestamp().div_euclid(VIEW_WINDOW_SECS);
+        let seen_at = at.timestamp();
         let inserted = with_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO video_views (video_id, viewer, hour) VALUES ($1, $2, $3) \
-                 ON CONFLICT (video_id, viewer, hour) DO NOTHING",
+                "INSERT INTO video_views (video_id, viewer, seen_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (video_id, viewer) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE video_views.seen_at <= excluded.seen_at - $4",
             )
             .bind(video_id)
             .bind(viewer)
-            .bind(hour)
+            .bind(seen_at)
+            .bind(VIEW_WINDOW_SECS)
             .execute(pool)
             .await
             .map(|done| done.rows_affected())
@@ -616,8 +620,8 @@ impl Store {
                 .map(drop)
         })?;
         with_pool!(self, |pool| {
-            sqlx::query("DELETE FROM video_views WHERE hour < $1")
-                .bind(hour)
+            sqlx::query("DELETE FROM video_views WHERE seen_at <= $1")
+                .bind(seen_at - VIEW_WINDOW_SECS)
                 .execute(pool)
                 .await
                 .map(drop)

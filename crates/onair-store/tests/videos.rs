@@ -649,6 +649,23 @@ async fn views_count_once_per_viewer_per_hour(store: Store) {
         store.video_by_id(v.id).await.unwrap().unwrap().view_count,
         3
     );
+    // The hour rolls from the last counted view; a clock hour is no boundary. at(2800) is
+    // a whole Unix hour, so these straddle one a minute apart.
+    assert_eq!(at(2800).timestamp() % 3600, 0);
+    let mut counted = Vec::new();
+    for secs in [2790, 2850, 2790 + 3599, 2790 + 3600, 2790 + 3601] {
+        counted.push(
+            store
+                .record_video_view(v.id, "u:8", at(secs))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(counted, [true, false, false, true, false]);
+    assert_eq!(
+        store.video_by_id(v.id).await.unwrap().unwrap().view_count,
+        5
+    );
     assert!(matches!(
         store.record_video_view(9999, "u:7", at(0)).await,
         Err(StoreError::NotFound { .. })
