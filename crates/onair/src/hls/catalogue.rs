@@ -62,7 +62,11 @@ async fn thumbnail_with(program: &str, dir: &Path) -> Thumbnail {
     };
     let output = match tokio::time::timeout(FFMPEG_DEADLINE, child.wait_with_output()).await {
         Ok(Ok(output)) => output,
-        Ok(Err(e)) => return Thumbnail::Failed(format!("ffmpeg: {e}")),
+        Ok(Err(e)) => {
+            // It may have written part of an image before we lost it.
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Thumbnail::Failed(format!("ffmpeg: {e}"));
+        }
         Err(_) => {
             let _ = tokio::fs::remove_file(&partial).await;
             return Thumbnail::Failed(format!(
