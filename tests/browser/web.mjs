@@ -477,8 +477,8 @@ async function phoneWidths(page, name, path) {
 }
 
 /// The videos catalogue (--video ID, --title NEW): the card on /videos with its thumbnail,
-/// its page plays and counts a view, a viewer's comment shows, the owner retitles it; both
-/// pages at phone width.
+/// its page plays and counts a view, a viewer's comment shows and a second one is refused
+/// (the test's rate limit), the owner retitles it; both pages at phone width.
 async function videosScenario() {
   const id = opts.video;
   const page = await newPage('viewer');
@@ -499,6 +499,8 @@ async function videosScenario() {
   await shot(page, 'videos');
   await card.locator('a.card-link').click();
   await page.waitForURL((u) => u.pathname === `/videos/${id}`, { timeout: opts.timeout });
+  // The details line is drawn once the video's JSON is in, the title with it.
+  await page.getByTestId('view-count').waitFor({ timeout: opts.timeout });
   result.title_before = (await page.getByTestId('video-title').textContent()).trim();
   const video = page.locator('video');
   await video.waitFor({ timeout: opts.timeout });
@@ -530,6 +532,12 @@ async function videosScenario() {
   await page.reload();
   await page.locator('[data-testid=comments] .comment', { hasText: text }).waitFor({ timeout: opts.timeout });
   result.comment_seen = text;
+  // The test allows one comment a minute: the next is refused, and the form says why.
+  await page.getByLabel('Add a comment').fill(`${text} again`);
+  await page.getByRole('button', { name: 'Comment', exact: true }).click();
+  const refused = page.getByTestId('comment-error');
+  await refused.waitFor({ timeout: opts.timeout });
+  result.rate_limited = (await refused.textContent()).trim();
   result.viewer_sees_edit = await page.getByRole('button', { name: 'Edit video' }).count();
   await shot(page, 'video');
 

@@ -866,8 +866,14 @@ async fn the_videos_page_lists_a_finished_replay_that_plays_takes_comments_and_t
     if !browser_ready() {
         return;
     }
-    // A short grace, so the recording (and with it the video) is finished soon after the publish.
-    let stage = Stage::with(|c| c.hub.republish_grace = Duration::from_secs(1)).await;
+    // A short grace, so the recording (and with it the video) is finished soon after the
+    // publish; one comment per account per minute, so the page's second one meets the 429.
+    let stage = Stage::with(|c| {
+        c.hub.republish_grace = Duration::from_secs(1);
+        c.chat.user_messages = 1;
+        c.chat.user_window = Duration::from_secs(60);
+    })
+    .await;
     let mut ffmpeg =
         Ffmpeg::publish_test_pattern(&stage.server.publish_url(&stage.key), VIDEO_PUBLISH_SECONDS);
     let status = ffmpeg
@@ -924,6 +930,12 @@ async fn the_videos_page_lists_a_finished_replay_that_plays_takes_comments_and_t
     );
     assert_eq!(r["view_count_text"], "1", "playing counts one view: {r}");
     assert!(r["comment_seen"].is_string(), "{r}");
+    assert!(
+        r["rate_limited"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Slow down: too many comments")),
+        "a comment past the rate limit says so: {r}"
+    );
     assert_eq!(
         r["viewer_sees_edit"], 0,
         "a viewer is not offered the edit: {r}"

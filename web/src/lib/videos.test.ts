@@ -89,7 +89,7 @@ describe('comment permissions', () => {
 describe('commentErrorText', () => {
   it('names a rate limit and a ban', () => {
     expect(commentErrorText(new ApiError(429, 'Too Many Requests', 'at most 5 messages per 10s'))).toBe(
-      'Too many comments: at most 5 messages per 10s. Wait a moment and try again.',
+      'Slow down: at most 5 messages per 10s',
     );
     expect(commentErrorText(new ApiError(403, 'Forbidden', 'you are banned from this channel'))).toBe(
       'You may not comment here: you are banned from this channel',

@@ -102,7 +102,7 @@ export function commentErrorText(e: unknown): string {
     case 403:
       return `You may not comment here: ${detail}`;
     case 429:
-      return `Too many comments: ${detail}. Wait a moment and try again.`;
+      return `Slow down: ${detail}`;
     default:
       return detail;
   }
