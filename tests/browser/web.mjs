@@ -478,7 +478,8 @@ async function phoneWidths(page, name, path) {
 
 /// The videos catalogue (--video ID, --title NEW): the card on /videos with its thumbnail,
 /// its page plays and counts a view, a viewer's comment shows and a second one is refused
-/// (the test's rate limit), the owner retitles it; both pages at phone width.
+/// (the test's rate limit), the owner retitles it; both pages at phone width; made private,
+/// it still plays for its owner.
 async function videosScenario() {
   const id = opts.video;
   const page = await newPage('viewer');
@@ -558,6 +559,24 @@ async function videosScenario() {
     videos: await phoneWidths(phone, 'videos', '/videos'),
     video: await phoneWidths(phone, 'video', `/videos/${id}`),
   };
+
+  // Made private, it still plays for its owner: hls.js sends the token with each request.
+  await owner.getByRole('button', { name: 'Edit video' }).click();
+  await owner.getByLabel('Visibility').selectOption('private');
+  await owner.getByRole('button', { name: 'Save' }).click();
+  await owner.getByRole('button', { name: 'Edit video' }).waitFor({ timeout: opts.timeout });
+  await owner.reload();
+  const ownVideo = owner.locator('video');
+  await ownVideo.waitFor({ timeout: opts.timeout });
+  await ownVideo.evaluate((v) => {
+    v.muted = true;
+    return v.play();
+  });
+  await owner.waitForFunction(() => document.querySelector('video').currentTime > 0.5, null, {
+    timeout: opts.timeout,
+    polling: 100,
+  });
+  result.private_played = await videoState(owner);
   result.ok = Object.values(result.pages).every((p) => p.scroll <= p.client);
 }
 

@@ -22,7 +22,7 @@ use onair::config::Config;
 use onair_e2e::ffmpeg::TEST_PATTERN_FPS as FPS;
 use onair_e2e::http::request;
 use onair_e2e::{Ffmpeg, TestServer, require, require_ffmpeg, wait_until_async};
-use onair_store::{NewChannel, Page, RecordingState, Role};
+use onair_store::{NewChannel, Page, RecordingState, Role, Visibility};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -950,13 +950,54 @@ async fn the_videos_page_lists_a_finished_replay_that_plays_takes_comments_and_t
     }
     assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
 
-    // The API agrees with what the pages showed.
-    let (_, _, _, body) = get(&stage.server, &format!("/api/v1/videos/{id}")).await;
-    let after: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_eq!(after["title"], new_title, "{after}");
-    assert_eq!(after["view_count"], 1, "{after}");
-    let (_, _, _, body) = get(&stage.server, &format!("/api/v1/videos/{id}/comments")).await;
-    let comments: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert!(
+        number(&r, &["private_played", "currentTime"]) > 0.5,
+        "the owner plays their private video: {r}"
+    );
+
+    // The API agrees with what the pages showed; private now, the video and its playlist are
+    // hidden from anyone signed out.
+    let store = stage.server.platform().store().clone();
+    let after = store
+        .video_by_id(id.parse().expect("a numeric id"))
+        .await
+        .expect("read the video")
+        .expect("the video exists");
+    assert_eq!(after.title, new_title, "{after:?}");
+    // The viewer's play and the owner's.
+    assert_eq!(after.view_count, 2, "{after:?}");
+    assert_eq!(after.visibility, Visibility::Private, "{after:?}");
+    for path in [
+        format!("/api/v1/videos/{id}"),
+        format!("/replays/{}/index.m3u8", video["replay_id"]),
+    ] {
+        let (status, _, _, _) = get(&stage.server, &path).await;
+        assert_eq!(status, 404, "{path} for anyone signed out");
+    }
+    let (_, login) = post_api(
+        &stage,
+        "/api/v1/auth/login",
+        None,
+        &json!({ "username": "host", "password": PASSWORD }),
+    )
+    .await;
+    let bearer = format!(
+        "Bearer {}",
+        login["access_token"].as_str().unwrap_or_default()
+    );
+    let reply = request(
+        "GET",
+        &stage
+            .server
+            .http_url(&format!("/api/v1/videos/{id}/comments")),
+        &[("Authorization", bearer.as_str())],
+        T,
+    )
+    .await
+    .expect("GET the comments");
+    assert_eq!(reply.status, 200);
+    let comments: Value =
+        serde_json::from_str(&reply.text(T).await.unwrap_or_default()).unwrap_or(Value::Null);
     assert_eq!(
         comments["items"][0]["text"], r["comment_seen"],
         "{comments}"
