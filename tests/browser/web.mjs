@@ -11,7 +11,8 @@
 // page turns live by itself), dashboard, admin,
 // auth, phone, replay (--replay ID: playback, danmaku across a seek and a pause), and search
 // (the home page's search box, category chips, tag buttons and "Load more"; --query, --category,
-// --tag, --more each with a matching --…-shows SLUG,SLUG…).
+// --tag, --more each with a matching --…-shows SLUG,SLUG…), and videos (--video ID --title NEW:
+// the catalogue's card, its page plays, counts a view, takes a comment and the owner's edit).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -461,6 +462,124 @@ async function searchScenario() {
   result.ok = true;
 }
 
+/// The widths of `path` at 375 px: no horizontal scroll wanted.
+async function phoneWidths(page, name, path) {
+  await page.goto(`${opts.base}${path}`);
+  await page.locator('main h1').first().waitFor({ timeout: opts.timeout });
+  await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
+  const widths = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth,
+  }));
+  const path_ = join(opts.out, `phone-${name}.png`);
+  await page.screenshot({ path: path_, fullPage: true });
+  return { ...widths, screenshot: path_ };
+}
+
+/// The videos catalogue (--video ID, --title NEW): the card on /videos with its thumbnail,
+/// its page plays and counts a view, a viewer's comment shows and a second one is refused
+/// (the test's rate limit), the owner retitles it; both pages at phone width; made private,
+/// it still plays for its owner.
+async function videosScenario() {
+  const id = opts.video;
+  const page = await newPage('viewer');
+  await login(page, opts.user, '/videos');
+  const card = page.locator(`article[data-video="${id}"]`);
+  await card.waitFor({ timeout: opts.timeout });
+  result.card_text = (await card.innerText()).replace(/\s+/g, ' ').trim();
+  const img = card.locator('.thumb img');
+  if (await img.count()) {
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), {
+      timeout: opts.timeout,
+    });
+    result.thumbnail_shown = await img.evaluate((el) => ({ width: el.naturalWidth, height: el.naturalHeight }));
+  } else {
+    result.thumbnail_shown = null;
+    result.placeholder_shown = (await card.getByTestId('no-thumbnail').count()) === 1;
+  }
+  await shot(page, 'videos');
+  await card.locator('a.card-link').click();
+  await page.waitForURL((u) => u.pathname === `/videos/${id}`, { timeout: opts.timeout });
+  // The details line is drawn once the video's JSON is in, the title with it.
+  await page.getByTestId('view-count').waitFor({ timeout: opts.timeout });
+  result.title_before = (await page.getByTestId('video-title').textContent()).trim();
+  const video = page.locator('video');
+  await video.waitFor({ timeout: opts.timeout });
+  await video.evaluate((v) => {
+    v.muted = true;
+    return v.play();
+  });
+  await page.waitForFunction(() => document.querySelector('video').currentTime > 0.3, null, {
+    timeout: opts.timeout,
+    polling: 50,
+  });
+  const first = await video.evaluate((v) => v.currentTime);
+  await page.waitForFunction((t) => document.querySelector('video').currentTime > t + 1, first, {
+    timeout: opts.timeout,
+    polling: 100,
+  });
+  result.played = await videoState(page);
+  await page.waitForFunction(() => document.querySelector('[data-testid=view-count]')?.textContent.trim() === '1', null, {
+    timeout: opts.timeout,
+  });
+  result.view_count_text = (await page.getByTestId('view-count').textContent()).trim();
+  emit({ event: 'played', currentTime: result.played.currentTime });
+
+  const text = `a comment from the browser ${Date.now() % 100000}`;
+  await page.getByLabel('Add a comment').fill(text);
+  await page.getByRole('button', { name: 'Comment', exact: true }).click();
+  await page.locator('[data-testid=comments] .comment', { hasText: text }).waitFor({ timeout: opts.timeout });
+  // Seen again after a reload: it was stored, not only drawn.
+  await page.reload();
+  await page.locator('[data-testid=comments] .comment', { hasText: text }).waitFor({ timeout: opts.timeout });
+  result.comment_seen = text;
+  // The test allows one comment a minute: the next is refused, and the form says why.
+  await page.getByLabel('Add a comment').fill(`${text} again`);
+  await page.getByRole('button', { name: 'Comment', exact: true }).click();
+  const refused = page.getByTestId('comment-error');
+  await refused.waitFor({ timeout: opts.timeout });
+  result.rate_limited = (await refused.textContent()).trim();
+  result.viewer_sees_edit = await page.getByRole('button', { name: 'Edit video' }).count();
+  await shot(page, 'video');
+
+  const owner = await newPage('owner');
+  await login(owner, opts.streamer, `/videos/${id}`);
+  await owner.getByRole('button', { name: 'Edit video' }).click();
+  await owner.getByLabel('Title').fill(opts.title);
+  await owner.getByRole('button', { name: 'Save' }).click();
+  await owner.waitForFunction((t) => document.querySelector('[data-testid=video-title]')?.textContent.trim() === t, opts.title, {
+    timeout: opts.timeout,
+  });
+  // The owner may delete the viewer's comment; a viewer may delete only their own.
+  result.owner_may_delete_comment = await owner.locator('[data-testid=comments] .comment', { hasText: text }).getByRole('button', { name: 'Delete' }).count();
+  result.title_after = (await owner.getByTestId('video-title').textContent()).trim();
+
+  const phone = await newPage('phone-videos', { width: 375, height: 812 });
+  result.pages = {
+    videos: await phoneWidths(phone, 'videos', '/videos'),
+    video: await phoneWidths(phone, 'video', `/videos/${id}`),
+  };
+
+  // Made private, it still plays for its owner: hls.js sends the token with each request.
+  await owner.getByRole('button', { name: 'Edit video' }).click();
+  await owner.getByLabel('Visibility').selectOption('private');
+  await owner.getByRole('button', { name: 'Save' }).click();
+  await owner.getByRole('button', { name: 'Edit video' }).waitFor({ timeout: opts.timeout });
+  await owner.reload();
+  const ownVideo = owner.locator('video');
+  await ownVideo.waitFor({ timeout: opts.timeout });
+  await ownVideo.evaluate((v) => {
+    v.muted = true;
+    return v.play();
+  });
+  await owner.waitForFunction(() => document.querySelector('video').currentTime > 0.5, null, {
+    timeout: opts.timeout,
+    polling: 100,
+  });
+  result.private_played = await videoState(owner);
+  result.ok = Object.values(result.pages).every((p) => p.scroll <= p.client);
+}
+
 /// Each page at 375 px wide: a screenshot, and no horizontal scroll.
 async function phoneScenario() {
   const viewport = { width: 375, height: 812 };
@@ -470,6 +589,7 @@ async function phoneScenario() {
   const replayId = replays.items[0]?.id;
   pages.push([anon, 'home', '/']);
   pages.push([anon, 'watch', `/watch/${opts.slug}`]);
+  pages.push([anon, 'videos', '/videos']);
   if (replayId) pages.push([anon, 'replay', `/replays/${replayId}`]);
   pages.push([anon, 'login', '/login']);
   pages.push([anon, 'register', '/register']);
@@ -528,6 +648,7 @@ try {
     phone: phoneScenario,
     replay: replayScenario,
     search: searchScenario,
+    videos: videosScenario,
   };
   const run = scenarios[opts.scenario];
   if (!run) throw new Error(`unknown scenario ${opts.scenario}`);

@@ -5,8 +5,9 @@
 //! test pattern: the watch page plays, chat and danmaku cross between two browser contexts,
 //! likes and gifts move the counters and the balance, `?player=hls` plays the live HLS
 //! playlist and never the HTTP-FLV, an offline page turns live by itself,
-//! a recorded live's replay page keeps its danmaku in step with seek and pause, and the home
-//! page's search, category chips, tag buttons and "Load more" ask the server.
+//! a recorded live's replay page keeps its danmaku in step with seek and pause, the home
+//! page's search, category chips, tag buttons and "Load more" ask the server, and a finished
+//! live's video is on the videos page, plays, counts a view, takes a comment and its owner's edit.
 //!
 //! The browser tests need `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
 //! (`npm ci --prefix tests/browser`); skipped without them on a developer machine, failed
@@ -21,7 +22,7 @@ use onair::config::Config;
 use onair_e2e::ffmpeg::TEST_PATTERN_FPS as FPS;
 use onair_e2e::http::request;
 use onair_e2e::{Ffmpeg, TestServer, require, require_ffmpeg, wait_until_async};
-use onair_store::{NewChannel, Page, RecordingState, Role};
+use onair_store::{NewChannel, Page, RecordingState, Role, Visibility};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -854,5 +855,153 @@ async fn the_replay_page_plays_and_its_danmaku_follow_seek_and_pause() {
         held["x_before"],
         held["x_after"]
     );
+    stage.server.shutdown().await;
+}
+
+/// The live behind the catalogue test's video: long enough for a second of playback.
+const VIDEO_PUBLISH_SECONDS: u32 = 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_videos_page_lists_a_finished_replay_that_plays_takes_comments_and_the_owners_edit() {
+    if !browser_ready() {
+        return;
+    }
+    // A short grace, so the recording (and with it the video) is finished soon after the
+    // publish; one comment per account per minute, so the page's second one meets the 429.
+    let stage = Stage::with(|c| {
+        c.hub.republish_grace = Duration::from_secs(1);
+        c.chat.user_messages = 1;
+        c.chat.user_window = Duration::from_secs(60);
+    })
+    .await;
+    let mut ffmpeg =
+        Ffmpeg::publish_test_pattern(&stage.server.publish_url(&stage.key), VIDEO_PUBLISH_SECONDS);
+    let status = ffmpeg
+        .wait(Duration::from_secs(u64::from(VIDEO_PUBLISH_SECONDS) + 30))
+        .await
+        .expect("ffmpeg ends");
+    assert!(status.success(), "ffmpeg failed:\n{}", ffmpeg.stderr());
+
+    // The catalogue adds the video (and its thumbnail) once the recording is finished.
+    let server = &stage.server;
+    let found = wait_until_async(Duration::from_secs(30), || async move {
+        let (status, _, _, body) = get(server, "/api/v1/videos").await;
+        let listed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        status == 200 && listed["items"][0]["thumbnail"].is_string()
+    })
+    .await;
+    let (_, _, _, body) = get(server, "/api/v1/videos").await;
+    let listed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert!(
+        found,
+        "no video with a thumbnail in the catalogue: {listed}"
+    );
+    let video = &listed["items"][0];
+    let id = video["id"].as_i64().expect("a video id").to_string();
+    println!("video {id}: {video}");
+    let old_title = video["title"].as_str().unwrap_or_default().to_owned();
+    let new_title = "Retitled by its owner";
+
+    let (exited_ok, r) = scenario_with(
+        &stage,
+        "videos",
+        &["--video", &id, "--title", new_title],
+        |e| println!("event: {e}"),
+    )
+    .await;
+    println!("videos: {r}");
+    assert!(
+        exited_ok && r["ok"] == true,
+        "the videos scenario failed: {r}"
+    );
+    let card = r["card_text"].as_str().unwrap_or_default();
+    assert!(
+        card.contains(&old_title) && card.contains(&stage.slug) && card.contains("0 views"),
+        "the card names the title, channel and views: {r}"
+    );
+    assert!(
+        number(&r, &["thumbnail_shown", "width"]) > 0.0,
+        "the card shows the thumbnail the API names: {r}"
+    );
+    assert_eq!(r["title_before"], Value::String(old_title), "{r}");
+    assert!(
+        number(&r, &["played", "currentTime"]) > 1.0 && number(&r, &["played", "width"]) > 0.0,
+        "the video page plays the replay: {r}"
+    );
+    assert_eq!(r["view_count_text"], "1", "playing counts one view: {r}");
+    assert!(r["comment_seen"].is_string(), "{r}");
+    assert!(
+        r["rate_limited"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Slow down: too many comments")),
+        "a comment past the rate limit says so: {r}"
+    );
+    assert_eq!(
+        r["viewer_sees_edit"], 0,
+        "a viewer is not offered the edit: {r}"
+    );
+    assert_eq!(r["owner_may_delete_comment"], 1, "{r}");
+    assert_eq!(r["title_after"], new_title, "{r}");
+    for (name, p) in r["pages"].as_object().cloned().unwrap_or_default() {
+        println!(
+            "phone {name}: scrollWidth {} / clientWidth {} ({})",
+            p["scroll"], p["client"], p["screenshot"]
+        );
+    }
+    assert_eq!(r["errors"], Value::Array(vec![]), "page errors: {r}");
+
+    assert!(
+        number(&r, &["private_played", "currentTime"]) > 0.5,
+        "the owner plays their private video: {r}"
+    );
+
+    // The API agrees with what the pages showed; private now, the video and its playlist are
+    // hidden from anyone signed out.
+    let store = stage.server.platform().store().clone();
+    let after = store
+        .video_by_id(id.parse().expect("a numeric id"))
+        .await
+        .expect("read the video")
+        .expect("the video exists");
+    assert_eq!(after.title, new_title, "{after:?}");
+    // The viewer's play and the owner's.
+    assert_eq!(after.view_count, 2, "{after:?}");
+    assert_eq!(after.visibility, Visibility::Private, "{after:?}");
+    for path in [
+        format!("/api/v1/videos/{id}"),
+        format!("/replays/{}/index.m3u8", video["replay_id"]),
+    ] {
+        let (status, _, _, _) = get(&stage.server, &path).await;
+        assert_eq!(status, 404, "{path} for anyone signed out");
+    }
+    let (_, login) = post_api(
+        &stage,
+        "/api/v1/auth/login",
+        None,
+        &json!({ "username": "host", "password": PASSWORD }),
+    )
+    .await;
+    let bearer = format!(
+        "Bearer {}",
+        login["access_token"].as_str().unwrap_or_default()
+    );
+    let reply = request(
+        "GET",
+        &stage
+            .server
+            .http_url(&format!("/api/v1/videos/{id}/comments")),
+        &[("Authorization", bearer.as_str())],
+        T,
+    )
+    .await
+    .expect("GET the comments");
+    assert_eq!(reply.status, 200);
+    let comments: Value =
+        serde_json::from_str(&reply.text(T).await.unwrap_or_default()).unwrap_or(Value::Null);
+    assert_eq!(
+        comments["items"][0]["text"], r["comment_seen"],
+        "{comments}"
+    );
+    assert_eq!(comments["items"][0]["username"], "viewer", "{comments}");
     stage.server.shutdown().await;
 }

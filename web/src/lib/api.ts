@@ -159,6 +159,55 @@ export interface Retention {
   max_bytes_per_channel: number | null;
 }
 
+export type Visibility = 'public' | 'unlisted' | 'private';
+
+export interface Video {
+  id: number;
+  channel: string;
+  replay_id: number | null;
+  title: string;
+  description: string;
+  category: string | null;
+  tags: string[];
+  visibility: Visibility;
+  duration_ms: number;
+  size_bytes: number;
+  video_codec: string | null;
+  audio_codec: string | null;
+  width: number | null;
+  height: number | null;
+  thumbnail: string | null;
+  view_count: number;
+  created_at: string;
+  playlist: string | null;
+}
+
+export interface VideoPatch {
+  title?: string;
+  description?: string;
+  category?: string;
+  tags?: string[];
+  visibility?: Visibility;
+}
+
+export interface VideoCategory {
+  id: number;
+  slug: string;
+  name: string;
+}
+
+export interface Comment {
+  id: number;
+  video_id: number;
+  user_id: number;
+  username: string;
+  parent_id: number | null;
+  text: string;
+  created_at: string;
+  edited_at: string | null;
+  reply_count: number;
+}
+
 type Query = Record<string, string | number | boolean | undefined | null>;
 
 function url(path: string, query?: Query): string {
@@ -213,6 +262,19 @@ export const api = {
   deleteReplay: (id: number) => request<void>('DELETE', `/replays/${id}`),
   danmaku: (id: number, fromMs: number, toMs: number) =>
     request<Danmaku[]>('GET', `/recordings/${id}/danmaku`, { query: { from_ms: fromMs, to_ms: toMs } }),
+
+  videos: (query: Query) => request<Page<Video>>('GET', '/videos', { query }),
+  video: (id: number) => request<Video>('GET', `/videos/${id}`),
+  updateVideo: (id: number, body: VideoPatch) => request<Video>('PATCH', `/videos/${id}`, { body }),
+  deleteVideo: (id: number) => request<void>('DELETE', `/videos/${id}`),
+  viewVideo: (id: number) => request<{ counted: boolean; view_count: number }>('POST', `/videos/${id}/views`),
+  videoCategories: () => request<VideoCategory[]>('GET', '/video-categories'),
+  comments: (id: number, query: Query) => request<Page<Comment>>('GET', `/videos/${id}/comments`, { query }),
+  comment: (id: number, text: string, parentId: number | null) =>
+    request<Comment>('POST', `/videos/${id}/comments`, { body: { text, parent_id: parentId ?? undefined } }),
+  editComment: (id: number, commentId: number, text: string) =>
+    request<Comment>('PATCH', `/videos/${id}/comments/${commentId}`, { body: { text } }),
+  deleteComment: (id: number, commentId: number) => request<void>('DELETE', `/videos/${id}/comments/${commentId}`),
 
   gifts: () => request<Gift[]>('GET', '/gifts'),
   wallet: () => request<{ balance: number }>('GET', '/me/wallet'),
