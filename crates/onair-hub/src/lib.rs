@@ -604,6 +604,37 @@ mod tests {
     }
 
     #[test]
+    fn a_capped_subscriber_takes_a_backlog_in_pieces_and_the_lag_check_sees_the_rest() {
+        let hub = Hub::new(HubConfig {
+            max_lag: Duration::from_millis(500),
+            max_skips: 100,
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        // Frames are 100 bytes: at most three per delivery.
+        sub.set_batch_bytes(250);
+        p.push(video(0, true));
+        for i in 1..10u32 {
+            p.push(video(i * 40, false));
+        }
+        let got = frames(&mut sub);
+        assert_eq!(stamps(&got).len(), 3, "the cap splits the backlog");
+        assert_eq!(got[0].timestamp.as_millis(), 0);
+        assert_eq!(frames(&mut sub)[0].timestamp.as_millis(), 120, "in order");
+        // The reader stalls while a second passes: what it has not taken is still in the
+        // ring, so it is skipped to the newest keyframe rather than served a second late.
+        for i in 10..40u32 {
+            p.push(video(i * 40, i == 30));
+        }
+        let got = frames(&mut sub);
+        assert_eq!(sub.skipped(), 1);
+        assert!(got[0].keyframe);
+        assert_eq!(got[0].timestamp.as_millis(), 1200);
+        assert_eq!(stamps(&got).len(), 3);
+    }
+
+    #[test]
     fn a_subscriber_that_keeps_up_is_never_skipped() {
         let hub = Hub::new(HubConfig {
             max_lag: Duration::from_millis(500),

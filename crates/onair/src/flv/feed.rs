@@ -46,7 +46,8 @@ impl Drop for FlvFeed {
 }
 
 impl FlvFeed {
-    pub(super) fn new(subscriber: Subscriber, state: Arc<Feeds>) -> Self {
+    pub(super) fn new(mut subscriber: Subscriber, state: Arc<Feeds>) -> Self {
+        subscriber.set_batch_bytes(crate::net::VIEWER_BATCH_BYTES);
         let wire = Wire::of_viewer(subscriber.protocol());
         if let Some(w) = wire {
             state.metrics.opened.add(w, 1);

@@ -42,7 +42,7 @@ impl Connection {
             return;
         }
         Span::current().record("channel", channel);
-        let subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp) {
+        let mut subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp) {
             Ok(s) => s,
             Err(full) => {
                 self.ctx.metrics.viewers_refused.add(Wire::Rtmp, 1);
@@ -58,6 +58,7 @@ impl Connection {
                 return;
             }
         };
+        subscriber.set_batch_bytes(crate::net::VIEWER_BATCH_BYTES);
         let give_up_at = (!subscriber.is_live())
             .then(|| tokio::time::Instant::now() + self.ctx.hub_config.wait_for_publisher);
         if !self.session.accept_play(request) {
