@@ -58,7 +58,10 @@ pub struct HubConfig {
     /// How many bytes of media a subscriber may fall behind before it is moved forward.
     pub max_lag_bytes: usize,
     /// Skips within [`HubConfig::skip_window`] (of media time) after which a subscriber is
-    /// given up on ([`RecvError::TooSlow`]).
+    /// given up on ([`RecvError::TooSlow`]). Skipping is what keeps a viewer on a slow link
+    /// watching near live, so the default leaves room for it: a viewer at a tenth of the
+    /// stream's rate skips about every 3 s of media (`max_lag`), ten times in the window, and
+    /// is kept; one that needs a skip at nearly every keyframe is not being helped by them.
     pub max_skips: u32,
     /// The media-time window in which skips are counted.
     pub skip_window: Duration,
@@ -87,7 +90,7 @@ impl Default for HubConfig {
             gop_cache: true,
             max_lag: Duration::from_secs(3),
             max_lag_bytes: 16 << 20,
-            max_skips: 3,
+            max_skips: 20,
             skip_window: Duration::from_secs(30),
             max_channel_bytes: 64 << 20,
             max_audio_hold: Duration::from_millis(50),

@@ -40,13 +40,16 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<tokio::net::TcpListener>
 /// hub's lag check skips the viewer to the newest keyframe. It bounds only what is unsent,
 /// not what is in flight, so a fast link's throughput is untouched: the kernel wakes the
 /// writer while the bytes in flight still cover the round trip.
-pub const NOTSENT_LOWAT: u32 = 16 * 1024;
+pub const NOTSENT_LOWAT: u32 = 8 * 1024;
 
 /// Most payload bytes a viewer takes from the hub per write batch
 /// ([`onair_hub::Subscriber::set_batch_bytes`]): with [`NOTSENT_LOWAT`] it keeps a slow
 /// viewer's backlog in the hub, where it is counted, and costs a viewer at the live edge
-/// nothing (a wake-up brings a frame or two). A GOP at a join goes out in a few writes.
-pub const VIEWER_BATCH_BYTES: usize = 64 * 1024;
+/// nothing: a delivery takes frames until it holds this much, so the audio that rides with a
+/// video frame still shares its write. A GOP at a join goes out in a few writes. What a
+/// viewer holds outside the hub costs it that many bytes at its own link's rate in lag
+/// (8 KiB: a quarter second at a tenth of a 2.6 Mbit/s stream).
+pub const VIEWER_BATCH_BYTES: usize = 8 * 1024;
 
 /// Applies the options every media connection gets.
 ///

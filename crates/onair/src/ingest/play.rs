@@ -136,8 +136,16 @@ impl Connection {
                 Ok(())
             }
             Err(e) => {
+                // The last resort, after skips did not keep it near live: the player is told
+                // why, and the connection closes cleanly once that is written.
                 Metrics::inc(&self.ctx.metrics.viewers_dropped_slow);
-                Err(ConnError::Peer(format!("viewer too slow: {e}")))
+                warn!(channel = p.subscriber.channel(), error = %e, "rtmp viewer too slow; dropped");
+                let reason = format!(
+                    "dropped: this connection is too slow for the stream ({e}); try a lower quality or a better link"
+                );
+                self.session.fail_play(p.stream, &reason);
+                self.closing = true;
+                Ok(())
             }
         }
     }
