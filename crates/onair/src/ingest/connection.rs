@@ -15,7 +15,7 @@ use tracing::{debug, info};
 
 use super::{ConnError, Ingest};
 use crate::lives::{LiveId, SessionRow};
-use crate::metrics::Wire;
+use crate::metrics::{Metrics, Wire};
 use crate::net::write_all_queued_within;
 
 /// How long a connection we close waits for the peer to close its side (see
@@ -161,7 +161,7 @@ impl Connection {
     /// pings, its own close) is read and thrown away until it closes too or
     /// [`CLOSE_LINGER`] passes. Closing a socket with unread input makes the kernel answer
     /// with a reset, which players report as a network error instead of the status we sent.
-    async fn close_cleanly(&mut self) {
+    pub(super) async fn close_cleanly(&mut self) {
         let _ = tokio::time::timeout(CLOSE_LINGER, async {
             if self.writer.shutdown().await.is_err() {
                 return;
@@ -191,6 +191,10 @@ impl Connection {
             .await
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::TimedOut {
+                    if playing {
+                        // Stuck rather than slow: skips cannot help a socket that takes nothing.
+                        Metrics::inc(&self.ctx.metrics.viewers_dropped_slow);
+                    }
                     ConnError::Peer(e.to_string())
                 } else {
                     ConnError::Io(e)
