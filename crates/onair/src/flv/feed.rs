@@ -45,7 +45,7 @@ pub(super) struct FlvFeed {
 /// a piece or two. More is media the hub cannot see a slow viewer has not received.
 const GATE_SLACK: u64 = 4 * 1024;
 /// How often a gated feed looks whether hyper has written. Only a viewer whose socket is
-/// full waits here: one at the live edge finds the bytes written at once.
+/// full waits here: one at the live edge finds the bytes written after one yield.
 const GATE_POLL: Duration = Duration::from_millis(10);
 
 /// Tracks an HTTP-FLV body's pieces against the connection's written bytes.
@@ -64,8 +64,18 @@ impl Gate {
         self.handed += len as u64 + u64::from(hex) + 4;
     }
 
+    fn behind(&self) -> bool {
+        self.handed > self.sent.get().saturating_sub(self.base) + GATE_SLACK
+    }
+
     async fn drained(&self) {
-        while self.handed > self.sent.get().saturating_sub(self.base) + GATE_SLACK {
+        if !self.behind() {
+            return;
+        }
+        // Hyper asks for the next piece before writing the last one: given way once, it
+        // writes it, and a viewer whose socket takes it goes on without a timer.
+        tokio::task::yield_now().await;
+        while self.behind() {
             tokio::time::sleep(GATE_POLL).await;
         }
     }
