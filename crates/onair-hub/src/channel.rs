@@ -363,6 +363,7 @@ impl Channel {
             skips: 0,
             last_skip: None,
             skipped_total: 0,
+            batch_bytes: usize::MAX,
         }
     }
 
@@ -575,6 +576,8 @@ pub struct Subscriber {
     skips: u32,
     last_skip: Option<Timestamp>,
     skipped_total: u64,
+    /// Most payload bytes one delivery takes from the ring (at least one frame goes).
+    batch_bytes: usize,
 }
 
 impl Subscriber {
@@ -651,7 +654,8 @@ impl Subscriber {
         // After `skip`, which may have queued the headers of the stretch it skipped.
         out.append(&mut self.prefix);
         let next = st.next_seq();
-        while self.cursor < next {
+        let mut taken = 0usize;
+        while self.cursor < next && taken < self.batch_bytes {
             // The loop bound keeps `cursor` inside the ring, which `skip` ensured starts at
             // or before it.
             let Some(entry) = st.get(self.cursor).cloned() else {
@@ -659,6 +663,7 @@ impl Subscriber {
             };
             self.cursor += 1;
             if self.wanted(&st, &entry) {
+                taken += entry.size();
                 out.push(entry);
             }
         }
@@ -769,6 +774,16 @@ impl Subscriber {
         {
             self.advance_to(&st, k);
         }
+    }
+
+    /// Caps what one delivery takes from the ring, in payload bytes (at least one frame is
+    /// always taken). A viewer whose connection is slower than the stream then advances its
+    /// cursor only as fast as its socket drains, so what it has not received yet stays in the
+    /// ring, where the lag check sees it and skips; taken all at once, a backlog (a GOP at a
+    /// join, the frames after a stall) would sit in the writer's queue out of the check's
+    /// sight. Viewers at the live edge take a frame or two per wake-up and never reach it.
+    pub fn set_batch_bytes(&mut self, bytes: usize) {
+        self.batch_bytes = bytes.max(1);
     }
 
     /// How many times this subscriber was moved forward for falling behind, ever. A consumer

@@ -58,7 +58,10 @@ pub struct HubConfig {
     /// How many bytes of media a subscriber may fall behind before it is moved forward.
     pub max_lag_bytes: usize,
     /// Skips within [`HubConfig::skip_window`] (of media time) after which a subscriber is
-    /// given up on ([`RecvError::TooSlow`]).
+    /// given up on ([`RecvError::TooSlow`]). Skipping is what keeps a viewer on a slow link
+    /// watching near live, so the default leaves room for it: a viewer at a tenth of the
+    /// stream's rate skips about every 3 s of media (`max_lag`), ten times in the window, and
+    /// is kept; one that needs a skip at nearly every keyframe is not being helped by them.
     pub max_skips: u32,
     /// The media-time window in which skips are counted.
     pub skip_window: Duration,
@@ -87,7 +90,7 @@ impl Default for HubConfig {
             gop_cache: true,
             max_lag: Duration::from_secs(3),
             max_lag_bytes: 16 << 20,
-            max_skips: 3,
+            max_skips: 20,
             skip_window: Duration::from_secs(30),
             max_channel_bytes: 64 << 20,
             max_audio_hold: Duration::from_millis(50),
@@ -601,6 +604,37 @@ mod tests {
             Err(RecvError::TooSlow { skips: 2 })
         );
         assert_eq!(p.snapshot().unwrap().dropped_slow, 1);
+    }
+
+    #[test]
+    fn a_capped_subscriber_takes_a_backlog_in_pieces_and_the_lag_check_sees_the_rest() {
+        let hub = Hub::new(HubConfig {
+            max_lag: Duration::from_millis(500),
+            max_skips: 100,
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::HttpFlv);
+        // Frames are 100 bytes: at most three per delivery.
+        sub.set_batch_bytes(250);
+        p.push(video(0, true));
+        for i in 1..10u32 {
+            p.push(video(i * 40, false));
+        }
+        let got = frames(&mut sub);
+        assert_eq!(stamps(&got).len(), 3, "the cap splits the backlog");
+        assert_eq!(got[0].timestamp.as_millis(), 0);
+        assert_eq!(frames(&mut sub)[0].timestamp.as_millis(), 120, "in order");
+        // The reader stalls while a second passes: what it has not taken is still in the
+        // ring, so it is skipped to the newest keyframe rather than served a second late.
+        for i in 10..40u32 {
+            p.push(video(i * 40, i == 30));
+        }
+        let got = frames(&mut sub);
+        assert_eq!(sub.skipped(), 1);
+        assert!(got[0].keyframe);
+        assert_eq!(got[0].timestamp.as_millis(), 1200);
+        assert_eq!(stamps(&got).len(), 3);
     }
 
     #[test]

@@ -32,14 +32,35 @@ pub fn listen(addr: std::net::SocketAddr) -> io::Result<tokio::net::TcpListener>
     tokio::net::TcpListener::from_std(socket.into())
 }
 
+/// Most bytes a connection's kernel send queue holds that are not yet on the wire
+/// (`TCP_NOTSENT_LOWAT`). Without it the kernel grows the send buffer up to
+/// `net.ipv4.tcp_wmem` (4 MB here): tens of seconds of a stream for a viewer on a slow link,
+/// out of the hub's sight, so the hub never moved that viewer forward (issue 16). With it a
+/// write waits until the queue drains below this, the frames wait in the hub instead, and the
+/// hub's lag check skips the viewer to the newest keyframe. It bounds only what is unsent,
+/// not what is in flight, so a fast link's throughput is untouched: the kernel wakes the
+/// writer while the bytes in flight still cover the round trip.
+pub const NOTSENT_LOWAT: u32 = 8 * 1024;
+
+/// Most payload bytes a viewer takes from the hub per write batch
+/// ([`onair_hub::Subscriber::set_batch_bytes`]): with [`NOTSENT_LOWAT`] it keeps a slow
+/// viewer's backlog in the hub, where it is counted, and costs a viewer at the live edge
+/// nothing: a delivery takes frames until it holds this much, so the audio that rides with a
+/// video frame still shares its write. A GOP at a join goes out in a few writes. What a
+/// viewer holds outside the hub costs it that many bytes at its own link's rate in lag
+/// (8 KiB: a quarter second at a tenth of a 2.6 Mbit/s stream).
+pub const VIEWER_BATCH_BYTES: usize = 8 * 1024;
+
 /// Applies the options every media connection gets.
 ///
 /// `TCP_NODELAY` because we batch ourselves and Nagle would hold a frame back; a user
 /// timeout so a peer that stops acknowledging (gone, or a zero window that never opens)
-/// is dropped by the kernel even while no write of ours is waiting.
+/// is dropped by the kernel even while no write of ours is waiting; [`NOTSENT_LOWAT`] so
+/// the kernel does not hide a slow viewer's backlog.
 pub fn configure(stream: &TcpStream, stall_timeout: Duration) {
     let _ = stream.set_nodelay(true);
     let sock = socket2::SockRef::from(stream);
+    let _ = sock.set_tcp_notsent_lowat(NOTSENT_LOWAT);
     let _ = sock.set_tcp_user_timeout(Some(stall_timeout));
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(Duration::from_secs(30))

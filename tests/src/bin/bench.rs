@@ -14,6 +14,15 @@
 //! target/release/onair-bench --viewers 1000,2000,4000,8000 --protocol rtmp,http-flv
 //! ```
 //!
+//! `--slow M` adds M viewers on a slow link (`--slow-rate`, a tenth of the stream by
+//! default) after the normal ones, and prints how far behind live they are at the end of the
+//! window, the frames skipped for them, which were dropped and why, and the server's RSS
+//! over the window:
+//!
+//! ```text
+//! target/release/onair-bench --viewers 500 --slow 20 --warmup 5s --measure 60s
+//! ```
+//!
 //! Every phase is bounded in time and every connection goes to 127.0.0.1.
 
 #[path = "bench/histogram.rs"]
@@ -90,6 +99,27 @@ struct Cli {
     /// Also print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Slow viewers joining after the normal ones: each reads through a slow link (a small
+    /// receive buffer, read at `--slow-rate` of the stream's rate).
+    #[arg(long, default_value_t = 0)]
+    slow: usize,
+    /// The slow viewers' read rate, as a fraction of the stream's bitrate.
+    #[arg(long, default_value_t = 0.1)]
+    slow_rate: f64,
+}
+
+/// The slow viewers' figures at the end of a run.
+#[derive(Debug, Default)]
+struct SlowResult {
+    viewers: usize,
+    /// How far behind live each still-connected one was at the end: now minus the send time
+    /// of the newest frame it had read.
+    lag_p50: Option<Duration>,
+    lag_max: Option<Duration>,
+    /// Frames the server skipped for them, in all.
+    skipped: u64,
+    /// Why the ones that ended did, with how many.
+    dropped: Vec<(String, usize)>,
 }
 
 /// A playback protocol.
@@ -141,6 +171,9 @@ struct RunResult {
     /// Accept-queue overflows (system-wide) from the server's start to the end of the ramp.
     listen_overflows: Option<u64>,
     errors: Vec<String>,
+    /// Server RSS when the window opened.
+    server_rss_start: u64,
+    slow: Option<SlowResult>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -192,6 +225,7 @@ fn main() -> anyhow::Result<()> {
             match runtime.block_on(run_one(&cli, &server, shape, protocol, n)) {
                 Ok(r) => {
                     println!("{}", row(&r));
+                    println!("{}", slow_row(&r, cli.measure));
                     for e in &r.errors {
                         println!("    viewer ended: {e}");
                     }
@@ -263,7 +297,7 @@ async fn run_one(
             let s = Arc::new(ViewerStats::default());
             let (shared, s2) = (shared.clone(), s.clone());
             tasks.push(tokio::spawn(async move {
-                viewer::run(protocol, addr, &shared, &s2).await
+                viewer::run(protocol, addr, &shared, &s2, None).await
             }));
             stats.push(s);
         }
@@ -275,6 +309,20 @@ async fn run_one(
         }
     }
     let ramp = ramp_start.elapsed();
+    // The slow viewers get their own figures: their latency is not the normal viewers'.
+    let slow_shared = Arc::new(Shared::new(epoch, window.clone()));
+    let slow = viewer::Slow {
+        rate: shape.bitrate() / 8.0 * cli.slow_rate,
+    };
+    let mut slow_stats = Vec::with_capacity(cli.slow);
+    for _ in 0..cli.slow {
+        let s = Arc::new(ViewerStats::default());
+        let (shared, s2) = (slow_shared.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            viewer::run(protocol, addr, &shared, &s2, Some(slow)).await
+        }));
+        slow_stats.push(s);
+    }
     let listen_overflows = overflows0
         .zip(server::listen_overflows())
         .map(|(a, b)| b.saturating_sub(a));
@@ -289,7 +337,9 @@ async fn run_one(
         CoreTicks::read(cli.load_core).ok(),
     );
     publisher_stats.max_late_ns.store(0, Ordering::Relaxed);
+    let (server_rss_start, _) = server::memory(server.pid)?;
     tokio::time::sleep_until((epoch + end).into()).await;
+    let slow_result = (cli.slow > 0).then(|| slow_figures(&slow_shared, &slow_stats));
     let (server_cpu1, client_cpu1) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
     let (server_rss, server_hwm) = server::memory(server.pid)?;
     let max_late_ns = publisher_stats.max_late_ns.load(Ordering::Relaxed);
@@ -366,7 +416,67 @@ async fn run_one(
         load_core_busy: busy(cores0.1, cores1.1).filter(|_| pinned),
         listen_overflows,
         errors,
+        server_rss_start,
+        slow: slow_result,
     })
+}
+
+/// The slow viewers as they stand now, at the end of the window.
+fn slow_figures(shared: &Shared, stats: &[Arc<ViewerStats>]) -> SlowResult {
+    let now = shared.epoch.elapsed().as_nanos() as u64;
+    let mut lags = Vec::new();
+    let mut dropped: Vec<(String, usize)> = Vec::new();
+    for s in stats {
+        let ended = s.ended.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match ended {
+            Some(reason) => match dropped.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, n)) => *n += 1,
+                None => dropped.push((reason, 1)),
+            },
+            None => {
+                let newest = s.newest_sent_ns.load(Ordering::Relaxed);
+                if newest != 0 {
+                    lags.push(Duration::from_nanos(now.saturating_sub(newest)));
+                }
+            }
+        }
+    }
+    SlowResult {
+        viewers: stats.len(),
+        lag_p50: quantile_of(&mut lags, 0.5),
+        lag_max: quantile_of(&mut lags, 1.0),
+        skipped: stats
+            .iter()
+            .map(|s| s.skipped.load(Ordering::Relaxed))
+            .sum(),
+        dropped,
+    }
+}
+
+/// The slow viewers' line under a run's row, and the server's memory over the window.
+fn slow_row(r: &RunResult, measure: Duration) -> String {
+    let growth = r.server_rss as f64 - r.server_rss_start as f64;
+    let mut s = format!(
+        "    server RSS {:.1} -> {:.1} MiB over the window ({:+.3} MiB/s)",
+        r.server_rss_start as f64 / 1048576.0,
+        r.server_rss as f64 / 1048576.0,
+        growth / 1048576.0 / measure.as_secs_f64()
+    );
+    if let Some(slow) = &r.slow {
+        let connected = slow.viewers - slow.dropped.iter().map(|(_, n)| n).sum::<usize>();
+        let _ = write!(
+            s,
+            "\n    slow viewers: {connected} of {} connected at the end, behind live p50 {} ms / max {} ms; {} frames skipped for them",
+            slow.viewers,
+            ms(slow.lag_p50),
+            ms(slow.lag_max),
+            slow.skipped
+        );
+        for (reason, n) in &slow.dropped {
+            let _ = write!(s, "\n    slow viewers ended: {n} x {reason}");
+        }
+    }
+    s
 }
 
 /// `onair_viewers_dropped_slow_total` from the server's `/metrics`, if it answers within 2 s.
@@ -535,6 +645,14 @@ fn json(results: &[RunResult]) -> serde_json::Value {
                     "load_core_softirq_percent": r.load_core_busy.map(|b| b.1),
                     "listen_overflows": r.listen_overflows,
                     "errors": r.errors,
+                    "server_rss_start_bytes": r.server_rss_start,
+                    "slow_viewers": r.slow.as_ref().map(|s| serde_json::json!({
+                        "viewers": s.viewers,
+                        "lag_p50_ms": ms(s.lag_p50),
+                        "lag_max_ms": ms(s.lag_max),
+                        "frames_skipped": s.skipped,
+                        "ended": s.dropped.iter().map(|(r, n)| serde_json::json!({"reason": r, "viewers": n})).collect::<Vec<_>>(),
+                    })),
                 })
             })
             .collect(),

@@ -505,6 +505,17 @@ impl ServerSession {
         self.send_user_control(UserControl::StreamEof(stream));
     }
 
+    /// Ends a play from our side (the viewer fell too far behind, too often): an error-level
+    /// `onStatus NetStream.Play.Failed` with `reason` as description, then StreamEOF, so the
+    /// player can show why it stopped. Close the connection after writing them.
+    pub fn fail_play(&mut self, stream: u32, reason: &str) {
+        if matches!(self.streams.get(&stream), Some(Role::Playing)) {
+            self.streams.remove(&stream);
+        }
+        self.send_status(stream, "error", "NetStream.Play.Failed", reason);
+        self.send_user_control(UserControl::StreamEof(stream));
+    }
+
     /// Tells a player a publisher is back: StreamBegin and `NetStream.Play.PublishNotify`.
     pub fn notify_republished(&mut self, stream: u32) {
         self.send_user_control(UserControl::StreamBegin(stream));

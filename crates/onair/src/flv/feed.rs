@@ -11,6 +11,7 @@ use onair_media::MediaKind;
 use tracing::{debug, info, warn};
 
 use super::Feeds;
+use crate::http::connections::BytesSent;
 use crate::metrics::{Metrics, Wire};
 
 /// How long the FLV header waits for a stream's second track to show itself when neither
@@ -34,6 +35,50 @@ pub(super) struct FlvFeed {
     /// When the stream ends if the publisher has not come back.
     grace_until: Option<tokio::time::Instant>,
     ended: bool,
+    /// The stream ended because the viewer was too slow.
+    dropped: bool,
+    /// HTTP-FLV: waits for hyper to write what it was given.
+    gate: Option<Gate>,
+}
+
+/// What hyper may hold of an HTTP-FLV body beyond what it has written: the response head and
+/// a piece or two. More is media the hub cannot see a slow viewer has not received.
+const GATE_SLACK: u64 = 4 * 1024;
+/// How often a gated feed looks whether hyper has written. Only a viewer whose socket is
+/// full waits here: one at the live edge finds the bytes written after one yield.
+const GATE_POLL: Duration = Duration::from_millis(10);
+
+/// Tracks an HTTP-FLV body's pieces against the connection's written bytes.
+struct Gate {
+    sent: BytesSent,
+    /// The connection's written bytes when the feed started (earlier requests on it).
+    base: u64,
+    /// Bytes handed to hyper, with the chunked encoding's framing of each piece.
+    handed: u64,
+}
+
+impl Gate {
+    fn handed(&mut self, len: usize) {
+        // `{len:x}\r\n` before the piece, `\r\n` after it.
+        let hex = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
+        self.handed += len as u64 + u64::from(hex) + 4;
+    }
+
+    fn behind(&self) -> bool {
+        self.handed > self.sent.get().saturating_sub(self.base) + GATE_SLACK
+    }
+
+    async fn drained(&self) {
+        if !self.behind() {
+            return;
+        }
+        // Hyper asks for the next piece before writing the last one: given way once, it
+        // writes it, and a viewer whose socket takes it goes on without a timer.
+        tokio::task::yield_now().await;
+        while self.behind() {
+            tokio::time::sleep(GATE_POLL).await;
+        }
+    }
 }
 
 impl Drop for FlvFeed {
@@ -46,7 +91,8 @@ impl Drop for FlvFeed {
 }
 
 impl FlvFeed {
-    pub(super) fn new(subscriber: Subscriber, state: Arc<Feeds>) -> Self {
+    pub(super) fn new(mut subscriber: Subscriber, state: Arc<Feeds>) -> Self {
+        subscriber.set_batch_bytes(crate::net::VIEWER_BATCH_BYTES);
         let wire = Wire::of_viewer(subscriber.protocol());
         if let Some(w) = wire {
             state.metrics.opened.add(w, 1);
@@ -63,6 +109,8 @@ impl FlvFeed {
             probe_until: None,
             grace_until: None,
             ended: false,
+            dropped: false,
+            gate: None,
         }
     }
 
@@ -73,13 +121,29 @@ impl FlvFeed {
     pub(super) async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
         loop {
             if let Some(b) = self.pending.pop_front() {
+                if let Some(gate) = &mut self.gate {
+                    gate.handed(b.len());
+                }
                 return Ok(Some(b));
             }
             if self.ended {
                 return Ok(None);
             }
+            if let Some(gate) = &self.gate {
+                gate.drained().await;
+            }
             self.fill().await?;
         }
+    }
+
+    /// Makes the feed take nothing more from the hub while hyper holds more than
+    /// [`GATE_SLACK`] of what it was given and has not written yet (see [`BytesSent`]).
+    pub(super) fn gate_on(&mut self, sent: BytesSent) {
+        self.gate = Some(Gate {
+            base: sent.get(),
+            sent,
+            handed: 0,
+        });
     }
 
     async fn fill(&mut self) -> std::io::Result<()> {
@@ -162,16 +226,22 @@ impl FlvFeed {
         }
     }
 
-    /// The subscription ended: at shutdown the stream ends cleanly; a viewer that fell too
-    /// far behind is cut off with an error.
+    /// The subscription ended. Either way the stream ends cleanly (the HTTP body with its
+    /// last chunk, the WebSocket with a close frame that says why): a viewer that fell too far
+    /// behind too often, after skips did not keep it near live, is told so rather than reset.
     fn lost(&mut self, e: RecvError) -> std::io::Result<()> {
-        if e == RecvError::Closed {
-            self.ended = true;
-            return Ok(());
+        self.ended = true;
+        if e != RecvError::Closed {
+            Metrics::inc(&self.state.metrics.viewers_dropped_slow);
+            warn!(channel = self.subscriber.channel(), error = %e, "viewer too slow; dropped");
+            self.dropped = true;
         }
-        Metrics::inc(&self.state.metrics.viewers_dropped_slow);
-        warn!(channel = self.subscriber.channel(), error = %e, "viewer too slow; dropped");
-        Err(std::io::Error::other(e))
+        Ok(())
+    }
+
+    /// Whether the stream ended because the viewer was dropped for being too slow.
+    pub(super) fn dropped_slow(&self) -> bool {
+        self.dropped
     }
 }
 

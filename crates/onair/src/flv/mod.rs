@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,7 @@ use self::feed::FlvFeed;
 use crate::auth::PublishAuth;
 use crate::channel::is_valid_name;
 use crate::config::HubSection;
+use crate::http::connections::BytesSent;
 use crate::metrics::{Metrics, Wire};
 use crate::problem::ApiError;
 
@@ -72,6 +73,7 @@ async fn live(
         return ApiError::not_found(format!("channel {channel:?} is not live")).into_response();
     }
     let (mut parts, _) = request.into_parts();
+    let sent = parts.extensions.get::<BytesSent>().cloned();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
         .await
         .ok();
@@ -107,15 +109,26 @@ async fn live(
                 ws_flv(state, socket, subscriber, channel).instrument(span)
             })
         }
-        None => http_flv(state, subscriber, channel),
+        None => http_flv(state, subscriber, channel, sent),
     }
 }
+
+/// How long a WebSocket viewer we close is given to answer our close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a viewer refused for a full channel is told to wait before retrying.
 const FULL_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn http_flv(state: Arc<Feeds>, subscriber: Subscriber, channel: &str) -> Response {
-    let feed = FlvFeed::new(subscriber, state.clone());
+fn http_flv(
+    state: Arc<Feeds>,
+    subscriber: Subscriber,
+    channel: &str,
+    sent: Option<BytesSent>,
+) -> Response {
+    let mut feed = FlvFeed::new(subscriber, state.clone());
+    if let Some(sent) = sent {
+        feed.gate_on(sent);
+    }
     info!(channel, "http-flv viewer joined");
     let body = futures_util::stream::unfold(feed, |mut feed| async move {
         match feed.next().await {
@@ -154,7 +167,24 @@ async fn ws_flv(state: Arc<Feeds>, socket: WebSocket, subscriber: Subscriber, ch
                         }
                     }
                 }
-                Ok(None) => { let _ = sink.send(Message::Close(None)).await; break }
+                Ok(None) => {
+                    // 1008 (policy) with the reason for a viewer dropped as too slow, as the
+                    // chat socket does; 1000 for a stream that ended.
+                    let frame = if feed.dropped_slow() {
+                        CloseFrame { code: 1008, reason: "too slow".into() }
+                    } else {
+                        CloseFrame { code: 1000, reason: "the stream ended".into() }
+                    };
+                    let _ = tokio::time::timeout(limit, sink.send(Message::Close(Some(frame)))).await;
+                    // The player answers with its own close; reading it first keeps the
+                    // kernel from resetting a socket closed with input pending.
+                    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                        while let Some(Ok(m)) = stream.next().await {
+                            if matches!(m, Message::Close(_)) { break }
+                        }
+                    }).await;
+                    break
+                }
                 Err(e) => { warn!(channel, error = %e, "ws-flv viewer dropped"); break }
             },
             incoming = stream.next() => match incoming {

@@ -343,6 +343,7 @@ impl Registry {
             head_started: AtomicU64::new(NO_HEAD),
             generation: AtomicU64::new(0),
             stop: ctx.shutdown.child_token(),
+            sent: BytesSent::default(),
         });
         inner.open.insert(conn.id, conn.clone());
         *inner.per_ip.entry(ip).or_default() += 1;
@@ -425,6 +426,26 @@ struct ConnState {
     generation: AtomicU64,
     /// Cancelled to evict it, or (as a child of the server's token) at shutdown.
     stop: CancellationToken,
+    /// Bytes written to the socket.
+    sent: BytesSent,
+}
+
+/// Bytes a connection has written to its socket so far, handed to every request as an
+/// extension. HTTP-FLV compares it with what its body gave hyper: hyper takes up to 16
+/// pieces of a body ahead of the socket, which for a viewer on a slow link is seconds of
+/// media hidden from the hub's lag check (issue 16).
+#[derive(Debug, Clone, Default)]
+pub struct BytesSent(Arc<AtomicU64>);
+
+impl BytesSent {
+    /// The total so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::AcqRel);
+    }
 }
 
 impl ConnState {
@@ -554,7 +575,11 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.slot.conn.sent.add(n);
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -562,7 +587,11 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.slot.conn.sent.add(n);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -644,6 +673,7 @@ where
                 let (mut parts, body) = request.into_parts();
                 // The login limiter keys on the socket's address, never a forwarding header.
                 parts.extensions.insert(ConnectInfo(peer));
+                parts.extensions.insert(conn.sent.clone());
                 let body = DeadlineBody {
                     inner: body,
                     deadline: Instant::now() + body_timeout,

@@ -10,13 +10,17 @@ use bytes::{Bytes, BytesMut};
 use onair_hub::{Delivery, Entry, Publisher, RecvError, Subscriber};
 use onair_media::MediaKind;
 use onair_rtmp::session::{Reject, ServerConfig, ServerEvent, ServerOutput, ServerSession};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
 
 use super::{ConnError, Ingest};
 use crate::lives::{LiveId, SessionRow};
-use crate::metrics::Wire;
+use crate::metrics::{Metrics, Wire};
 use crate::net::write_all_queued_within;
+
+/// How long a connection we close waits for the peer to close its side (see
+/// [`Connection::close_cleanly`]).
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) enum Role {
     /// Handshake, connect, createStream: not publishing or playing yet.
@@ -122,6 +126,7 @@ impl Connection {
             self.drain().await?;
             self.flush().await?;
             if self.closing {
+                self.close_cleanly().await;
                 return Ok(());
             }
             let next = self
@@ -156,6 +161,21 @@ impl Connection {
         }
     }
 
+    /// Ends a connection we decided to close: FIN, then what the peer still sends (acks,
+    /// pings, its own close) is read and thrown away until it closes too or
+    /// [`CLOSE_LINGER`] passes. Closing a socket with unread input makes the kernel answer
+    /// with a reset, which players report as a network error instead of the status we sent.
+    pub(super) async fn close_cleanly(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            if self.writer.shutdown().await.is_err() {
+                return;
+            }
+            let mut sink = [0u8; 4096];
+            while matches!(self.reader.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+
     /// Writes whatever is queued; a peer that accepts nothing for `hub.write_timeout` is
     /// dropped (the hub has already moved it forward in the meantime).
     async fn flush(&mut self) -> Result<(), ConnError> {
@@ -175,6 +195,10 @@ impl Connection {
             .await
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::TimedOut {
+                    if playing {
+                        // Stuck rather than slow: skips cannot help a socket that takes nothing.
+                        Metrics::inc(&self.ctx.metrics.viewers_dropped_slow);
+                    }
                     ConnError::Peer(e.to_string())
                 } else {
                     ConnError::Io(e)

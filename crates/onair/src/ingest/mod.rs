@@ -228,6 +228,8 @@ async fn session(ctx: &Arc<Ingest>, reader: Reader, writer: Writer, peer: Socket
         Err(ConnError::Peer(reason)) => {
             Metrics::inc(&ctx.metrics.peer_errors);
             warn!(%reason, "connection closed");
+            // A FIN, not the reset that closing with the peer's bytes unread would send.
+            conn.close_cleanly().await;
         }
         Err(ConnError::Io(e)) => debug!(error = %e, "connection lost"),
     }

@@ -42,7 +42,7 @@ impl Connection {
             return;
         }
         Span::current().record("channel", channel);
-        let subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp) {
+        let mut subscriber = match self.ctx.hub.subscribe_viewer(channel, Protocol::Rtmp) {
             Ok(s) => s,
             Err(full) => {
                 self.ctx.metrics.viewers_refused.add(Wire::Rtmp, 1);
@@ -58,6 +58,7 @@ impl Connection {
                 return;
             }
         };
+        subscriber.set_batch_bytes(crate::net::VIEWER_BATCH_BYTES);
         let give_up_at = (!subscriber.is_live())
             .then(|| tokio::time::Instant::now() + self.ctx.hub_config.wait_for_publisher);
         if !self.session.accept_play(request) {
@@ -135,8 +136,16 @@ impl Connection {
                 Ok(())
             }
             Err(e) => {
+                // The last resort, after skips did not keep it near live: the player is told
+                // why, and the connection closes cleanly once that is written.
                 Metrics::inc(&self.ctx.metrics.viewers_dropped_slow);
-                Err(ConnError::Peer(format!("viewer too slow: {e}")))
+                warn!(channel = p.subscriber.channel(), error = %e, "rtmp viewer too slow; dropped");
+                let reason = format!(
+                    "dropped: this connection is too slow for the stream ({e}); try a lower quality or a better link"
+                );
+                self.session.fail_play(p.stream, &reason);
+                self.closing = true;
+                Ok(())
             }
         }
     }

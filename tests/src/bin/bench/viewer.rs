@@ -76,15 +76,72 @@ pub struct ViewerStats {
     pub window_bytes: AtomicU64,
     /// The connection ended (or never started) before the run did.
     pub disconnected: AtomicBool,
+    /// Send time of the newest probe received (any time, not only in the window).
+    pub newest_sent_ns: AtomicU64,
+    /// Frames the server never sent this viewer (gaps in the publisher's sequence numbers):
+    /// what skips to the newest keyframe passed over.
+    pub skipped: AtomicU64,
+    /// Why the connection ended, once it has.
+    pub ended: Mutex<Option<String>>,
+}
+
+/// A viewer on a slow link: its socket holds little in flight (a small receive buffer and
+/// an Ethernet-sized segment) and it reads at a set byte rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Slow {
+    /// Bytes a second it reads.
+    pub rate: f64,
+}
+
+/// The slow viewer's receive buffer (the kernel doubles it).
+const SLOW_RCVBUF: u32 = 8 * 1024;
+
+/// Reads at a [`Slow`] rate on average: after each read, sleeps until the bytes so far are due.
+struct Pace {
+    rate: f64,
+    start: tokio::time::Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    async fn took(&mut self, n: usize) {
+        self.bytes += n as u64;
+        let due = self.start + std::time::Duration::from_secs_f64(self.bytes as f64 / self.rate);
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+async fn connect(addr: SocketAddr, slow: Option<Slow>) -> anyhow::Result<TcpStream> {
+    let Some(_) = slow else {
+        return Ok(TcpStream::connect(addr).await?);
+    };
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(SLOW_RCVBUF)?;
+    // With loopback's 64 KiB segments a buffer this small never opens a window worth one.
+    socket2::SockRef::from(&socket).set_tcp_mss(1448)?;
+    Ok(socket.connect(addr).await?)
 }
 
 /// Runs one viewer until its connection ends or the task is aborted.
-pub async fn run(protocol: Protocol, addr: SocketAddr, shared: &Shared, stats: &ViewerStats) {
+pub async fn run(
+    protocol: Protocol,
+    addr: SocketAddr,
+    shared: &Shared,
+    stats: &ViewerStats,
+    slow: Option<Slow>,
+) {
     let mut probes = Probes {
         shared,
         stats,
         start_ns: shared.now_ns(),
         seen_video: false,
+        last_seq: None,
+        slow,
+        pace: slow.map(|s| Pace {
+            rate: s.rate,
+            start: tokio::time::Instant::now(),
+            bytes: 0,
+        }),
     };
     let ended = match protocol {
         Protocol::Rtmp => rtmp(addr, &mut probes).await,
@@ -98,6 +155,7 @@ pub async fn run(protocol: Protocol, addr: SocketAddr, shared: &Shared, stats: &
         Ok(()) => "the server ended the stream".to_owned(),
         Err(e) => format!("{e:#}"),
     };
+    *stats.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
     let mut errors = shared.errors.lock().unwrap_or_else(|e| e.into_inner());
     if errors.len() < MAX_ERRORS {
         errors.push(reason);
@@ -110,11 +168,32 @@ struct Probes<'a> {
     stats: &'a ViewerStats,
     start_ns: u64,
     seen_video: bool,
+    last_seq: Option<u64>,
+    slow: Option<Slow>,
+    pace: Option<Pace>,
 }
 
 impl Probes<'_> {
+    /// After `n` bytes were read: a slow viewer waits until its link would have carried them.
+    async fn read(&mut self, n: usize) {
+        if let Some(pace) = &mut self.pace {
+            pace.took(n).await;
+        }
+    }
+
     fn on_media(&mut self, kind: MediaKind, body: &[u8], received_ns: u64) {
         let Some(p) = probe(kind, body) else { return };
+        self.stats
+            .newest_sent_ns
+            .fetch_max(p.sent_ns, Ordering::Relaxed);
+        if let Some(last) = self.last_seq
+            && p.seq > last + 1
+        {
+            self.stats
+                .skipped
+                .fetch_add(p.seq - last - 1, Ordering::Relaxed);
+        }
+        self.last_seq = Some(self.last_seq.map_or(p.seq, |l| l.max(p.seq)));
         if kind == MediaKind::Video && !self.seen_video {
             self.seen_video = true;
             self.stats.ttff_ns.store(
@@ -151,7 +230,7 @@ async fn read_more(socket: &mut TcpStream, buf: &mut BytesMut) -> anyhow::Result
 }
 
 async fn rtmp(addr: SocketAddr, probes: &mut Probes<'_>) -> anyhow::Result<()> {
-    let mut socket = TcpStream::connect(addr).await.context("connecting")?;
+    let mut socket = connect(addr, probes.slow).await.context("connecting")?;
     socket.set_nodelay(true)?;
     let mut buf = BytesMut::with_capacity(READ_BUF);
 
@@ -269,6 +348,7 @@ async fn rtmp(addr: SocketAddr, probes: &mut Probes<'_>) -> anyhow::Result<()> {
             out.clear();
         }
         let n = read_more(&mut socket, &mut buf).await?;
+        probes.read(n).await;
         received = received.wrapping_add(n as u32);
         received_ns = probes.shared.now_ns();
     }
@@ -320,7 +400,7 @@ fn check_status(name: &str, args: &[Value]) -> anyhow::Result<()> {
 }
 
 async fn http_flv(addr: SocketAddr, probes: &mut Probes<'_>) -> anyhow::Result<()> {
-    let mut socket = TcpStream::connect(addr).await.context("connecting")?;
+    let mut socket = connect(addr, probes.slow).await.context("connecting")?;
     socket.set_nodelay(true)?;
     let request = format!(
         "GET /live/{CHANNEL}.flv HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nUser-Agent: onair-bench\r\n\r\n"
@@ -364,7 +444,8 @@ async fn http_flv(addr: SocketAddr, probes: &mut Probes<'_>) -> anyhow::Result<(
         while let Some(tag) = demuxer.decode(&mut flv)? {
             probes.on_media(tag.kind, &tag.body, received_ns);
         }
-        read_more(&mut socket, &mut buf).await?;
+        let n = read_more(&mut socket, &mut buf).await?;
+        probes.read(n).await;
         received_ns = probes.shared.now_ns();
     }
 }
