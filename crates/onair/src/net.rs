@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -140,6 +142,25 @@ fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive in time")]
 pub struct BodyTimedOut;
+
+/// Bytes an HTTP connection has written to its socket so far, handed by the listener to every
+/// request as an extension (it lives here so the FLV feeds need not import the HTTP driver).
+/// HTTP-FLV compares it with what its body gave hyper: hyper takes up to 16 pieces of a body
+/// ahead of the socket, which for a viewer on a slow link is seconds of media hidden from the
+/// hub's lag check (issue 16).
+#[derive(Debug, Clone, Default)]
+pub struct BytesSent(Arc<AtomicU64>);
+
+impl BytesSent {
+    /// The total so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::AcqRel);
+    }
+}
 
 #[cfg(test)]
 mod tests {

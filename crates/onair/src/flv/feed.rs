@@ -11,8 +11,8 @@ use onair_media::MediaKind;
 use tracing::{debug, info, warn};
 
 use super::Feeds;
-use crate::http::connections::BytesSent;
 use crate::metrics::{Metrics, Wire};
+use crate::net::BytesSent;
 
 /// How long the FLV header waits for a stream's second track to show itself when neither
 /// metadata nor both sequence headers say what the publisher sends.

@@ -30,8 +30,8 @@ use self::feed::FlvFeed;
 use crate::auth::PublishAuth;
 use crate::channel::is_valid_name;
 use crate::config::HubSection;
-use crate::http::connections::BytesSent;
 use crate::metrics::{Metrics, Wire};
+use crate::net::BytesSent;
 use crate::problem::ApiError;
 
 /// What the FLV feeds may touch.

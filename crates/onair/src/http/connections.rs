@@ -32,6 +32,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::net::BytesSent;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -428,24 +430,6 @@ struct ConnState {
     stop: CancellationToken,
     /// Bytes written to the socket.
     sent: BytesSent,
-}
-
-/// Bytes a connection has written to its socket so far, handed to every request as an
-/// extension. HTTP-FLV compares it with what its body gave hyper: hyper takes up to 16
-/// pieces of a body ahead of the socket, which for a viewer on a slow link is seconds of
-/// media hidden from the hub's lag check (issue 16).
-#[derive(Debug, Clone, Default)]
-pub struct BytesSent(Arc<AtomicU64>);
-
-impl BytesSent {
-    /// The total so far.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
-    }
-
-    fn add(&self, n: usize) {
-        self.0.fetch_add(n as u64, Ordering::AcqRel);
-    }
 }
 
 impl ConnState {
