@@ -61,6 +61,7 @@ mod stream_keys;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod timing;
+mod uploads;
 mod users;
 mod videos;
 
@@ -76,6 +77,7 @@ pub use recordings::{NewRecording, Recording, RecordingPart, RecordingState};
 pub use store::{Backend, DEFAULT_SQLITE_FILE, Store};
 pub use stream_keys::{PublishGrant, StreamKey};
 pub use timing::{CALL_BUCKETS, CallTimes};
+pub use uploads::{NewUpload, Upload, UploadState};
 pub use users::{NewUser, Role, UnknownRole, User};
 pub use videos::{
     NewVideo, NewVideoComment, Video, VideoCategory, VideoComment, VideoSearch, VideoSort,

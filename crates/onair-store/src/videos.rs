@@ -25,6 +25,7 @@ macro_rules! video_columns {
          thumbnail, view_count, created_at"
     };
 }
+pub(crate) use video_columns;
 
 macro_rules! comment_columns {
     () => {
