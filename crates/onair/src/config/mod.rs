@@ -58,6 +58,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// HLS live playlists and replays.
     pub hls: HlsConfig,
+    /// Videos: uploads.
+    pub vod: VodConfig,
     /// Live chat, danmaku, likes and gifts.
     pub chat: ChatSection,
     /// RTMPS, and HTTPS when asked for: the certificate and the TLS listener.
@@ -76,6 +78,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             auth: AuthConfig::default(),
             hls: HlsConfig::default(),
+            vod: VodConfig::default(),
             chat: ChatSection::default(),
             tls: TlsConfig::default(),
         }
@@ -527,6 +530,30 @@ impl Default for HlsConfig {
     }
 }
 
+/// `[vod]`: videos that are not lives; for now, uploads (tus, `/api/v1/uploads`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VodConfig {
+    /// The largest file one upload may be (`Tus-Max-Size`).
+    pub max_upload_bytes: u64,
+    /// An upload no byte reached for this long is removed, with what it received; a
+    /// finished one's outcome stays readable this long.
+    #[serde(with = "duration::serde_required")]
+    pub upload_expiry: Duration,
+    /// Uploads one account may have receiving bytes at once.
+    pub max_unfinished_uploads: u32,
+}
+
+impl Default for VodConfig {
+    fn default() -> Self {
+        VodConfig {
+            max_upload_bytes: 4 << 30,
+            upload_expiry: Duration::from_secs(24 * 3600),
+            max_unfinished_uploads: 5,
+        }
+    }
+}
+
 impl Config {
     /// Where HLS segments and playlists are written.
     pub fn recordings_dir(&self) -> PathBuf {
@@ -804,6 +831,20 @@ impl Config {
                 message: format!("{} is outside 1..=16777215", self.rtmp.max_message_size),
             });
         }
+        for (key, value) in [
+            ("vod.max_upload_bytes", self.vod.max_upload_bytes),
+            (
+                "vod.max_unfinished_uploads",
+                u64::from(self.vod.max_unfinished_uploads),
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
         if listens_on_one_port(self.rtmp.listen, self.http.listen) {
             return Err(ConfigError::Invalid {
                 key: "http.listen",
@@ -1001,6 +1042,7 @@ impl Config {
             ("http.header_timeout", self.http.header_timeout),
             ("http.body_timeout", self.http.body_timeout),
             ("http.idle_timeout", self.http.idle_timeout),
+            ("vod.upload_expiry", self.vod.upload_expiry),
         ] {
             if d.1.is_zero() {
                 return Err(ConfigError::Invalid {

@@ -258,6 +258,18 @@ pub const OPTIONS: &[Opt] = &[
         "50000000000",
     ),
     Opt::new(
+        "vod.max_upload_bytes",
+        "largest file one upload may be, in bytes (Tus-Max-Size)",
+    ),
+    Opt::new(
+        "vod.upload_expiry",
+        "an upload idle this long is removed; an outcome stays readable this long",
+    ),
+    Opt::new(
+        "vod.max_unfinished_uploads",
+        "uploads one account may have receiving bytes at once",
+    ),
+    Opt::new(
         "chat.history",
         "messages a client gets when it joins a room",
     ),
