@@ -6,8 +6,9 @@
 -- Keep in step with ../sqlite/0009_uploads.sql.
 
 CREATE TABLE uploads (
-    -- 32 random hex digits: the id in /api/v1/uploads/{id}.
-    id             TEXT        PRIMARY KEY,
+    -- The id in /api/v1/uploads/{id} and the name of its `.part` file; never reused, so a
+    -- new upload can never meet an old one's leftover bytes.
+    id             BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     user_id        BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     channel_id     BIGINT      NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
     title          TEXT        NOT NULL,

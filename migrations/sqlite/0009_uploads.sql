@@ -2,7 +2,8 @@
 -- ../postgres/0009_uploads.sql, which this keeps in step with.
 
 CREATE TABLE uploads (
-    id             TEXT    PRIMARY KEY,
+    -- AUTOINCREMENT: an id is never reused (it names the upload's `.part` file).
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id        INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     channel_id     INTEGER NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
     title          TEXT    NOT NULL,

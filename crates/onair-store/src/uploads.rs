@@ -69,8 +69,8 @@ impl TryFrom<String> for UploadState {
 /// An upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Upload {
-    /// Its id, as in `/api/v1/uploads/{id}`.
-    pub id: String,
+    /// Its id, as in `/api/v1/uploads/{id}`; never reused.
+    pub id: i64,
     /// Who uploads it: only they (and admins) see it.
     pub user_id: i64,
     /// The channel the video goes to.
@@ -108,8 +108,6 @@ pub struct Upload {
 /// A new upload for [`Store::create_upload`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewUpload {
-    /// Its id; must be unused.
-    pub id: String,
     /// The uploader; must exist.
     pub user_id: i64,
     /// The channel; must exist.
@@ -134,19 +132,17 @@ fn clamp(value: u64) -> i64 {
 impl Store {
     /// Records a new upload with nothing received.
     ///
-    /// [`StoreError::Conflict`] when the id is taken; [`StoreError::NotFound`] when the user
-    /// or the channel does not exist.
+    /// [`StoreError::NotFound`] when the user or the channel does not exist.
     pub async fn create_upload(&self, new: NewUpload) -> Result<Upload, StoreError> {
         const SQL: &str = concat!(
-            "INSERT INTO uploads (id, user_id, channel_id, title, filename, visibility, length_bytes, \
+            "INSERT INTO uploads (user_id, channel_id, title, filename, visibility, length_bytes, \
              created_at, updated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING ",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING ",
             upload_columns!()
         );
         let at = now();
         with_pool!(self, |pool| {
             sqlx::query_as::<_, Upload>(SQL)
-                .bind(&new.id)
                 .bind(new.user_id)
                 .bind(new.channel_id)
                 .bind(&new.title)
@@ -158,12 +154,11 @@ impl Store {
                 .fetch_one(pool)
                 .await
         })
-        .on_constraint(|| format!("upload {}", new.id))
         .on_missing_reference(|| format!("user {} or channel {}", new.user_id, new.channel_id))
     }
 
     /// The upload with this id.
-    pub async fn upload_by_id(&self, id: &str) -> Result<Option<Upload>, StoreError> {
+    pub async fn upload_by_id(&self, id: i64) -> Result<Option<Upload>, StoreError> {
         const SQL: &str = concat!("SELECT ", upload_columns!(), " FROM uploads WHERE id = $1");
         Ok(with_pool!(self, |pool| {
             sqlx::query_as::<_, Upload>(SQL)
@@ -192,7 +187,7 @@ impl Store {
     /// changes; `None` otherwise (gone, or no longer receiving).
     pub async fn set_upload_received(
         &self,
-        id: &str,
+        id: i64,
         received: u64,
         expires_at: DateTime<Utc>,
     ) -> Result<Option<Upload>, StoreError> {
@@ -218,7 +213,7 @@ impl Store {
     /// its uploader can read why. `false` when it is not `processing`.
     pub async fn fail_upload(
         &self,
-        id: &str,
+        id: i64,
         error: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -246,7 +241,7 @@ impl Store {
     /// channel is gone.
     pub async fn complete_upload(
         &self,
-        id: &str,
+        id: i64,
         video: NewVideo,
         expires_at: DateTime<Utc>,
     ) -> Result<Video, StoreError> {
@@ -302,7 +297,7 @@ impl Store {
     }
 
     /// Deletes an upload's row; `false` when there was none.
-    pub async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_upload(&self, id: i64) -> Result<bool, StoreError> {
         let deleted = with_pool!(self, |pool| {
             sqlx::query("DELETE FROM uploads WHERE id = $1")
                 .bind(id)

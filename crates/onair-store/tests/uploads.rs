@@ -31,13 +31,12 @@ async fn channel(store: &Store, owner: &User, slug: &str) -> Channel {
         .expect("create channel")
 }
 
-fn new_upload(id: &str, owner: &User, channel: &Channel, length: u64) -> NewUpload {
+fn new_upload(name: &str, owner: &User, channel: &Channel, length: u64) -> NewUpload {
     NewUpload {
-        id: id.to_owned(),
         user_id: owner.id,
         channel_id: channel.id,
-        title: format!("{id} title"),
-        filename: format!("{id}.mp4"),
+        title: format!("{name} title"),
+        filename: format!("{name}.mp4"),
         visibility: Visibility::Unlisted,
         length_bytes: length,
         expires_at: Utc::now() + Duration::hours(24),
@@ -67,6 +66,7 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
         .create_upload(new_upload("a1", &alice, &ch, 100))
         .await
         .unwrap();
+    let id = created.id;
     assert_eq!(
         (
             created.state,
@@ -83,18 +83,24 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
             Visibility::Unlisted
         )
     );
-    assert_eq!(store.upload_by_id("a1").await.unwrap(), Some(created));
+    assert_eq!(store.upload_by_id(id).await.unwrap(), Some(created));
     assert_eq!(store.count_unfinished_uploads(alice.id).await.unwrap(), 1);
-    // The same id again is a conflict.
-    let again = store.create_upload(new_upload("a1", &alice, &ch, 5)).await;
-    assert!(
-        matches!(again, Err(StoreError::Conflict { .. })),
-        "{again:?}"
-    );
+    // Ids are never reused, even after a deletion.
+    let other = store
+        .create_upload(new_upload("a2", &alice, &ch, 5))
+        .await
+        .unwrap();
+    assert!(store.delete_upload(other.id).await.unwrap());
+    let third = store
+        .create_upload(new_upload("a3", &alice, &ch, 5))
+        .await
+        .unwrap();
+    assert!(third.id > other.id && other.id > id);
+    assert!(store.delete_upload(third.id).await.unwrap());
 
     let later = Utc::now() + Duration::hours(48);
     let part = store
-        .set_upload_received("a1", 40, later)
+        .set_upload_received(id, 40, later)
         .await
         .unwrap()
         .unwrap();
@@ -105,11 +111,11 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
     assert!(part.expires_at > Utc::now() + Duration::hours(47));
     // More than the length is refused and changes nothing.
     assert_eq!(
-        store.set_upload_received("a1", 101, later).await.unwrap(),
+        store.set_upload_received(id, 101, later).await.unwrap(),
         None
     );
     let done = store
-        .set_upload_received("a1", 100, later)
+        .set_upload_received(id, 100, later)
         .await
         .unwrap()
         .unwrap();
@@ -117,7 +123,7 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
     assert_eq!(store.count_unfinished_uploads(alice.id).await.unwrap(), 0);
     // Once processing, no more bytes count: a second completion sees nothing.
     assert_eq!(
-        store.set_upload_received("a1", 100, later).await.unwrap(),
+        store.set_upload_received(id, 100, later).await.unwrap(),
         None
     );
     assert_eq!(
@@ -126,13 +132,13 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
             .await
             .unwrap()
             .iter()
-            .map(|u| u.id.as_str())
+            .map(|u| u.id)
             .collect::<Vec<_>>(),
-        ["a1"]
+        [id]
     );
 
     let video = store
-        .complete_upload("a1", video_of(&ch, "alice/upload-a1"), later)
+        .complete_upload(id, video_of(&ch, "alice/upload-a1"), later)
         .await
         .unwrap();
     assert_eq!(
@@ -144,14 +150,14 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
         ),
         (None, "alice/upload-a1", 5_000, Some(320))
     );
-    let ready = store.upload_by_id("a1").await.unwrap().unwrap();
+    let ready = store.upload_by_id(id).await.unwrap().unwrap();
     assert_eq!(
         (ready.state, ready.video_id),
         (UploadState::Ready, Some(video.id))
     );
     // Completing twice adds no second video.
     let twice = store
-        .complete_upload("a1", video_of(&ch, "alice/upload-a1-again"), later)
+        .complete_upload(id, video_of(&ch, "alice/upload-a1-again"), later)
         .await;
     assert!(
         matches!(twice, Err(StoreError::NotFound { .. })),
@@ -168,20 +174,21 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
 async fn a_completion_for_a_deleted_upload_adds_no_video(store: Store) {
     let alice = user(&store, "alice").await;
     let ch = channel(&store, &alice, "alice").await;
-    store
+    let id = store
         .create_upload(new_upload("gone", &alice, &ch, 10))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     let later = Utc::now() + Duration::hours(1);
     store
-        .set_upload_received("gone", 10, later)
+        .set_upload_received(id, 10, later)
         .await
         .unwrap()
         .unwrap();
-    assert!(store.delete_upload("gone").await.unwrap());
-    assert!(!store.delete_upload("gone").await.unwrap());
+    assert!(store.delete_upload(id).await.unwrap());
+    assert!(!store.delete_upload(id).await.unwrap());
     let result = store
-        .complete_upload("gone", video_of(&ch, "alice/upload-gone"), later)
+        .complete_upload(id, video_of(&ch, "alice/upload-gone"), later)
         .await;
     assert!(
         matches!(result, Err(StoreError::NotFound { .. })),
@@ -195,15 +202,16 @@ async fn a_completion_for_a_deleted_upload_adds_no_video(store: Store) {
 async fn a_failed_upload_keeps_its_reason_until_it_expires(store: Store) {
     let alice = user(&store, "alice").await;
     let ch = channel(&store, &alice, "alice").await;
-    store
+    let id = store
         .create_upload(new_upload("bad", &alice, &ch, 10))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     // Only a processing upload can fail.
     let soon = Utc::now() + Duration::hours(1);
-    assert!(!store.fail_upload("bad", "nope", soon).await.unwrap());
+    assert!(!store.fail_upload(id, "nope", soon).await.unwrap());
     store
-        .set_upload_received("bad", 10, soon)
+        .set_upload_received(id, 10, soon)
         .await
         .unwrap()
         .unwrap();
@@ -212,11 +220,11 @@ async fn a_failed_upload_keeps_its_reason_until_it_expires(store: Store) {
     assert!(store.expired_uploads(far, 10).await.unwrap().is_empty());
     assert!(
         store
-            .fail_upload("bad", "video codec VP9 is not supported", soon)
+            .fail_upload(id, "video codec VP9 is not supported", soon)
             .await
             .unwrap()
     );
-    let failed = store.upload_by_id("bad").await.unwrap().unwrap();
+    let failed = store.upload_by_id(id).await.unwrap().unwrap();
     assert_eq!(
         (failed.state, failed.error.as_deref(), failed.video_id),
         (
@@ -233,10 +241,7 @@ async fn a_failed_upload_keeps_its_reason_until_it_expires(store: Store) {
             .is_empty()
     );
     let expired = store.expired_uploads(far, 10).await.unwrap();
-    assert_eq!(
-        expired.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
-        ["bad"]
-    );
+    assert_eq!(expired.iter().map(|u| u.id).collect::<Vec<_>>(), [id]);
 }
 
 async fn uploads_need_their_user_and_channel(store: Store) {
@@ -250,12 +255,13 @@ async fn uploads_need_their_user_and_channel(store: Store) {
         "{result:?}"
     );
     // A channel's deletion takes its uploads with it.
-    store
+    let id = store
         .create_upload(new_upload("y", &alice, &ch, 10))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     store.delete_channel(ch.id).await.unwrap();
-    assert_eq!(store.upload_by_id("y").await.unwrap(), None);
+    assert_eq!(store.upload_by_id(id).await.unwrap(), None);
 }
 
 store_test!(
