@@ -140,6 +140,9 @@ impl RunningServer {
         ));
         let hls = state.hls.clone();
         let shutdown = state.shutdown.clone();
+        state
+            .tasks
+            .spawn(state.uploads.clone().run(state.shutdown.clone()));
         state.tasks.spawn(async move {
             hls.recover().await;
             crate::hls::retention::run(hls, shutdown).await;

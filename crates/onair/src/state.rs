@@ -18,6 +18,7 @@ use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
+use crate::vod::uploads::{Thumbnailer, Uploads};
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub hls: Arc<Hls>,
     /// Every channel's chat room.
     pub chat: Arc<ChatService>,
+    /// Resumable uploads of videos.
+    pub uploads: Arc<Uploads>,
 }
 
 impl AppState {
@@ -60,6 +63,28 @@ impl AppState {
         );
         let lives = Arc::new(Lives::default());
         let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        // The thumbnail is the HLS side's ffmpeg call, handed to the uploads service so that
+        // a service need not import a driver.
+        let thumbnailer: Thumbnailer = Arc::new(|dir| {
+            Box::pin(async move {
+                match crate::hls::catalogue::make_thumbnail(&dir).await {
+                    crate::hls::catalogue::Thumbnail::Made => {
+                        Some(crate::hls::catalogue::THUMBNAIL.to_owned())
+                    }
+                    crate::hls::catalogue::Thumbnail::NoFfmpeg => None,
+                    crate::hls::catalogue::Thumbnail::Failed(reason) => {
+                        tracing::warn!(reason, "no thumbnail for an uploaded video");
+                        None
+                    }
+                }
+            })
+        });
+        let uploads = Uploads::new(
+            &config,
+            platform.store().clone(),
+            thumbnailer,
+            tasks.clone(),
+        );
         Arc::new(AppState {
             hub,
             chat,
@@ -71,6 +96,7 @@ impl AppState {
             metrics: Arc::default(),
             tasks,
             hls,
+            uploads,
         })
     }
 

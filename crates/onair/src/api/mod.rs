@@ -80,6 +80,8 @@ pub struct ApiContext {
     pub chat: Arc<ChatService>,
     /// Replay files and the retention policy.
     pub hls: Arc<Hls>,
+    /// Resumable uploads.
+    pub uploads: Arc<crate::vod::uploads::Uploads>,
     /// `[rtmp]`: the server URL publishers are told (`rtmp.public_url`).
     pub rtmp: RtmpConfig,
     /// `auth.login_attempts_per_minute`.

@@ -111,6 +111,7 @@ pub fn api_context(state: &AppState) -> crate::api::ApiContext {
         lives: state.lives.clone(),
         chat: state.chat.clone(),
         hls: state.hls.clone(),
+        uploads: state.uploads.clone(),
         rtmp: state.config.rtmp.clone(),
         login_attempts_per_minute: state.config.auth.login_attempts_per_minute,
         shutdown: state.shutdown.clone(),
