@@ -54,6 +54,8 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
     UnsupportedMediaType,
+    /// 412: a tus request without `Tus-Resumable: 1.0.0` (the only version served).
+    PreconditionFailed,
     /// 416: a `Range` header asks for bytes a file does not have.
     RangeNotSatisfiable,
     /// 422: well-formed, but it cannot be done (e.g. an admin banning themselves).
@@ -71,7 +73,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for the documentation and the tests.
-    pub const ALL: [ProblemKind; 18] = [
+    pub const ALL: [ProblemKind; 19] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::BadCredentials,
@@ -84,6 +86,7 @@ impl ProblemKind {
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::PreconditionFailed,
         Self::RangeNotSatisfiable,
         Self::Unprocessable,
         Self::RateLimited,
@@ -107,6 +110,7 @@ impl ProblemKind {
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::PreconditionFailed => "precondition-failed",
             Self::RangeNotSatisfiable => "range-not-satisfiable",
             Self::Unprocessable => "unprocessable",
             Self::RateLimited => "rate-limited",
@@ -136,6 +140,7 @@ impl ProblemKind {
             Self::Conflict => "Conflict",
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PreconditionFailed => "Precondition failed",
             Self::RangeNotSatisfiable => "Range not satisfiable",
             Self::Unprocessable => "Unprocessable request",
             Self::RateLimited => "Too many requests",
@@ -159,6 +164,7 @@ impl ProblemKind {
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,

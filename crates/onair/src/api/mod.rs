@@ -24,6 +24,7 @@ pub use crate::problem;
 pub mod rate_limit;
 mod replays;
 pub mod session;
+mod uploads;
 pub mod validate;
 mod videos;
 
@@ -298,6 +299,7 @@ impl<T: Serialize> IntoResponse for extract::Json<T> {
         (name = "public", description = "The channel directory; no login"),
         (name = "chat", description = "Chat history, replay danmaku, gifts, wallets and moderation; the chat itself is a WebSocket at /api/v1/channels/{slug}/chat"),
         (name = "videos", description = "The VOD catalogue: videos, comments, views, thumbnails and categories; private videos only for their owner and admins"),
+        (name = "uploads", description = "Uploading a video with the tus 1.0.0 resumable upload protocol (creation, expiration, termination); the upload's state as JSON"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -349,9 +351,14 @@ fn add_shared_responses(doc: &mut OpenApiDoc) {
             // A key's `{jti}` is any text, so only a numeric id, a slug or a query can be
             // malformed; an unknown jti is a 404.
             let path_checked = path.replace("{jti}", "").contains('{');
+            // A header parameter (tus's `Upload-Length`) can be malformed like a query one.
             let query = operation.parameters.as_ref().is_some_and(|p| {
-                p.iter()
-                    .any(|p| matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)))
+                p.iter().any(|p| {
+                    matches!(p, RefOr::T(p) if matches!(
+                        p.parameter_in,
+                        utoipa::openapi::path::ParameterIn::Query | utoipa::openapi::path::ParameterIn::Header
+                    ))
+                })
             });
             let parameters = path_checked || query;
             let body = operation.request_body.is_some();
@@ -418,6 +425,13 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(videos::create_category))
         .routes(routes!(videos::update_category, videos::delete_category))
         .routes(routes!(videos::latest_replay))
+        .routes(routes!(uploads::create, uploads::options))
+        .routes(routes!(
+            uploads::status,
+            uploads::head,
+            uploads::append,
+            uploads::delete
+        ))
         .routes(routes!(chat::messages))
         .routes(routes!(chat::delete_message))
         .routes(routes!(chat::danmaku))

@@ -124,12 +124,13 @@ pub enum UploadError {
     },
     /// The client's body ended in an error (a cut connection, a body timeout); what arrived
     /// before it is kept.
-    #[error("the request body broke off after {kept} bytes of the upload: {cause}")]
+    #[error("the request body broke off after {kept} bytes of the upload")]
     BodyBroken {
         /// The upload's offset now.
         kept: u64,
         /// What the body's stream said.
-        cause: String,
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The store failed.
     #[error(transparent)]
@@ -299,7 +300,7 @@ impl Uploads {
     ) -> Result<Upload, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
-        E: fmt::Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let id = upload.id;
         if !self.appending.lock().insert(id) {
@@ -346,7 +347,7 @@ impl Uploads {
             let chunk = match frame {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    broken = Some(e.to_string());
+                    broken = Some(e.into());
                     break;
                 }
             };
