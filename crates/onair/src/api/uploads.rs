@@ -86,7 +86,9 @@ impl From<Upload> for UploadStatus {
     fn from(u: Upload) -> Self {
         let problem = match (u.state, &u.error) {
             (UploadState::Failed, Some(error)) => Some(ApiError::unprocessable(error).problem()),
-            (UploadState::Failed, None) => Some(ApiError::unprocessable("the import failed").problem()),
+            (UploadState::Failed, None) => {
+                Some(ApiError::unprocessable("the import failed").problem())
+            }
             _ => None,
         };
         UploadStatus {
@@ -132,7 +134,9 @@ impl From<UploadError> for ApiError {
                 }
                 ApiError::invalid_field(
                     "body",
-                    format!("broke off ({cause}); {kept} bytes are kept: resume from Upload-Offset {kept}"),
+                    format!(
+                        "broke off ({cause}); {kept} bytes are kept: resume from Upload-Offset {kept}"
+                    ),
                 )
             }
             UploadError::Store(e) => e.into(),
@@ -191,9 +195,9 @@ fn number_header(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, 
             "must be a non-negative integer",
         ));
     }
-    text.parse().map(Some).map_err(|_| {
-        ApiError::invalid_field(canonical(name), "is larger than any upload can be")
-    })
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::invalid_field(canonical(name), "is larger than any upload can be"))
 }
 
 /// A tus header's name as the spec spells it, for error messages.
@@ -235,7 +239,8 @@ fn parse_metadata(header: &str) -> Result<Vec<(String, String)>, String> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value)
             .map_err(|_| format!("{key}: the value is not base64"))?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("{key}: the value is not UTF-8"))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("{key}: the value is not UTF-8"))?;
         pairs.push((key.to_owned(), text));
     }
     Ok(pairs)
@@ -636,7 +641,10 @@ mod tests {
         let twice = format!("title {},title {}", b64("a"), b64("b"));
         assert!(parse_metadata(&twice).unwrap_err().contains("twice"));
         assert!(parse_metadata(&"x".repeat(METADATA_MAX + 1)).is_err());
-        let not_utf8 = format!("title {}", base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe]));
+        let not_utf8 = format!(
+            "title {}",
+            base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe])
+        );
         assert!(parse_metadata(&not_utf8).unwrap_err().contains("UTF-8"));
     }
 
@@ -657,6 +665,6 @@ mod tests {
     #[test]
     fn expiry_dates_are_imf_fixdates() {
         let at = DateTime::from_timestamp(1_795_296_255, 0).unwrap();
-        assert_eq!(http_date(at), "Wed, 23 Nov 2026 21:24:15 GMT");
+        assert_eq!(http_date(at), "Sat, 21 Nov 2026 21:24:15 GMT");
     }
 }

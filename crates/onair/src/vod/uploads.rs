@@ -82,7 +82,9 @@ pub enum UploadError {
     #[error("upload {0} not found")]
     NotFound(i64),
     /// The file is larger than `vod.max_upload_bytes`.
-    #[error("the file is {length} bytes; uploads may be at most {max} bytes (vod.max_upload_bytes)")]
+    #[error(
+        "the file is {length} bytes; uploads may be at most {max} bytes (vod.max_upload_bytes)"
+    )]
     TooLarge {
         /// The `Upload-Length` asked for.
         length: u64,
@@ -104,7 +106,9 @@ pub enum UploadError {
         max: u32,
     },
     /// `Upload-Offset` is not where the upload is.
-    #[error("Upload-Offset is {given} but the upload has {expected} bytes: ask HEAD for the offset")]
+    #[error(
+        "Upload-Offset is {given} but the upload has {expected} bytes: ask HEAD for the offset"
+    )]
     OffsetMismatch {
         /// The upload's offset.
         expected: u64,
@@ -333,7 +337,10 @@ impl Uploads {
             return Err(UploadError::PastLength { left });
         }
         let path = self.part_path(id);
-        let mut file = tokio::fs::OpenOptions::new().write(true).open(&path).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .await?;
         // Bytes past the saved offset are from a request that was cut before it could save:
         // the client sends them again from the offset it was told.
         file.set_len(offset).await?;
@@ -484,7 +491,10 @@ impl Uploads {
                 if matches!(e, StoreError::NotFound { .. }) {
                     // Deleted while it was imported (or its channel was).
                     remove_file(&self.part_path(id)).await;
-                    info!(upload = id, "upload deleted during its import; nothing kept");
+                    info!(
+                        upload = id,
+                        "upload deleted during its import; nothing kept"
+                    );
                 } else {
                     // The `.part` stays and the row stays `processing`: the next start
                     // imports it again.
@@ -494,14 +504,15 @@ impl Uploads {
             }
         };
         remove_file(&self.part_path(id)).await;
-        info!(upload = id, video = video.id, path = relative, "upload is a video");
+        info!(
+            upload = id,
+            video = video.id,
+            path = relative,
+            "upload is a video"
+        );
         if let Some(name) = (self.thumbnailer)(dest.to_path_buf()).await {
             let thumb = format!("{relative}/{name}");
-            if let Err(e) = self
-                .store
-                .set_video_thumbnail(video.id, Some(&thumb))
-                .await
-            {
+            if let Err(e) = self.store.set_video_thumbnail(video.id, Some(&thumb)).await {
                 warn!(video = video.id, error = %e, "cannot record the thumbnail");
             }
         }
@@ -529,7 +540,8 @@ impl Uploads {
                         "importing an upload a stop left unfinished"
                     );
                     let uploads = self.clone();
-                    self.tasks.spawn(async move { uploads.process(upload.id).await });
+                    self.tasks
+                        .spawn(async move { uploads.process(upload.id).await });
                 }
             }
             Err(e) => warn!(error = %e, "cannot list uploads left processing"),
@@ -541,10 +553,7 @@ impl Uploads {
     pub async fn sweep(&self) -> Result<(usize, usize), StoreError> {
         let mut rows = 0;
         loop {
-            let expired = self
-                .store
-                .expired_uploads(Utc::now(), SWEEP_BATCH)
-                .await?;
+            let expired = self.store.expired_uploads(Utc::now(), SWEEP_BATCH).await?;
             let n = expired.len();
             for upload in expired {
                 if self.appending.lock().contains(&upload.id) {
@@ -629,6 +638,8 @@ async fn remove_dir(path: &Path) {
     match tokio::fs::remove_dir_all(path).await {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => warn!(path = %path.display(), error = %e, "cannot remove an upload's video directory"),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot remove an upload's video directory")
+        }
     }
 }

@@ -72,6 +72,8 @@ struct Fixtures {
     private_video: i64,
     comment_id: i64,
     category_id: i64,
+    /// Alice's upload, nothing received of its 100 bytes; she may start no other.
+    upload_id: i64,
     /// Publishers held for the walk: alice and bob are live.
     _live: Vec<onair_hub::Publisher>,
 }
@@ -237,6 +239,19 @@ async fn fixtures(api: &Api) -> Fixtures {
         .next()
         .expect("the migrations seed the gift catalogue")
         .id;
+    let upload_id = store
+        .create_upload(onair_store::NewUpload {
+            user_id: alice_user.id,
+            channel_id,
+            title: "upload".into(),
+            filename: String::new(),
+            visibility: onair_store::Visibility::Public,
+            length_bytes: 100,
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        })
+        .await
+        .unwrap()
+        .id;
     let live = vec![
         api.go_live("alice", Some(&jti)).await,
         api.go_live("bob", None).await,
@@ -257,6 +272,7 @@ async fn fixtures(api: &Api) -> Fixtures {
         private_video,
         comment_id: comments[0],
         category_id,
+        upload_id,
         _live: live,
     }
 }
@@ -282,6 +298,8 @@ struct Case<'a> {
     body: Option<Value>,
     /// A body sent as it is, with its content type, instead of `body`'s JSON.
     raw_body: Option<(&'static str, Vec<u8>)>,
+    /// More request headers (tus's).
+    headers: Vec<(&'static str, String)>,
     server: Server,
     /// Sent this many times from one address; the last answer counts (the login limiter).
     attempts: usize,
@@ -297,6 +315,7 @@ impl<'a> Case<'a> {
             token: None,
             body: None,
             raw_body: None,
+            headers: Vec::new(),
             server: Server::Open,
             attempts: 1,
         }
@@ -304,6 +323,11 @@ impl<'a> Case<'a> {
 
     fn raw_body(mut self, content_type: &'static str, body: Vec<u8>) -> Self {
         self.raw_body = Some((content_type, body));
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -348,7 +372,92 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
     let private = f.private_video;
     let comment = format!("{video}/comments/{}", f.comment_id);
     let category = format!("/api/v1/admin/video-categories/{}", f.category_id);
-    vec![
+    let upload = format!("/api/v1/uploads/{}", f.upload_id);
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let meta = |channel: &str| format!("channel {},title {}", b64(channel), b64("a clip"));
+    let tus = |case: Case<'static>| case.header("tus-resumable", "1.0.0");
+    let bytes = "application/offset+octet-stream";
+    let creation = |token: &str, length: &str, channel: &str| {
+        tus(Case::new(M::POST, "/api/v1/uploads", 0))
+            .token(token)
+            .header("upload-length", length)
+            .header("upload-metadata", meta(channel))
+    };
+    let status = |mut case: Case<'static>, status: u16| {
+        case.status = status;
+        case
+    };
+    let uploads = vec![
+        status(creation(alice, "ten", "alice"), 400),
+        status(creation(vic, "10", "alice"), 403),
+        status(creation(alice, "10", "bob"), 404),
+        // The fixtures' upload is alice's one unfinished upload allowed.
+        status(creation(alice, "10", "alice"), 409),
+        Case::new(M::POST, "/api/v1/uploads", 412)
+            .token(alice)
+            .header("upload-length", "10")
+            .header("upload-metadata", meta("alice")),
+        status(creation(alice, "1001", "alice"), 413),
+        Case::new(M::GET, "/api/v1/uploads/{id}", 400)
+            .uri("/api/v1/uploads/0")
+            .token(alice),
+        Case::new(M::GET, "/api/v1/uploads/{id}", 403)
+            .uri(upload.clone())
+            .token(vic),
+        Case::new(M::GET, "/api/v1/uploads/{id}", 404)
+            .uri("/api/v1/uploads/999999")
+            .token(admin),
+        tus(Case::new(M::PATCH, "/api/v1/uploads/{id}", 400))
+            .uri(upload.clone())
+            .token(alice)
+            .raw_body(bytes, b"x".to_vec()),
+        tus(Case::new(M::PATCH, "/api/v1/uploads/{id}", 403))
+            .uri(upload.clone())
+            .token(vic)
+            .header("upload-offset", "0")
+            .raw_body(bytes, b"x".to_vec()),
+        tus(Case::new(M::PATCH, "/api/v1/uploads/{id}", 404))
+            .uri("/api/v1/uploads/999999")
+            .token(alice)
+            .header("upload-offset", "0")
+            .raw_body(bytes, b"x".to_vec()),
+        tus(Case::new(M::PATCH, "/api/v1/uploads/{id}", 409))
+            .uri(upload.clone())
+            .token(alice)
+            .header("upload-offset", "5")
+            .raw_body(bytes, b"x".to_vec()),
+        Case::new(M::PATCH, "/api/v1/uploads/{id}", 412)
+            .uri(upload.clone())
+            .token(alice)
+            .header("upload-offset", "0")
+            .raw_body(bytes, b"x".to_vec()),
+        // One byte past the upload's length, refused before any is written.
+        tus(Case::new(M::PATCH, "/api/v1/uploads/{id}", 413))
+            .uri(upload.clone())
+            .token(alice)
+            .header("upload-offset", "0")
+            .header("content-length", "101")
+            .raw_body(bytes, vec![0; 101]),
+        tus(Case::new(M::PATCH, "/api/v1/uploads/{id}", 415))
+            .uri(upload.clone())
+            .token(alice)
+            .header("upload-offset", "0")
+            .raw_body("application/json", b"{}".to_vec()),
+        tus(Case::new(M::DELETE, "/api/v1/uploads/{id}", 400))
+            .uri("/api/v1/uploads/0")
+            .token(alice),
+        tus(Case::new(M::DELETE, "/api/v1/uploads/{id}", 403))
+            .uri(upload.clone())
+            .token(vic),
+        tus(Case::new(M::DELETE, "/api/v1/uploads/{id}", 404))
+            .uri("/api/v1/uploads/999999")
+            .token(alice),
+        Case::new(M::DELETE, "/api/v1/uploads/{id}", 412)
+            .uri(upload.clone())
+            .token(alice),
+    ];
+    let mut all = uploads;
+    all.extend(vec![
         // /auth
         Case::new(M::POST, "/api/v1/auth/register", 400).body(credentials("x", "long enough")),
         Case::new(M::POST, "/api/v1/auth/register", 403)
@@ -808,7 +917,8 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             404,
         )
         .uri("/api/v1/channels/nobody/replays/latest/index.m3u8"),
-    ]
+    ]);
+    all
 }
 
 /// An instance of `template` that reaches its handler's store calls: for the shared 401, 500
@@ -897,6 +1007,7 @@ fn problem_types(status: u16) -> &'static [&'static str] {
         404 => &["not-found"],
         408 => &["request-timeout"],
         409 => &["conflict"],
+        412 => &["precondition-failed"],
         413 => &["payload-too-large"],
         415 => &["unsupported-media-type"],
         422 => &["unprocessable"],
@@ -948,6 +1059,9 @@ async fn send(api: &Api, case: &Case<'_>, peer: SocketAddr) -> Reply {
             let headers = request.headers_mut();
             headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
             *request.body_mut() = axum::body::Body::from(body.clone());
+        }
+        for (name, value) in &case.headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
         }
         reply = Some(api.send(request, peer).await);
     }
@@ -1098,6 +1212,8 @@ async fn every_promise_of_the_document_holds(store: Store) {
     let api = Api::with_config(store.clone(), |c| {
         c.auth.registration = true;
         c.auth.login_attempts_per_minute = 1;
+        c.vod.max_upload_bytes = 1000;
+        c.vod.max_unfinished_uploads = 1;
     })
     .await;
     let closed = Api::new(store.clone()).await;

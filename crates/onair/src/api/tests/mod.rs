@@ -9,6 +9,7 @@ mod openapi;
 mod public;
 mod replays;
 mod streamer;
+mod uploads;
 mod videos;
 
 use std::net::SocketAddr;
