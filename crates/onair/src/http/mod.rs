@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use onair_chat::ChatService;
@@ -149,12 +149,29 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([header::RANGE, header::AUTHORIZATION, header::CONTENT_TYPE])
+        // tus-js-client in a page sends and reads the tus headers (`/api/v1/uploads`).
+        .allow_headers([
+            header::RANGE,
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-metadata"),
+            HeaderName::from_static("upload-offset"),
+        ])
         .expose_headers([
             header::CONTENT_LENGTH,
             header::CONTENT_RANGE,
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,
+            header::LOCATION,
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("tus-version"),
+            HeaderName::from_static("tus-extension"),
+            HeaderName::from_static("tus-max-size"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-expires"),
         ])
 }
 
