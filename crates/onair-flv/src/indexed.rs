@@ -39,6 +39,15 @@ pub struct IndexedKeyframe {
     pub body_offset: u64,
 }
 
+/// What goes around a tag body in the file (see [`IndexedFlvWriter::push_framing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagFraming {
+    /// The 11-byte tag header (type, size, timestamp, stream id 0).
+    pub header: [u8; TAG_HEADER_LEN],
+    /// The `PreviousTagSize` that follows the body.
+    pub previous_tag_size: [u8; PREVIOUS_TAG_SIZE_LEN],
+}
+
 /// Builds an indexed FLV file: media tags in, body bytes out, and at the end the head that
 /// goes before them. See the [module docs](self).
 ///
@@ -120,6 +129,31 @@ impl IndexedFlvWriter {
             return Ok(None);
         };
         try_encode_tag(kind, timestamp, body).map(Some)
+    }
+
+    /// [`push`](Self::push) without copying the body: the tag header and `PreviousTagSize`
+    /// to write around it. A recorder writes `header`, the frame's own bytes, then
+    /// `previous_tag_size`.
+    pub fn push_framing(
+        &mut self,
+        kind: MediaKind,
+        timestamp: Timestamp,
+        body: &[u8],
+    ) -> Result<Option<TagFraming>, FlvError> {
+        let Some(timestamp) = self.note(kind, timestamp, body)? else {
+            return Ok(None);
+        };
+        let size = body.len() as u32;
+        let ts = timestamp.as_millis();
+        let mut header = [0u8; TAG_HEADER_LEN];
+        header[0] = kind.tag_type();
+        header[1..4].copy_from_slice(&size.to_be_bytes()[1..]);
+        header[4..7].copy_from_slice(&ts.to_be_bytes()[1..]);
+        header[7] = (ts >> 24) as u8;
+        Ok(Some(TagFraming {
+            header,
+            previous_tag_size: (TAG_HEADER_LEN as u32 + size).to_be_bytes(),
+        }))
     }
 
     /// [`push`](Self::push) for a hub [`Frame`].
@@ -515,6 +549,28 @@ mod tests {
                 prop_assert_eq!((time * 1000.0).round() as u32, *want);
             }
         }
+    }
+
+    #[test]
+    fn framing_around_the_body_is_the_encoded_tag() {
+        let body = [0x27, 1, 0, 0, 0, 9, 9, 9];
+        let mut a = IndexedFlvWriter::new();
+        let mut b = IndexedFlvWriter::new();
+        for ts in [100_000, 0x0100_0000 + 100_000] {
+            let tag = a
+                .push(MediaKind::Video, Timestamp::from_millis(ts), &body)
+                .unwrap()
+                .unwrap();
+            let framing = b
+                .push_framing(MediaKind::Video, Timestamp::from_millis(ts), &body)
+                .unwrap()
+                .unwrap();
+            let mut joined = framing.header.to_vec();
+            joined.extend_from_slice(&body);
+            joined.extend_from_slice(&framing.previous_tag_size);
+            assert_eq!(&tag[..], &joined[..]);
+        }
+        assert_eq!(a.body_len(), b.body_len());
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub use classify::{FrameClass, classify, frame_from_tag};
 pub use config::{AacConfig, AvcConfig, is_hevc_config, parse_aac_config, parse_avc_config};
 pub use error::FlvError;
 pub use header::{FLV_HEADER_LEN, FlvHeader};
-pub use indexed::{IndexedFlvWriter, IndexedKeyframe};
+pub use indexed::{IndexedFlvWriter, IndexedKeyframe, TagFraming};
 pub use metadata::{StreamMetadata, is_on_metadata, parse_metadata, strip_set_data_frame};
 pub use tag::{
     FlvDemuxer, FlvLimits, FlvTag, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN, encode_frame, encode_tag,

@@ -23,11 +23,11 @@ use chrono::{DateTime, Utc};
 use onair_hls::{Playlist, UriPattern};
 
 /// The replay playlist's file name, as served at `/replays/{id}/index.m3u8`.
-pub const REPLAY_PLAYLIST: &str = "index.m3u8";
+pub const REPLAY_PLAYLIST: &str = crate::vod::PLAYLIST;
 /// The live window's file name, served at `/live/{channel}/index.m3u8`.
 pub const LIVE_PLAYLIST: &str = "live.m3u8";
 /// How segment files are named: the media sequence number, so names are digits only.
-pub const SEGMENT_PATTERN: &str = "{sequence}.ts";
+pub const SEGMENT_PATTERN: &str = crate::vod::SEGMENT_PATTERN;
 /// Directory names of `[dev]`-key lives start with this; they are never kept.
 pub const DEV_PREFIX: &str = "dev-";
 
