@@ -13,8 +13,10 @@
 //! Everything here is blocking file I/O, meant for `spawn_blocking`, except the `ffmpeg`
 //! remux of old replays.
 
+mod flv_source;
 pub mod import;
 pub mod media_flv;
+mod mp4_source;
 
 /// The VOD playlist of a video (and the EVENT playlist of a live being recorded).
 pub const PLAYLIST: &str = "index.m3u8";
