@@ -152,3 +152,73 @@ impl BlockCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    async fn value(mut rx: watch::Receiver<Option<Loaded>>) -> Loaded {
+        rx.wait_for(Option::is_some).await.unwrap().clone().unwrap()
+    }
+
+    #[tokio::test]
+    async fn viewers_asking_for_one_block_share_one_read_and_one_allocation() {
+        let metrics = Arc::new(Metrics::default());
+        let cache = Arc::new(BlockCache::new(1000, metrics.clone(), TaskTracker::new()));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let get = |key| {
+            let loads = loads.clone();
+            cache.get(key, 100, move || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                // Slow enough that the second viewer asks while the first read runs.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Ok(Arc::new(Vec::new()))
+            })
+        };
+        let (a, b) = (get((1, 0)), get((1, 0)));
+        let (a, b) = (value(a).await.unwrap(), value(b).await.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(metrics.vod_cache_hits.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.vod_cache_misses.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.vod_cache_bytes.load(Ordering::Relaxed), 100);
+    }
+
+    #[tokio::test]
+    async fn the_least_recently_used_block_goes_past_the_cap_and_failures_are_not_kept() {
+        let metrics = Arc::new(Metrics::default());
+        let cache = Arc::new(BlockCache::new(250, metrics.clone(), TaskTracker::new()));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let get = |key: BlockKey, fail: bool| {
+            let loads = loads.clone();
+            cache.get(key, 100, move || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                if fail {
+                    Err(Arc::from("disk on fire"))
+                } else {
+                    Ok(Arc::new(Vec::new()))
+                }
+            })
+        };
+        value(get((1, 0), false)).await.unwrap();
+        value(get((1, 1), false)).await.unwrap();
+        value(get((1, 0), false)).await.unwrap(); // (1, 1) is now the oldest
+        value(get((1, 2), false)).await.unwrap(); // 300 > 250: (1, 1) goes
+        assert_eq!(loads.load(Ordering::SeqCst), 3);
+        assert_eq!(metrics.vod_cache_bytes.load(Ordering::Relaxed), 200);
+        value(get((1, 0), false)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 3, "(1, 0) stayed");
+        value(get((1, 1), false)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 4, "(1, 1) was read again");
+
+        assert!(value(get((2, 0), true)).await.is_err());
+        assert!(
+            value(get((2, 0), false)).await.is_ok(),
+            "a failed read is retried"
+        );
+        cache.remove_generation(1);
+        assert_eq!(metrics.vod_cache_bytes.load(Ordering::Relaxed), 100);
+    }
+}

@@ -182,7 +182,7 @@ pub fn scan(path: &Path) -> Result<(File, VodIndex), IndexError> {
         reader.read_exact(&mut head)?;
         let tag = parse_head(&head);
         let total = TAG_HEADER + u64::from(tag.size) + PREVIOUS_TAG_SIZE;
-        if pos + total - PREVIOUS_TAG_SIZE > len {
+        if pos + total > len {
             break;
         }
         let mut consumed = 0u64;
@@ -279,4 +279,165 @@ pub fn read_block(file: &File, block: &BlockInfo) -> Result<Vec<VodFrame>, Index
         at = body_end + PREVIOUS_TAG_SIZE as usize;
     }
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onair_media::Timestamp;
+
+    fn tag(kind: MediaKind, ts: u32, body: &[u8]) -> Bytes {
+        onair_flv::encode_tag(kind, Timestamp::from_millis(ts), body)
+    }
+
+    fn metadata() -> Vec<u8> {
+        onair_amf::encode_all(&[
+            "onMetaData".into(),
+            onair_amf::Value::EcmaArray(vec![("duration".to_owned(), 4.0.into())]),
+        ])
+        .to_vec()
+    }
+
+    /// Header, metadata, both sequence headers, then 4 s of 10 fps video with a keyframe
+    /// every second and audio every 50 ms (frames padded to `frame_len`).
+    fn file(frame_len: usize) -> Vec<u8> {
+        let mut out = onair_flv::FlvHeader {
+            has_audio: true,
+            has_video: true,
+        }
+        .encode()
+        .to_vec();
+        out.extend_from_slice(&tag(MediaKind::Script, 0, &metadata()));
+        out.extend_from_slice(&tag(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0, 1, 0x64]));
+        out.extend_from_slice(&tag(MediaKind::Audio, 0, &[0xAF, 0, 0x12, 0x10]));
+        for ms in (0..4000).step_by(50) {
+            if ms % 100 == 0 {
+                let key = ms % 1000 == 0;
+                let mut body = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+                body.resize(frame_len, 0xAB);
+                out.extend_from_slice(&tag(MediaKind::Video, ms, &body));
+            }
+            out.extend_from_slice(&tag(MediaKind::Audio, ms, &[0xAF, 1, 0x21, 0x10]));
+        }
+        out
+    }
+
+    fn write(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "onair-vod-index-{name}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(MEDIA_FILE);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_scan_finds_headers_metadata_and_a_block_per_gop() {
+        let path = write("gops", &file(100));
+        let (file, index) = scan(&path).unwrap();
+        assert!(index.metadata.is_some());
+        let kinds: Vec<_> = index.headers.iter().map(|h| h.kind).collect();
+        assert_eq!(kinds, [MediaKind::Video, MediaKind::Audio]);
+        assert!(index.headers.iter().all(|h| h.sequence_header));
+        let starts: Vec<_> = index
+            .blocks
+            .iter()
+            .map(|b| (b.start_ms, b.keyframe))
+            .collect();
+        assert_eq!(
+            starts,
+            [(0, true), (1000, true), (2000, true), (3000, true)]
+        );
+        assert_eq!(index.last_ms, 3950);
+        assert_eq!(index.block_for(0), 0);
+        assert_eq!(index.block_for(2999), 2);
+        assert_eq!(index.block_for(1999), 1);
+        assert_eq!(index.block_for(3000), 3);
+        assert_eq!(index.block_for(60_000), 3);
+
+        let frames = read_block(&file, &index.blocks[1]).unwrap();
+        // 10 pictures and 20 audio frames per second.
+        assert_eq!(frames.len(), 30);
+        assert!(frames[0].keyframe && frames[0].timestamp == 1000);
+        let keys: Vec<_> = frames
+            .iter()
+            .filter(|f| f.keyframe)
+            .map(|f| (f.kind, f.timestamp))
+            .collect();
+        assert_eq!(keys, [(MediaKind::Video, 1000)]);
+        assert_eq!(frames.last().unwrap().timestamp, 1950);
+        assert!(frames.iter().all(|f| !f.sequence_header));
+        // One read: every body is a slice of the same buffer.
+        let base = frames[0].data.as_ptr() as usize;
+        assert!(frames.iter().all(|f| {
+            let at = f.data.as_ptr() as usize;
+            at >= base && at < base + index.blocks[1].len as usize
+        }));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_long_gop_is_cut_into_blocks_that_are_not_seek_points() {
+        // 300 KiB pictures: a one-second GOP is ~3 MiB.
+        let path = write("long", &file(300 * 1024));
+        let (file, index) = scan(&path).unwrap();
+        assert!(index.blocks.len() > 4, "{}", index.blocks.len());
+        assert!(
+            index
+                .blocks
+                .iter()
+                .all(|b| b.len <= BLOCK_TARGET + 400 * 1024)
+        );
+        assert_eq!(index.blocks.iter().filter(|b| b.keyframe).count(), 4);
+        assert_eq!(index.blocks[index.block_for(1500)].start_ms, 1000);
+        let total: usize = (0..index.blocks.len())
+            .map(|n| read_block(&file, &index.blocks[n]).unwrap().len())
+            .sum();
+        assert_eq!(total, 40 + 80);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn bad_files_are_refused_and_a_cut_last_tag_is_ignored() {
+        let not_flv = write("notflv", b"#EXTM3U\n");
+        assert!(matches!(scan(&not_flv), Err(IndexError::NotFlv)));
+        let header_only = write("empty", &onair_flv::FlvHeader::default().encode());
+        assert!(matches!(scan(&header_only), Err(IndexError::Empty)));
+        let whole = file(100);
+        let cut = write("cut", &whole[..whole.len() - 3]);
+        let (_, index) = scan(&cut).unwrap();
+        assert_eq!(
+            index.last_ms, 3900,
+            "the cut audio tag at 3950 is not indexed"
+        );
+
+        // The file changes after the scan: the read says so instead of sending garbage.
+        let changed = write("changed", &whole);
+        let (file, index) = scan(&changed).unwrap();
+        drop(file);
+        std::fs::write(&changed, vec![0u8; whole.len()]).unwrap();
+        let reopened = File::open(&changed).unwrap();
+        assert!(matches!(
+            read_block(&reopened, &index.blocks[2]),
+            Err(IndexError::Changed { .. })
+        ));
+        for p in [not_flv, header_only, cut, changed] {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_frame_is_chunked_once_for_all_players() {
+        let frame = VodFrame::new(
+            MediaKind::Video,
+            40,
+            Bytes::from_static(&[0x27, 1, 0, 0, 0, 9]),
+        );
+        let a = frame.shared_chunks(1, 4096);
+        let b = frame.shared_chunks(1, 4096);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same buffer, not a copy");
+    }
 }
