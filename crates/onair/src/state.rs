@@ -18,6 +18,7 @@ use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
+use crate::vod::VodLibrary;
 use crate::vod::uploads::{Thumbnailer, Uploads};
 
 /// What every connection shares.
@@ -45,6 +46,8 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// Resumable uploads of videos.
     pub uploads: Arc<Uploads>,
+    /// Catalogue videos played over RTMP, their indexes and shared blocks.
+    pub vod: Arc<VodLibrary>,
 }
 
 impl AppState {
@@ -85,7 +88,16 @@ impl AppState {
             thumbnailer,
             tasks.clone(),
         );
+        let metrics = Arc::<Metrics>::default();
+        let vod = VodLibrary::new(
+            &config,
+            platform.clone(),
+            metrics.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
         Arc::new(AppState {
+            vod,
             hub,
             chat,
             auth: StoreAuth::new(platform.clone(), config.dev.clone()),
@@ -93,7 +105,7 @@ impl AppState {
             platform,
             lives,
             shutdown,
-            metrics: Arc::default(),
+            metrics,
             tasks,
             hls,
             uploads,

@@ -58,7 +58,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// HLS live playlists and replays.
     pub hls: HlsConfig,
-    /// Videos: uploads.
+    /// Videos: uploads, and RTMP playback of catalogue videos (`rtmp://host/vod/{video_id}`).
     pub vod: VodConfig,
     /// Live chat, danmaku, likes and gifts.
     pub chat: ChatSection,
@@ -530,7 +530,8 @@ impl Default for HlsConfig {
     }
 }
 
-/// `[vod]`: videos that are not lives; for now, uploads (tus, `/api/v1/uploads`).
+/// `[vod]`: videos that are not lives: uploads (tus, `/api/v1/uploads`) and RTMP playback of
+/// catalogue videos from their `media.flv`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct VodConfig {
@@ -542,6 +543,12 @@ pub struct VodConfig {
     pub upload_expiry: Duration,
     /// Uploads one account may have receiving bytes at once.
     pub max_unfinished_uploads: u32,
+    /// Most bytes of video file blocks (and their RTMP chunks) kept in memory for all
+    /// viewers together; the least recently used go first.
+    pub cache_bytes: usize,
+    /// How long a video nobody plays keeps its index and cached blocks.
+    #[serde(with = "duration::serde_required")]
+    pub linger: Duration,
 }
 
 impl Default for VodConfig {
@@ -550,6 +557,8 @@ impl Default for VodConfig {
             max_upload_bytes: 4 << 30,
             upload_expiry: Duration::from_secs(24 * 3600),
             max_unfinished_uploads: 5,
+            cache_bytes: 64 * 1024 * 1024,
+            linger: Duration::from_secs(30),
         }
     }
 }
@@ -1026,6 +1035,15 @@ impl Config {
                     message: message.to_owned(),
                 });
             }
+        }
+        if self.vod.cache_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "vod.cache_bytes",
+                message: format!(
+                    "{} is below 1048576: one video block would not fit",
+                    self.vod.cache_bytes
+                ),
+            });
         }
         if !(3..=1000).contains(&self.hls.live_window) {
             return Err(ConfigError::Invalid {
