@@ -406,6 +406,46 @@ impl RtmpClient {
         .await
     }
 
+    /// Plays the URL's stream name from `start_ms` for `duration_ms` (RTMP 1.0 §7.2.2.1:
+    /// `start_ms` -2 live or recorded, ≥ 0 a position in a recorded stream; `duration_ms` -1
+    /// to the end) and waits for `NetStream.Play.Start`.
+    pub async fn play_range(&mut self, start_ms: f64, duration_ms: f64) -> Result<(), ClientError> {
+        self.session
+            .play_range(&self.url.name, start_ms, duration_ms);
+        self.wait_for("starting playback", |e| {
+            matches!(e, ClientEvent::PlayStarted)
+        })
+        .await
+    }
+
+    /// Pauses (`paused` true) or resumes the play at `position_ms` and writes the command.
+    /// The server's `NetStream.Pause.Notify`/`Unpause.Notify` come as events.
+    pub async fn pause(&mut self, paused: bool, position_ms: f64) -> Result<(), ClientError> {
+        self.session.pause(paused, position_ms);
+        self.flush().await
+    }
+
+    /// Asks a recorded play to continue from `position_ms` and writes the command;
+    /// `NetStream.Seek.Notify` and `NetStream.Play.Start` come as events, then media from the
+    /// keyframe at or before that position.
+    pub async fn seek(&mut self, position_ms: f64) -> Result<(), ClientError> {
+        self.session.seek(position_ms);
+        self.flush().await
+    }
+
+    /// Turns the play's audio on or off and writes the command.
+    pub async fn receive_audio(&mut self, enabled: bool) -> Result<(), ClientError> {
+        self.session.receive_audio(enabled);
+        self.flush().await
+    }
+
+    /// Turns the play's video on or off and writes the command; back on, it resumes at the
+    /// next keyframe.
+    pub async fn receive_video(&mut self, enabled: bool) -> Result<(), ClientError> {
+        self.session.receive_video(enabled);
+        self.flush().await
+    }
+
     /// Queues one audio, video or script-data message on the publish stream; write it with
     /// [`flush`](Self::flush) (or any waiting method).
     pub fn send_media(
@@ -509,6 +549,7 @@ impl RtmpClient {
                     e @ (ClientEvent::Media { .. }
                     | ClientEvent::Metadata { .. }
                     | ClientEvent::StreamEof
+                    | ClientEvent::PlayStatus { .. }
                     | ClientEvent::UnpublishNotify) => kept.push_back(e),
                     other => debug!(event = ?other, during, "event while waiting"),
                 }

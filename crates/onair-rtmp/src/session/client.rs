@@ -118,6 +118,14 @@ pub enum ClientEvent {
     },
     /// User Control StreamEOF: the server stopped sending the stream.
     StreamEof,
+    /// An `onPlayStatus` data message, e.g. `NetStream.Play.Complete` at the end of a
+    /// recorded stream (FMS sends it as data, not as an `onStatus` command).
+    PlayStatus {
+        /// `status` or `warning`.
+        level: String,
+        /// The status code.
+        code: String,
+    },
     /// `NetStream.Play.UnpublishNotify`: the publisher went away.
     UnpublishNotify,
 }
@@ -135,7 +143,11 @@ fn after(base: Instant, d: Duration) -> Option<Instant> {
 #[derive(Debug, Clone)]
 enum Intent {
     Publish(String),
-    Play(String),
+    Play {
+        name: String,
+        start: f64,
+        duration: f64,
+    },
 }
 
 /// What the client's stream is doing.
@@ -343,7 +355,54 @@ impl ClientSession {
     /// Plays `name` the way FFmpeg does: `createStream`, then `play(name, -2, -1)` and
     /// SetBufferLength. [`ClientEvent::PlayStarted`] follows.
     pub fn play(&mut self, name: &str) {
-        self.start(Intent::Play(name.to_owned()));
+        self.play_range(name, -2.0, -1.0);
+    }
+
+    /// Plays `name` from `start` ms for `duration` ms (RTMP 1.0 §7.2.2.1: `start` -2 live or
+    /// recorded, -1 live only, ≥ 0 a position in a recorded stream; `duration` -1 to the end).
+    pub fn play_range(&mut self, name: &str, start: f64, duration: f64) {
+        self.start(Intent::Play {
+            name: name.to_owned(),
+            start,
+            duration,
+        });
+    }
+
+    /// Pauses (`paused` true) or resumes the play at `position_ms`, the player's current
+    /// position, as Flash's `NetStream.pause`/`resume` send it. The server answers
+    /// `NetStream.Pause.Notify` / `NetStream.Unpause.Notify` (as [`ClientEvent::Status`]).
+    /// Ignored when not playing.
+    pub fn pause(&mut self, paused: bool, position_ms: f64) {
+        self.stream_command("pause", &[paused.into(), position_ms.into()]);
+    }
+
+    /// Asks a recorded play to continue from `position_ms`: the server answers
+    /// `NetStream.Seek.Notify` and `NetStream.Play.Start`, and media restarts at the keyframe
+    /// at or before it. Ignored when not playing.
+    pub fn seek(&mut self, position_ms: f64) {
+        self.stream_command("seek", &[position_ms.into()]);
+    }
+
+    /// Turns audio of the play on or off (`receiveAudio`). Ignored when not playing.
+    pub fn receive_audio(&mut self, enabled: bool) {
+        self.stream_command("receiveAudio", &[enabled.into()]);
+    }
+
+    /// Turns video of the play on or off (`receiveVideo`); switched back on, video resumes at
+    /// the next keyframe. Ignored when not playing.
+    pub fn receive_video(&mut self, enabled: bool) {
+        self.stream_command("receiveVideo", &[enabled.into()]);
+    }
+
+    /// A NetStream command on the play stream, transaction 0 as Flash sends these (no reply).
+    fn stream_command(&mut self, name: &str, args: &[Value]) {
+        let Role::Playing { stream, .. } = self.role else {
+            debug!(name, "not playing: command dropped");
+            return;
+        };
+        let mut values = vec![Value::from(name), 0.0.into(), Value::Null];
+        values.extend_from_slice(args);
+        self.link.send_command(CSID_STREAM, stream, &values);
     }
 
     /// Sends one audio or video message (or script data for [`MediaKind::Script`]) on the publish
@@ -521,9 +580,11 @@ impl ClientSession {
                     started: false,
                 };
             }
-            Intent::Play(name) => {
-                // start -2: live if there is one, else recorded; duration -1: to the end
-                // (RTMP 1.0 §7.2.2.1), as FFmpeg sends them.
+            Intent::Play {
+                name,
+                start,
+                duration,
+            } => {
                 self.link.send_command(
                     CSID_STREAM,
                     stream,
@@ -532,8 +593,8 @@ impl ClientSession {
                         0.0.into(),
                         Value::Null,
                         name.into(),
-                        (-2.0).into(),
-                        (-1.0).into(),
+                        start.into(),
+                        duration.into(),
                     ],
                 );
                 self.link.send_message(
@@ -596,7 +657,10 @@ impl ClientSession {
     }
 
     fn on_data(&mut self, raw: &RawMessage) {
-        if let Some(payload) = metadata_body(raw.type_id, &raw.payload) {
+        if let Some((level, code)) = play_status(raw) {
+            self.link
+                .push_event(ClientEvent::PlayStatus { level, code });
+        } else if let Some(payload) = metadata_body(raw.type_id, &raw.payload) {
             self.link.push_event(ClientEvent::Metadata {
                 timestamp: raw.timestamp,
                 payload,
@@ -747,4 +811,18 @@ impl ClientSession {
         self.link.received = received;
         self.link.acked = received;
     }
+}
+
+/// The level and code of an AMF0 `onPlayStatus` data message; `None` for any other.
+fn play_status(raw: &RawMessage) -> Option<(String, String)> {
+    if raw.type_id != TYPE_DATA_AMF0 {
+        return None;
+    }
+    let mut decoder = onair_amf::Decoder::new(&raw.payload);
+    if decoder.next_value().ok()??.as_str()? != "onPlayStatus" {
+        return None;
+    }
+    let info = decoder.next_value().ok()??;
+    let (level, code, _) = status_fields(Some(&info));
+    Some((level, code))
 }

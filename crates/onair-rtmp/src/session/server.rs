@@ -516,6 +516,35 @@ impl ServerSession {
         self.send_user_control(UserControl::StreamEof(stream));
     }
 
+    /// A recorded play restarts at a new position (after [`ServerEvent::Seek`], whose
+    /// `NetStream.Seek.Notify` is already sent): `NetStream.Play.Start`, as FMS sends it, so
+    /// Flash-style players leave their seeking state. Write metadata, sequence headers and
+    /// media from the new position after it.
+    pub fn restart_play(&mut self, stream: u32, description: &str) {
+        self.send_status(stream, "status", "NetStream.Play.Start", description);
+    }
+
+    /// A recorded play reached its end (of the file, or of the requested duration):
+    /// `onStatus NetStream.Play.Stop`, `onPlayStatus NetStream.Play.Complete` (a data
+    /// message, as FMS sends it) and User Control StreamEOF, in that order. The stream stays
+    /// a play stream: a `seek` or `pause(false)` may still follow, and so may a new `play`
+    /// on another stream.
+    pub fn complete_play(&mut self, stream: u32, description: &str) {
+        self.send_status(stream, "status", "NetStream.Play.Stop", description);
+        let info = Value::object([
+            ("level", Value::from("status")),
+            ("code", Value::from("NetStream.Play.Complete")),
+        ]);
+        self.link.send_raw(
+            CSID_STREAM,
+            stream,
+            0,
+            TYPE_DATA_AMF0,
+            onair_amf::encode_all(&["onPlayStatus".into(), info]),
+        );
+        self.send_user_control(UserControl::StreamEof(stream));
+    }
+
     /// Tells a player a publisher is back: StreamBegin and `NetStream.Play.PublishNotify`.
     pub fn notify_republished(&mut self, stream: u32) {
         self.send_user_control(UserControl::StreamBegin(stream));

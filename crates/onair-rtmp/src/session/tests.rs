@@ -1859,3 +1859,129 @@ fn peer_errors_are_typed_and_final() {
         "{error}"
     );
 }
+
+#[test]
+fn recorded_play_controls_from_our_client() {
+    let mut pair = Pair::new();
+    pair.connect();
+    pair.client.play_range("vod-7", 30_000.0, 10_000.0);
+    pair.drive();
+    let request = match pair.take_server_events()[..] {
+        [
+            ServerEvent::PlayRequested {
+                request,
+                start,
+                duration,
+                ref name,
+                ..
+            },
+            ServerEvent::BufferLength { .. },
+        ] => {
+            assert_eq!(
+                (name.as_str(), start, duration),
+                ("vod-7", 30_000.0, 10_000.0)
+            );
+            request
+        }
+        ref other => panic!("expected PlayRequested, got {other:?}"),
+    };
+    assert!(pair.server.accept_play(request));
+    pair.drive();
+    let stream = pair.server.media_stream_id().expect("a play stream");
+    pair.take_client_events();
+
+    pair.client.pause(true, 31_250.0);
+    pair.client.pause(false, 31_250.0);
+    pair.client.seek(45_000.0);
+    pair.client.receive_audio(false);
+    pair.client.receive_video(false);
+    pair.drive();
+    assert_eq!(
+        pair.take_server_events(),
+        vec![
+            ServerEvent::Paused {
+                stream,
+                paused: true,
+                position_ms: 31_250.0
+            },
+            ServerEvent::Paused {
+                stream,
+                paused: false,
+                position_ms: 31_250.0
+            },
+            ServerEvent::Seek {
+                stream,
+                position_ms: 45_000.0
+            },
+            ServerEvent::ReceiveAudio {
+                stream,
+                enabled: false
+            },
+            ServerEvent::ReceiveVideo {
+                stream,
+                enabled: false
+            },
+        ]
+    );
+    pair.server
+        .restart_play(stream, "Started playing vod-7 at 44000 ms.");
+    pair.drive();
+    let codes: Vec<_> = pair
+        .take_client_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Status { code, .. } => Some(code),
+            ClientEvent::PlayStarted => Some("started".to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "NetStream.Pause.Notify",
+            "NetStream.Unpause.Notify",
+            "NetStream.Seek.Notify",
+            "started"
+        ]
+    );
+
+    pair.server.complete_play(stream, "Stopped playing vod-7.");
+    pair.drive();
+    assert_eq!(
+        pair.take_client_events(),
+        [
+            ClientEvent::Status {
+                level: "status".into(),
+                code: "NetStream.Play.Stop".into(),
+                description: "Stopped playing vod-7.".into()
+            },
+            ClientEvent::PlayStatus {
+                level: "status".into(),
+                code: "NetStream.Play.Complete".into()
+            },
+            ClientEvent::StreamEof,
+        ]
+    );
+    // The play stream outlives its end: a seek back is still answered.
+    pair.client.seek(0.0);
+    pair.drive();
+    assert_eq!(
+        pair.take_server_events(),
+        vec![ServerEvent::Seek {
+            stream,
+            position_ms: 0.0
+        }]
+    );
+}
+
+#[test]
+fn stream_commands_before_a_play_are_not_sent() {
+    let mut pair = Pair::new();
+    pair.connect();
+    pair.to_server.take();
+    pair.client.pause(true, 0.0);
+    pair.client.seek(1000.0);
+    pair.drive();
+    assert!(commands(&pair.to_server.take()).is_empty());
+    assert!(pair.take_server_events().is_empty());
+}
