@@ -138,6 +138,23 @@ pub fn is_final(error: &anyhow::Error, resuming: bool) -> bool {
         })
 }
 
+/// Whether `error` says the connection itself is gone (silent, reset, closed or broken), so
+/// a goodbye would only wait for a server that cannot hear it.
+pub fn connection_gone(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ClientError>())
+        .any(|e| {
+            matches!(
+                e,
+                ClientError::Silent { .. }
+                    | ClientError::Io(_)
+                    | ClientError::Closed { .. }
+                    | ClientError::Session(_)
+            )
+        })
+}
+
 /// What the reconnect loop decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {

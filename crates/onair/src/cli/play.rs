@@ -25,7 +25,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::{ConnectionArgs, Interrupt, Retry, format_bytes, format_secs, parse_duration};
+use super::{
+    ConnectionArgs, Interrupt, Retry, connection_gone, format_bytes, format_secs, parse_duration,
+};
 
 /// How long the header waits for the second track after the first tag, as the server's
 /// HTTP-FLV does.
@@ -251,7 +253,10 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
                     let up = Instant::now();
                     playback.started(up);
                     let ended = receive(&mut client, &mut out, &mut interrupt, &mut playback).await;
-                    if let Err(e) = client.close().await {
+                    // A goodbye would only wait for a server that cannot hear it.
+                    if !ended.as_ref().is_err_and(connection_gone)
+                        && let Err(e) = client.close().await
+                    {
                         debug!(error = %e, "closing the connection");
                     }
                     (ended, Some(up.elapsed()))

@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::{ConnectionArgs, Interrupt, Retry, format_bytes, format_secs};
+use super::{ConnectionArgs, Interrupt, Retry, connection_gone, format_bytes, format_secs};
 
 /// One frame interval for files too short to measure one: 25 fps.
 const DEFAULT_FRAME_INTERVAL: u32 = 40;
@@ -106,10 +106,11 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
                 if let Ok(Ended::Interrupted) = outcome {
                     eprintln!("interrupted: unpublishing");
                 }
-                // Also after an error: the server may still be there to hear the unpublish.
                 sent += client.bytes_written();
-                let closed = client.close().await;
-                if let Err(e) = closed
+                // Also after an error: the server may still be there to hear the unpublish,
+                // unless the connection itself is what failed.
+                if !outcome.as_ref().is_err_and(connection_gone)
+                    && let Err(e) = client.close().await
                     && outcome.is_ok()
                 {
                     eprintln!("warning: the connection did not close cleanly: {e:#}");
