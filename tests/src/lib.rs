@@ -42,6 +42,7 @@ pub mod proxy;
 pub mod rtmp;
 pub mod server;
 pub mod tls;
+pub mod vod;
 
 use std::future::Future;
 use std::path::PathBuf;

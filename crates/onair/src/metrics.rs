@@ -219,6 +219,14 @@ pub struct Metrics {
     pub rtmp_limited: [AtomicU64; 2],
     /// HTTP requests by matched route template, to the response head.
     pub http_requests: Mutex<BTreeMap<String, Histogram>>,
+    /// RTMP VOD block requests served from the cache (or from a read already under way).
+    pub vod_cache_hits: AtomicU64,
+    /// RTMP VOD block requests that started a file read.
+    pub vod_cache_misses: AtomicU64,
+    /// Bytes the VOD block cache holds now.
+    pub vod_cache_bytes: AtomicU64,
+    /// RTMP VOD viewers playing now.
+    pub vod_viewers: AtomicU64,
 }
 
 impl Metrics {
@@ -308,6 +316,26 @@ pub fn render(src: Sources<'_>) -> String {
             "onair_bytes_in_total",
             "media bytes received from publishers",
             m.bytes_in.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_vod_cache_hits_total",
+            "RTMP VOD block requests served from the shared cache",
+            m.vod_cache_hits.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_vod_cache_misses_total",
+            "RTMP VOD block requests that read the file",
+            m.vod_cache_misses.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_vod_cache_bytes",
+            "bytes the RTMP VOD block cache holds now",
+            m.vod_cache_bytes.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_vod_viewers",
+            "RTMP VOD viewers playing now",
+            m.vod_viewers.load(Ordering::Relaxed),
         ),
         (
             "onair_http_connections_total",

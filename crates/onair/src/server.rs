@@ -161,6 +161,7 @@ impl RunningServer {
             tasks: state.tasks.clone(),
             descriptors: descriptors.clone(),
             connection_limits: connection_limits.clone(),
+            vod: state.vod.clone(),
         });
         state
             .tasks

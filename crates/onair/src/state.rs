@@ -18,6 +18,7 @@ use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
+use crate::vod::VodLibrary;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub hls: Arc<Hls>,
     /// Every channel's chat room.
     pub chat: Arc<ChatService>,
+    /// Catalogue videos played over RTMP, their indexes and shared blocks.
+    pub vod: Arc<VodLibrary>,
 }
 
 impl AppState {
@@ -60,7 +63,16 @@ impl AppState {
         );
         let lives = Arc::new(Lives::default());
         let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        let metrics = Arc::<Metrics>::default();
+        let vod = VodLibrary::new(
+            &config,
+            platform.clone(),
+            metrics.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
         Arc::new(AppState {
+            vod,
             hub,
             chat,
             auth: StoreAuth::new(platform.clone(), config.dev.clone()),
@@ -68,7 +80,7 @@ impl AppState {
             platform,
             lives,
             shutdown,
-            metrics: Arc::default(),
+            metrics,
             tasks,
             hls,
         })

@@ -23,6 +23,14 @@
 //! target/release/onair-bench --viewers 500 --slow 20 --warmup 5s --measure 60s
 //! ```
 //!
+//! `--vod` runs the RTMP VOD benchmark instead: `--vod-viewers` (200) viewers of one
+//! video from `--vod-positions` (seconds, spread round-robin) for `--measure`, printing
+//! server CPU, RSS, bytes/s, late frames and the block cache's hit rate:
+//!
+//! ```text
+//! target/release/onair-bench --vod --warmup 3s --measure 20s
+//! ```
+//!
 //! Every phase is bounded in time and every connection goes to 127.0.0.1.
 
 #[path = "bench/histogram.rs"]
@@ -35,6 +43,8 @@ mod server;
 mod stream;
 #[path = "bench/viewer.rs"]
 mod viewer;
+#[path = "bench/vod.rs"]
+mod vod;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -106,6 +116,18 @@ struct Cli {
     /// The slow viewers' read rate, as a fraction of the stream's bitrate.
     #[arg(long, default_value_t = 0.1)]
     slow_rate: f64,
+    /// Run the RTMP VOD benchmark instead of the live fan-out.
+    #[arg(long)]
+    vod: bool,
+    /// VOD viewers of the one video.
+    #[arg(long, default_value_t = 200)]
+    vod_viewers: usize,
+    /// Start positions of the VOD viewers in seconds, comma-separated, given out in turn.
+    #[arg(long, value_delimiter = ',', default_value = "0,10,20,30")]
+    vod_positions: Vec<u32>,
+    /// The `media.flv` to play [default: 60 s of test pattern made with ffmpeg].
+    #[arg(long)]
+    vod_file: Option<PathBuf>,
 }
 
 /// The slow viewers' figures at the end of a run.
@@ -188,6 +210,24 @@ fn main() -> anyhow::Result<()> {
         // Before any thread exists, so the runtime's and the publisher's threads inherit it.
         server::pin_self(cli.load_core)
             .context("pinning the bench to the load core (use --no-pin to skip)")?;
+    }
+    if cli.vod {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let run = vod::VodRun {
+            viewers: cli.vod_viewers,
+            positions_s: if cli.vod_positions.is_empty() {
+                vec![0]
+            } else {
+                cli.vod_positions.clone()
+            },
+            warmup: cli.warmup,
+            measure: cli.measure,
+            file: cli.vod_file.clone(),
+            server_core: (!cli.no_pin).then_some(cli.server_core),
+        };
+        return runtime.block_on(vod::run(&server, run));
     }
     let shape = Shape::for_bitrate(cli.bitrate);
     println!(

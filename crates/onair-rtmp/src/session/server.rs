@@ -517,10 +517,12 @@ impl ServerSession {
     }
 
     /// A recorded play restarts at a new position (after [`ServerEvent::Seek`], whose
-    /// `NetStream.Seek.Notify` is already sent): `NetStream.Play.Start`, as FMS sends it, so
-    /// Flash-style players leave their seeking state. Write metadata, sequence headers and
-    /// media from the new position after it.
+    /// `NetStream.Seek.Notify` is already sent): User Control StreamBegin (a play that had
+    /// reached its end got StreamEOF) and `NetStream.Play.Start`, as FMS sends them, so
+    /// Flash-style players leave their seeking state. Write sequence headers and media from
+    /// the new position after it.
     pub fn restart_play(&mut self, stream: u32, description: &str) {
+        self.send_user_control(UserControl::StreamBegin(stream));
         self.send_status(stream, "status", "NetStream.Play.Start", description);
     }
 

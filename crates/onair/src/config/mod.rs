@@ -58,6 +58,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// HLS live playlists and replays.
     pub hls: HlsConfig,
+    /// RTMP playback of catalogue videos (`rtmp://host/vod/{video_id}`).
+    pub vod: VodConfig,
     /// Live chat, danmaku, likes and gifts.
     pub chat: ChatSection,
     /// RTMPS, and HTTPS when asked for: the certificate and the TLS listener.
@@ -76,6 +78,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             auth: AuthConfig::default(),
             hls: HlsConfig::default(),
+            vod: VodConfig::default(),
             chat: ChatSection::default(),
             tls: TlsConfig::default(),
         }
@@ -486,6 +489,27 @@ impl Default for AuthConfig {
             password_hash_passes: onair_auth::HashCost::default().passes,
             password_hash_threads: 0,
             password_hash_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[vod]`: RTMP playback of catalogue videos from their `media.flv`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VodConfig {
+    /// Most bytes of video file blocks (and their RTMP chunks) kept in memory for all
+    /// viewers together; the least recently used go first.
+    pub cache_bytes: usize,
+    /// How long a video nobody plays keeps its index and cached blocks.
+    #[serde(with = "duration::serde_required")]
+    pub linger: Duration,
+}
+
+impl Default for VodConfig {
+    fn default() -> Self {
+        VodConfig {
+            cache_bytes: 64 * 1024 * 1024,
+            linger: Duration::from_secs(30),
         }
     }
 }
@@ -985,6 +1009,15 @@ impl Config {
                     message: message.to_owned(),
                 });
             }
+        }
+        if self.vod.cache_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "vod.cache_bytes",
+                message: format!(
+                    "{} is below 1048576: one video block would not fit",
+                    self.vod.cache_bytes
+                ),
+            });
         }
         if !(3..=1000).contains(&self.hls.live_window) {
             return Err(ConfigError::Invalid {

@@ -258,6 +258,14 @@ pub const OPTIONS: &[Opt] = &[
         "50000000000",
     ),
     Opt::new(
+        "vod.cache_bytes",
+        "memory for VOD file blocks shared by all RTMP VOD viewers (at least 1 MiB)",
+    ),
+    Opt::new(
+        "vod.linger",
+        "a video nobody plays keeps its index and cached blocks this long",
+    ),
+    Opt::new(
         "chat.history",
         "messages a client gets when it joins a room",
     ),

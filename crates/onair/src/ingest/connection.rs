@@ -13,6 +13,7 @@ use onair_rtmp::session::{Reject, ServerConfig, ServerEvent, ServerOutput, Serve
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info};
 
+use super::vod::{VOD_APP, VodPlaying, VodWake};
 use super::{ConnError, Ingest};
 use crate::lives::{LiveId, SessionRow};
 use crate::metrics::{Metrics, Wire};
@@ -27,6 +28,8 @@ pub(super) enum Role {
     Idle,
     Publishing(Publishing),
     Playing(Playing),
+    /// Playing a catalogue video (`vod` application).
+    Vod(VodPlaying),
 }
 
 pub(super) struct Publishing {
@@ -67,6 +70,7 @@ pub(super) enum Wake {
     Delivery(Result<Delivery, RecvError>),
     Kicked,
     GiveUp,
+    Vod(VodWake),
 }
 
 pub(super) struct Connection {
@@ -185,7 +189,7 @@ impl Connection {
         let limit = self.ctx.hub_config.write_timeout;
         // A player's writes are its media (and a few control messages): counted once per
         // batch, after the batch is written.
-        let playing = matches!(self.role, Role::Playing(_));
+        let playing = matches!(self.role, Role::Playing(_) | Role::Vod(_));
         let batch: u64 = if playing {
             self.out.iter().map(|b| b.len() as u64).sum()
         } else {
@@ -253,9 +257,16 @@ impl Connection {
                 stream,
                 app,
                 name,
+                start,
+                duration,
                 ..
             } => {
-                self.on_play(request, stream, &app, &name);
+                if app == VOD_APP {
+                    self.on_vod_play(request, stream, &name, start, duration)
+                        .await;
+                } else {
+                    self.on_play(request, stream, &app, &name);
+                }
                 Ok(())
             }
             ServerEvent::Media {
@@ -288,12 +299,19 @@ impl Connection {
                     info!(channel = p.subscriber.channel(), "rtmp viewer left");
                     self.role = Role::Idle;
                 }
+                if let Role::Vod(v) = &self.role
+                    && v.stream == stream
+                {
+                    info!(video = v.video_id(), "rtmp vod viewer left");
+                    self.role = Role::Idle;
+                }
                 Ok(())
             }
             ServerEvent::ReceiveAudio { enabled, .. } => {
                 if let Role::Playing(p) = &mut self.role {
                     p.audio = enabled;
                 }
+                self.on_vod_receive(MediaKind::Audio, enabled);
                 Ok(())
             }
             ServerEvent::ReceiveVideo { enabled, .. } => {
@@ -301,15 +319,27 @@ impl Connection {
                     p.video_needs_keyframe |= enabled && !p.video;
                     p.video = enabled;
                 }
+                self.on_vod_receive(MediaKind::Video, enabled);
                 Ok(())
             }
-            ServerEvent::Seek { stream, .. } => {
+            ServerEvent::Paused { paused, .. } => {
+                // Live has nothing to hold: a paused live viewer keeps receiving, as on SRS.
+                self.on_vod_pause(paused);
+                Ok(())
+            }
+            ServerEvent::Seek {
+                stream,
+                position_ms,
+            } => {
                 // Live has one position, the live edge: move forward to the newest keyframe
                 // (never back: frames already sent must not be sent again).
                 if let Role::Playing(p) = &mut self.role
                     && p.stream == stream
                 {
                     p.subscriber.jump_to_live_edge();
+                }
+                if matches!(&self.role, Role::Vod(v) if v.stream == stream) {
+                    self.on_vod_seek(position_ms);
                 }
                 Ok(())
             }
@@ -349,6 +379,10 @@ impl Connection {
                 Ok(())
             }
             Wake::Delivery(d) => self.on_delivery(d),
+            Wake::Vod(w) => {
+                self.on_vod_wake(w);
+                Ok(())
+            }
         }
     }
 
@@ -361,6 +395,7 @@ impl Connection {
                 self.end_publish("server shutdown");
             }
             Role::Playing(p) => self.session.notify_unpublished(p.stream),
+            Role::Vod(v) => self.session.notify_unpublished(v.stream),
             Role::Idle => {}
         }
         while let Some(output) = self.session.poll_output() {
@@ -372,8 +407,10 @@ impl Connection {
 
     pub(super) fn finish(&mut self) {
         self.end_publish("connection closed");
-        if let Role::Playing(p) = &self.role {
-            info!(channel = p.subscriber.channel(), "rtmp viewer left");
+        match &self.role {
+            Role::Playing(p) => info!(channel = p.subscriber.channel(), "rtmp viewer left"),
+            Role::Vod(v) => info!(video = v.video_id(), "rtmp vod viewer left"),
+            _ => {}
         }
         self.role = Role::Idle;
     }
@@ -393,6 +430,7 @@ async fn wait_role(role: &mut Role) -> Wake {
                 _ = give_up => Wake::GiveUp,
             }
         }
+        Role::Vod(v) => Wake::Vod(v.wait().await),
     }
 }
 

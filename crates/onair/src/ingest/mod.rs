@@ -13,6 +13,7 @@
 //! | `connection.rs` | the connection's loop: socket, session timers, hub wake-ups, shutdown; event dispatch |
 //! | `publish.rs` | publish: authorise the key, claim the channel, push frames, live-session rows |
 //! | `play.rs` | play: subscribe (within the channel's viewer cap), wait for a publisher, shared or per-session RTMP chunks |
+//! | `vod.rs` | play on the `vod` application: a catalogue video from [`VodLibrary`](crate::vod::VodLibrary), paced in real time, with pause, seek and an end |
 //! | `limits.rs` | `rtmp.max_connections` and `rtmp.max_connections_per_address` |
 //!
 //! [`ServerSession`]: onair_rtmp::session::ServerSession
@@ -21,6 +22,7 @@ mod connection;
 mod limits;
 mod play;
 mod publish;
+mod vod;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ use crate::hls::Hls;
 use crate::lives::Lives;
 use crate::metrics::{Metrics, RtmpRefusal};
 use crate::tls::Certificates;
+use crate::vod::VodLibrary;
 
 /// What the RTMP driver may touch: built once by the server, shared by every connection.
 #[derive(Debug)]
@@ -73,6 +76,8 @@ pub struct Ingest {
     pub descriptors: Arc<Descriptors>,
     /// `rtmp.max_connections` and `_per_address`, over the RTMP and RTMPS listeners together.
     pub connection_limits: Arc<ConnectionLimits>,
+    /// Catalogue videos for plays on the `vod` application.
+    pub vod: Arc<VodLibrary>,
 }
 
 /// The message stream id players get from their first `createStream`; shared media chunks
