@@ -28,11 +28,13 @@
 
 #![deny(missing_docs)]
 
+pub mod backoff;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use onair_media::MediaKind;
 use onair_rtmp::session::{ClientConfig, ClientEvent, ClientOutput, ClientSession, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -221,9 +223,11 @@ pub struct ClientOptions {
     /// The longest [`RtmpClient::connect`], [`RtmpClient::publish`], [`RtmpClient::play`]
     /// or [`RtmpClient::close`] may wait for the server.
     pub timeout: Duration,
-    /// Fail with [`ClientError::TimedOut`] when the server sends nothing at all for this
-    /// long. `None` for publishers: servers need not send them anything, and nginx-rtmp
-    /// pings only every 60 s.
+    /// Fail with [`ClientError::Silent`] when the server sends nothing at all for this long.
+    /// A third of it without a byte from the server sends a keep-alive PingRequest, which
+    /// ours, nginx-rtmp and SRS answer, so a quiet live server never trips it (publishers
+    /// hear little else: nginx-rtmp pings only every 60 s). `None` disables both, for a
+    /// server that neither pings nor answers pings.
     pub idle_timeout: Option<Duration>,
 }
 
@@ -233,7 +237,7 @@ impl Default for ClientOptions {
             digest_handshake: true,
             chunk_size: 4096,
             timeout: Duration::from_secs(10),
-            idle_timeout: None,
+            idle_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -272,6 +276,15 @@ pub enum ClientError {
         /// What the client was waiting for.
         during: &'static str,
     },
+    /// The server sent nothing at all for [`ClientOptions::idle_timeout`], keep-alive pings
+    /// unanswered: it, or the network to it, is gone.
+    #[error(
+        "the server sent nothing for {idle:?} (keep-alive pings unanswered): the connection is dead"
+    )]
+    Silent {
+        /// The configured idle timeout.
+        idle: Duration,
+    },
     /// The server did not answer in time.
     #[error("no answer from the server within {after:?} while {during}")]
     TimedOut {
@@ -280,6 +293,27 @@ pub enum ClientError {
         /// The configured [`ClientOptions::timeout`].
         after: Duration,
     },
+}
+
+/// Status codes of refusals that trying again cannot fix: the name or key is wrong, the key
+/// is not allowed, or the server denies it (our server sends `NetStream.Publish.Rejected` for
+/// unknown, expired and revoked keys and banned owners, as OBS's librtmp stops on it).
+const FINAL_REFUSALS: &[&str] = &[
+    "NetConnection.Connect.Rejected",
+    "NetConnection.Connect.InvalidApp",
+    "NetStream.Publish.BadName",
+    "NetStream.Publish.Rejected",
+    "NetStream.Publish.Denied",
+    "NetStream.Play.StreamNotFound",
+];
+
+impl ClientError {
+    /// Whether this is a refusal that will not change by trying again (a bad key or name,
+    /// an authorisation error), so a reconnecting client should stop and say why. Lost,
+    /// refused or silent connections and other statuses are worth a retry.
+    pub fn is_final_refusal(&self) -> bool {
+        matches!(self, ClientError::Rejected { code, .. } if FINAL_REFUSALS.contains(&code.as_str()))
+    }
 }
 
 /// An RTMP connection: the socket plus the sans-IO [`ClientSession`].
@@ -296,8 +330,6 @@ pub struct RtmpClient {
     read_buf: BytesMut,
     bytes_read: u64,
     bytes_written: u64,
-    /// When the last bytes arrived, for [`ClientOptions::idle_timeout`].
-    last_input: tokio::time::Instant,
 }
 
 impl fmt::Debug for RtmpClient {
@@ -329,11 +361,14 @@ impl RtmpClient {
             .map_err(|source| ClientError::Connect { authority, source })?;
         // Media is batched by the caller; Nagle would only hold frames back.
         socket.set_nodelay(true)?;
+        let idle = options.idle_timeout.unwrap_or(Duration::ZERO);
         let config = ClientConfig {
             app: url.app.clone(),
             tc_url: url.tc_url(),
             chunk_size: options.chunk_size,
             digest_handshake: options.digest_handshake,
+            keepalive: idle / 3,
+            idle_timeout: idle,
             ..ClientConfig::default()
         };
         let session = ClientSession::new(config, Instant::now(), rand::random());
@@ -347,7 +382,6 @@ impl RtmpClient {
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             bytes_read: 0,
             bytes_written: 0,
-            last_input: tokio::time::Instant::now(),
         };
         client
             .wait_for("connecting", |e| matches!(e, ClientEvent::Connected))
@@ -542,39 +576,71 @@ impl RtmpClient {
         }
     }
 
+    /// Writes the queue from its front, dropping each buffer only once it is all written, so
+    /// a cancelled call loses nothing. The session's timers run meanwhile: a server that
+    /// stops reading stops sending too, and is declared dead after the idle timeout instead
+    /// of leaving us blocked in a write for ever.
     async fn write_queued(&mut self) -> Result<(), ClientError> {
-        let queued: u64 = self.out.iter().map(|b| b.len() as u64).sum();
-        // One write per queued buffer: a publisher queues a few messages per frame, so the
-        // server's batched writev would save little here.
-        for bytes in self.out.drain(..) {
-            self.socket.write_all(&bytes).await?;
+        while let Some(front) = self.out.front_mut() {
+            let timer = self.session.poll_timeout();
+            tokio::select! {
+                written = self.socket.write(front) => {
+                    let n = written?;
+                    if n == 0 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                    }
+                    self.bytes_written += n as u64;
+                    front.advance(n);
+                    if front.is_empty() {
+                        self.out.pop_front();
+                    }
+                }
+                _ = sleep_until_opt(timer) => {
+                    self.run_timers()?;
+                    self.drain();
+                }
+            }
         }
         self.socket.flush().await?;
-        self.bytes_written += queued;
         Ok(())
     }
 
-    /// Reads once and feeds the session; false at end of stream.
+    /// Reads once and feeds the session, or runs its timers when one is due first (a
+    /// keep-alive ping, or the idle deadline: [`ClientError::Silent`]); false at end of
+    /// stream.
     async fn read(&mut self) -> Result<bool, ClientError> {
         self.read_buf.clear();
         self.read_buf.reserve(READ_CHUNK);
-        let read = self.socket.read_buf(&mut self.read_buf);
-        let n = match self.options.idle_timeout {
-            Some(idle) => tokio::time::timeout_at(self.last_input + idle, read)
-                .await
-                .map_err(|_| ClientError::TimedOut {
-                    during: "waiting for data from the server",
-                    after: idle,
-                })??,
-            None => read.await?,
+        let timer = self.session.poll_timeout();
+        let n = tokio::select! {
+            read = self.socket.read_buf(&mut self.read_buf) => read?,
+            _ = sleep_until_opt(timer) => {
+                self.run_timers()?;
+                return Ok(true);
+            }
         };
-        self.last_input = tokio::time::Instant::now();
         if n == 0 {
             return Ok(false);
         }
         self.bytes_read += n as u64;
         self.session.handle_input(Instant::now(), &self.read_buf)?;
         Ok(true)
+    }
+
+    fn run_timers(&mut self) -> Result<(), ClientError> {
+        self.session
+            .handle_timeout(Instant::now())
+            .map_err(|e| match e {
+                SessionError::TimedOut { idle } => ClientError::Silent { idle },
+                other => ClientError::Session(other),
+            })
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -671,6 +737,39 @@ mod tests {
             let err = RtmpUrl::parse(input).unwrap_err();
             assert_eq!(err, expected, "{input}");
             assert!(!err.to_string().contains("secret-key"), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_refusals_that_cannot_change_are_final() {
+        let rejected = |code: &str| ClientError::Rejected {
+            code: code.into(),
+            description: String::new(),
+        };
+        for code in [
+            "NetStream.Publish.BadName",
+            "NetStream.Publish.Rejected",
+            "NetStream.Publish.Denied",
+            "NetStream.Play.StreamNotFound",
+            "NetConnection.Connect.Rejected",
+        ] {
+            assert!(rejected(code).is_final_refusal(), "{code}");
+        }
+        for code in ["NetStream.Play.Failed", "NetStream.Publish.Failed", ""] {
+            assert!(!rejected(code).is_final_refusal(), "{code:?}");
+        }
+        let lost = [
+            ClientError::Closed { during: "playing" },
+            ClientError::Silent {
+                idle: Duration::from_secs(10),
+            },
+            ClientError::Connect {
+                authority: "h:1935".into(),
+                source: std::io::ErrorKind::ConnectionRefused.into(),
+            },
+        ];
+        for e in lost {
+            assert!(!e.is_final_refusal(), "{e}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! The client side of an RTMP connection, publishing like OBS or playing like FFmpeg
 //! (protocol-notes §4.5–4.6). Used by the `onair publish` / `onair play` CLI and the tests.
 
+use std::time::{Duration, Instant};
+
 use bytes::{BufMut, Bytes, BytesMut};
 use onair_amf::Value;
 use onair_media::MediaKind;
@@ -36,6 +38,13 @@ pub struct ClientConfig {
     pub flash_ver: String,
     /// Use the digest (Flash Player 9) handshake, as OBS and FFmpeg do, instead of the simple one.
     pub digest_handshake: bool,
+    /// Send a User Control PingRequest after this long without a byte from the server, so a
+    /// quiet but live server proves it is there (ours, nginx-rtmp and SRS answer); zero
+    /// disables. Keep it well under `idle_timeout`.
+    pub keepalive: Duration,
+    /// A server that sends nothing at all for this long is gone ([`SessionError::TimedOut`]
+    /// from [`ClientSession::handle_timeout`]); zero disables.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -48,6 +57,10 @@ impl Default for ClientConfig {
             // What OBS sends; servers use it to recognise encoders.
             flash_ver: "FMLE/3.0 (compatible; FMSc/1.0)".to_owned(),
             digest_handshake: true,
+            // A third of the idle timeout: a ping and its answer get two chances to cross a
+            // congested link before the connection is declared dead.
+            keepalive: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -117,6 +130,15 @@ pub enum ClientEvent {
     UnpublishNotify,
 }
 
+/// `base + d`, or `None` when `d` is zero (the timer is disabled) or out of range.
+fn after(base: Instant, d: Duration) -> Option<Instant> {
+    if d.is_zero() {
+        None
+    } else {
+        base.checked_add(d)
+    }
+}
+
 /// What the client was asked to do once connected.
 #[derive(Debug, Clone)]
 enum Intent {
@@ -173,6 +195,12 @@ pub struct ClientSession {
     role: Role,
     /// The last Window Acknowledgement Size we sent (answering Set Peer Bandwidth, §5.4.5).
     window_sent: Option<u32>,
+    /// When the session began: the epoch of our PingRequest timestamps.
+    started: Instant,
+    /// When the last byte from the server arrived (the start, before any).
+    last_input: Instant,
+    /// When we last sent a keep-alive PingRequest.
+    last_ping: Option<Instant>,
 }
 
 impl std::fmt::Debug for ClientSession {
@@ -189,7 +217,7 @@ impl std::fmt::Debug for ClientSession {
 impl ClientSession {
     /// A session for a freshly opened connection; [`poll_output`](Self::poll_output) yields
     /// C0+C1 at once. `random` fills the C1/C2 bodies.
-    pub fn new(config: ClientConfig, _now: std::time::Instant, random: [u8; 1528]) -> Self {
+    pub fn new(config: ClientConfig, now: Instant, random: [u8; 1528]) -> Self {
         let kind = if config.digest_handshake {
             ClientHandshakeKind::Digest
         } else {
@@ -206,6 +234,9 @@ impl ClientSession {
             intent: None,
             role: Role::Idle,
             window_sent: None,
+            started: now,
+            last_input: now,
+            last_ping: None,
         };
         while let Some(bytes) = session.handshake.poll_transmit() {
             session.link.queue_bytes(bytes);
@@ -214,14 +245,12 @@ impl ClientSession {
     }
 
     /// Feeds bytes read from the server; any split works. On `Err` close the connection.
-    pub fn handle_input(
-        &mut self,
-        now: std::time::Instant,
-        buf: &[u8],
-    ) -> Result<(), SessionError> {
-        let _ = now;
+    pub fn handle_input(&mut self, now: Instant, buf: &[u8]) -> Result<(), SessionError> {
         if self.failed {
             return Err(SessionError::Closed);
+        }
+        if !buf.is_empty() {
+            self.last_input = now;
         }
         let result = self.handle_input_inner(buf);
         self.failed = result.is_err();
@@ -256,6 +285,63 @@ impl ClientSession {
             Queued::Transmit(bytes) => ClientOutput::Transmit(bytes),
             Queued::Event(event) => ClientOutput::Event(event),
         })
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the keep-alive ping or
+    /// the idle deadline, whichever is first. `None` once the session failed or with both
+    /// timers disabled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        [self.keepalive_due(), self.idle_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs the timers: a PingRequest when the server has been quiet for
+    /// [`ClientConfig::keepalive`] (and again every `keepalive` while it stays quiet), and
+    /// [`SessionError::TimedOut`] once it has sent nothing for
+    /// [`ClientConfig::idle_timeout`]. After an `Err` close the connection.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.failed {
+            return Err(SessionError::Closed);
+        }
+        if self.idle_deadline().is_some_and(|deadline| now >= deadline) {
+            self.failed = true;
+            return Err(SessionError::TimedOut {
+                idle: self.config.idle_timeout,
+            });
+        }
+        // Before the handshake is done a ping would be bytes the server reads as C2.
+        if self.handshake_done && self.keepalive_due().is_some_and(|at| now >= at) {
+            // Our session time in ms (RTMP 1.0 §7.1.7); it wraps, the server only echoes it.
+            let millis = now.saturating_duration_since(self.started).as_millis() as u32;
+            self.link.send_message(
+                CSID_CONTROL,
+                0,
+                &Message::UserControl(UserControl::PingRequest(millis)),
+            );
+            self.last_ping = Some(now);
+        }
+        Ok(())
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        after(self.last_input, self.config.idle_timeout)
+    }
+
+    /// `keepalive` after the later of the last input and the last ping, once the handshake
+    /// is done.
+    fn keepalive_due(&self) -> Option<Instant> {
+        if !self.handshake_done {
+            return None;
+        }
+        let base = self
+            .last_ping
+            .map_or(self.last_input, |p| p.max(self.last_input));
+        after(base, self.config.keepalive)
     }
 
     /// Publishes `key` in `live` mode, the way OBS does: `releaseStream`, `FCPublish` and

@@ -1419,6 +1419,122 @@ fn peer_ping_request_is_answered() {
     );
 }
 
+/// Runs the client's timers up to `until` (the server's replies delivered by `drive`, or not
+/// at all with `deliver` false); returns the PingRequest timestamps the client sent and the
+/// error that stopped it, if any.
+fn run_client_timers(
+    pair: &mut Pair,
+    until: Instant,
+    deliver: bool,
+) -> (Vec<u32>, Option<SessionError>) {
+    pair.to_server.take();
+    while let Some(at) = pair.client.poll_timeout().filter(|&at| at <= until) {
+        pair.now = at;
+        if let Err(e) = pair.client.handle_timeout(at) {
+            return (pings_in(pair.to_server.take()), Some(e));
+        }
+        if deliver {
+            pair.drive();
+        } else {
+            while let Some(out) = pair.client.poll_output() {
+                if let ClientOutput::Transmit(bytes) = out {
+                    pair.to_server.feed(&bytes);
+                }
+            }
+        }
+    }
+    pair.now = until;
+    (pings_in(pair.to_server.take()), None)
+}
+
+fn pings_in(messages: Vec<(RawMessage, Message)>) -> Vec<u32> {
+    messages
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::UserControl(UserControl::PingRequest(t)) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn client_keepalive_pings_a_quiet_server_and_gives_up_on_a_silent_one() {
+    // A server that never pings: only the client's keep-alive shows it is there.
+    let server = ServerConfig {
+        ping_interval: Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    let client = ClientConfig {
+        keepalive: Duration::from_secs(3),
+        idle_timeout: Duration::from_secs(10),
+        ..ClientConfig::default()
+    };
+    let mut pair = Pair::with(server, client);
+    let start = pair.now;
+    assert_eq!(
+        pair.client.poll_timeout(),
+        Some(start + Duration::from_secs(10)),
+        "before the handshake only the idle deadline runs: a ping would be read as C2"
+    );
+    pair.connect();
+    let connected = pair.now;
+    assert_eq!(
+        pair.client.poll_timeout(),
+        Some(connected + Duration::from_secs(3))
+    );
+
+    // The server answers each ping, which keeps the connection alive far past the timeout.
+    let (pings, error) = run_client_timers(&mut pair, start + Duration::from_secs(31), true);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(
+        pings,
+        [
+            3_000, 6_000, 9_000, 12_000, 15_000, 18_000, 21_000, 24_000, 27_000, 30_000
+        ]
+    );
+
+    // Now it goes silent: pings every keepalive, then the timeout 10 s after its last byte.
+    let last_input = start + Duration::from_secs(30);
+    let (pings, error) = run_client_timers(&mut pair, start + Duration::from_secs(60), false);
+    assert_eq!(pings, [33_000, 36_000, 39_000]);
+    let error = error.expect("a silent server times out");
+    assert!(
+        matches!(error, SessionError::TimedOut { idle } if idle == Duration::from_secs(10)),
+        "{error}"
+    );
+    assert_eq!(pair.now, last_input + Duration::from_secs(10));
+    assert_eq!(pair.client.poll_timeout(), None);
+    assert!(matches!(
+        pair.client.handle_input(pair.now, b"x"),
+        Err(SessionError::Closed)
+    ));
+}
+
+#[test]
+fn client_keepalive_waits_while_the_server_talks_and_zero_disables_the_timers() {
+    let mut pair = Pair::new();
+    pair.connect();
+    let t0 = pair.now;
+    // Bytes from the server push the keep-alive back: the server's ping at 10 s (the client
+    // ran no timers meanwhile) moves it to 3 s after that.
+    pair.advance(Duration::from_secs(10))
+        .expect("the server pings");
+    assert_eq!(
+        pair.client.poll_timeout(),
+        Some(t0 + Duration::from_secs(13)),
+        "the keep-alive counts from the last byte received"
+    );
+
+    let off = ClientConfig {
+        keepalive: Duration::ZERO,
+        idle_timeout: Duration::ZERO,
+        ..ClientConfig::default()
+    };
+    let mut pair = Pair::with(ServerConfig::default(), off);
+    pair.connect();
+    assert_eq!(pair.client.poll_timeout(), None);
+}
+
 #[test]
 fn handshake_timeout() {
     let config = ServerConfig::default();

@@ -31,6 +31,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use onair::config::Config;
 use onair::platform::Platform;
+use onair_client::backoff::{Backoff, BackoffPolicy};
+use onair_client::{ClientError, ClientOptions};
 
 /// SIGINT (Ctrl-C) and, on Unix, SIGTERM: the signals that end a publish or play cleanly.
 ///
@@ -67,6 +69,149 @@ impl Interrupt {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How `onair publish` and `onair play` hold their connection: the dead-server timeout and
+/// `--reconnect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Give up on a server that sends nothing for this long (e.g. 10s, 500ms); keep-alive
+    /// pings go out after a third of it, so a quiet live server never trips it. Also the
+    /// longest wait for each answer to connect, publish or play. 0 turns the dead-server
+    /// check off, for a server that neither pings nor answers pings.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// On a lost or dead connection, an unpublish or kick by the server, or a refused
+    /// connect, connect again: after 0.5 s, doubling to 30 s, with jitter, starting over
+    /// after a minute up. A refusal that retrying cannot fix (a bad key or name) still
+    /// stops, saying why.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: give up after this many attempts in a row (default: never).
+    #[arg(long, value_name = "N", requires = "reconnect")]
+    pub reconnect_max: Option<u32>,
+}
+
+impl ConnectionArgs {
+    /// The client options these arguments ask for.
+    pub fn options(&self, digest_handshake: bool) -> ClientOptions {
+        let defaults = ClientOptions::default();
+        ClientOptions {
+            digest_handshake,
+            timeout: if self.timeout.is_zero() {
+                defaults.timeout
+            } else {
+                self.timeout
+            },
+            idle_timeout: (!self.timeout.is_zero()).then_some(self.timeout),
+            ..defaults
+        }
+    }
+
+    /// The reconnect loop's state, `None` without `--reconnect`.
+    pub fn reconnector(&self) -> Option<Reconnector> {
+        self.reconnect.then(|| Reconnector {
+            backoff: Backoff::new(BackoffPolicy {
+                max_attempts: self.reconnect_max,
+                ..BackoffPolicy::default()
+            }),
+            reconnects: 0,
+        })
+    }
+}
+
+/// Whether `error` is a refusal that retrying cannot fix. `resuming`: the same name was
+/// accepted by this server a moment ago, so a `BadName` now most likely means our own lost
+/// connection still holds the stream until the server notices it is gone: worth a retry.
+pub fn is_final(error: &anyhow::Error, resuming: bool) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ClientError>())
+        .any(|e| match e {
+            ClientError::Rejected { code, .. }
+                if resuming && code == "NetStream.Publish.BadName" =>
+            {
+                false
+            }
+            e => e.is_final_refusal(),
+        })
+}
+
+/// Whether `error` says the connection itself is gone (silent, reset, closed or broken), so
+/// a goodbye would only wait for a server that cannot hear it.
+pub fn connection_gone(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ClientError>())
+        .any(|e| {
+            matches!(
+                e,
+                ClientError::Silent { .. }
+                    | ClientError::Io(_)
+                    | ClientError::Closed { .. }
+                    | ClientError::Session(_)
+            )
+        })
+}
+
+/// What the reconnect loop decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The back-off has passed: connect again.
+    Now,
+    /// Ctrl-C or SIGTERM during the back-off.
+    Interrupted,
+}
+
+/// `--reconnect`'s schedule and count.
+#[derive(Debug)]
+pub struct Reconnector {
+    backoff: Backoff,
+    /// Reconnect attempts so far.
+    pub reconnects: u64,
+}
+
+impl Reconnector {
+    /// After a failure: the error back when it is final or the attempts are used up;
+    /// otherwise says on stderr what happened and when the next attempt comes (with `shown`,
+    /// the URL as it may be printed), and waits for it. `up_for`: how long the connection
+    /// that ended was publishing or playing, `None` if it never got there.
+    pub async fn after_failure(
+        &mut self,
+        error: anyhow::Error,
+        resuming: bool,
+        up_for: Option<Duration>,
+        shown: &str,
+        interrupt: &mut Interrupt,
+    ) -> anyhow::Result<Retry> {
+        if is_final(&error, resuming) {
+            return Err(error.context("not reconnecting: retrying cannot fix this refusal"));
+        }
+        let Some(retry) = self.backoff.next(up_for, rand::random::<f64>()) else {
+            let tries = self.backoff.attempts();
+            return Err(error.context(format!(
+                "giving up on {shown} after {tries} reconnect attempt{}",
+                if tries == 1 { "" } else { "s" }
+            )));
+        };
+        let of = self
+            .backoff
+            .policy()
+            .max_attempts
+            .map_or(String::new(), |max| format!(" of {max}"));
+        eprintln!(
+            "connection to {shown} {}: {error:#}; reconnecting in {:.1} s (attempt {}{of})",
+            if up_for.is_some() { "lost" } else { "failed" },
+            retry.delay.as_secs_f64(),
+            retry.attempt,
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(retry.delay) => {}
+            _ = interrupt.recv() => return Ok(Retry::Interrupted),
+        }
+        self.reconnects += 1;
+        Ok(Retry::Now)
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::{Interrupt, format_bytes, format_secs};
+use super::{ConnectionArgs, Interrupt, Retry, connection_gone, format_bytes, format_secs};
 
 /// One frame interval for files too short to measure one: 25 fps.
 const DEFAULT_FRAME_INTERVAL: u32 = 40;
@@ -44,6 +44,11 @@ pub struct PublishArgs {
     /// Use the simple RTMP handshake instead of the digest one OBS and FFmpeg use.
     #[arg(long)]
     pub simple_handshake: bool,
+    /// `--timeout`, `--reconnect`, `--reconnect-max`. A reconnected publish goes on from
+    /// where the file was, timestamps still increasing, with the metadata and sequence
+    /// headers sent again and video from the next keyframe.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 impl fmt::Debug for PublishArgs {
@@ -55,6 +60,7 @@ impl fmt::Debug for PublishArgs {
             .field("repeat", &self.repeat)
             .field("no_pace", &self.no_pace)
             .field("simple_handshake", &self.simple_handshake)
+            .field("connection", &self.connection)
             .finish()
     }
 }
@@ -65,65 +71,81 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
     let shown = url.redacted();
     let mut file = FlvFile::open(args.file.clone()).await?;
     let mut interrupt = Interrupt::new().context("installing the Ctrl-C handler")?;
-    let options = ClientOptions {
-        digest_handshake: !args.simple_handshake,
-        ..ClientOptions::default()
-    };
-
-    eprintln!("connecting to {shown}");
-    let mut client = tokio::select! {
-        client = RtmpClient::connect(&url, &options) => {
-            client.with_context(|| format!("connecting to {shown}"))?
-        }
-        _ = interrupt.recv() => bail!("interrupted while connecting"),
-    };
-    tokio::select! {
-        published = client.publish() => published.map_err(|e| refused(e, &shown))?,
-        _ = interrupt.recv() => {
-            let _ = client.close().await;
-            bail!("interrupted while waiting for the server to accept the publish");
-        }
-    }
-    eprintln!(
-        "publishing {} to {shown}{}{}",
-        args.file.display(),
-        if args.no_pace { " (not paced)" } else { "" },
-        if args.repeat {
-            " in a loop; Ctrl-C stops"
-        } else {
-            ""
-        },
-    );
+    let options = args.connection.options(!args.simple_handshake);
+    let mut reconnector = args.connection.reconnector();
 
     let started = Instant::now();
     let mut progress = Progress::default();
-    let outcome = stream(
-        &mut client,
-        &mut file,
-        &args,
-        &url,
-        &mut interrupt,
-        started,
-        &mut progress,
-    )
-    .await;
-    if let Ok(Ended::Interrupted) = outcome {
-        eprintln!("interrupted: unpublishing");
-    }
-    let sent = client.bytes_written();
-    // Also after an error: the server may still be there to hear the unpublish.
-    if let Err(e) = client.close().await
-        && outcome.is_ok()
-    {
-        eprintln!("warning: the connection did not close cleanly: {e:#}");
-    }
+    let mut sent = 0u64;
+    let mut published = false;
+    let outcome = loop {
+        let (result, up_for) = match connect(&url, &options, &shown, &mut interrupt).await {
+            Ok(Some(mut client)) => {
+                announce(&args, &shown, published, &progress);
+                let up = Instant::now();
+                let outcome = if published {
+                    progress.resume(&mut client)
+                } else {
+                    Ok(())
+                };
+                let outcome = match outcome {
+                    Ok(()) => {
+                        stream(
+                            &mut client,
+                            &mut file,
+                            &args,
+                            &url,
+                            &mut interrupt,
+                            &mut progress,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                };
+                published = true;
+                if let Ok(Ended::Interrupted) = outcome {
+                    eprintln!("interrupted: unpublishing");
+                }
+                sent += client.bytes_written();
+                // Also after an error: the server may still be there to hear the unpublish,
+                // unless the connection itself is what failed.
+                if !outcome.as_ref().is_err_and(connection_gone)
+                    && let Err(e) = client.close().await
+                    && outcome.is_ok()
+                {
+                    eprintln!("warning: the connection did not close cleanly: {e:#}");
+                }
+                (outcome, Some(up.elapsed()))
+            }
+            Ok(None) if published => break Ok(Ended::Interrupted),
+            Ok(None) => bail!("interrupted while connecting"),
+            Err(e) => (Err(e), None),
+        };
+        let error = match result {
+            Ok(ended) => break Ok(ended),
+            Err(e) => e,
+        };
+        let Some(reconnector) = reconnector.as_mut() else {
+            break Err(error);
+        };
+        match reconnector
+            .after_failure(error, published, up_for, &shown, &mut interrupt)
+            .await
+        {
+            Ok(Retry::Now) => {}
+            Ok(Retry::Interrupted) => break Ok(Ended::Interrupted),
+            Err(e) => break Err(e),
+        }
+    };
     let Progress {
         timeline,
         stats,
         passes,
+        ..
     } = progress;
+    let reconnects = reconnector.map_or(0, |r| r.reconnects);
     eprintln!(
-        "published {} tags ({} video, {} audio, {} script; {} of tag data, {} on the wire) in {}, media time {}{}",
+        "published {} tags ({} video, {} audio, {} script; {} of tag data, {} on the wire) in {}, media time {}{}{}",
         stats.tags(),
         stats.video,
         stats.audio,
@@ -137,8 +159,58 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         },
+        match reconnects {
+            0 => String::new(),
+            1 => ", 1 reconnect".to_owned(),
+            n => format!(", {n} reconnects"),
+        },
     );
     outcome.map(|_| ())
+}
+
+/// Connects and publishes; `None` when interrupted meanwhile.
+async fn connect(
+    url: &RtmpUrl,
+    options: &ClientOptions,
+    shown: &str,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<Option<RtmpClient>> {
+    eprintln!("connecting to {shown}");
+    let mut client = tokio::select! {
+        client = RtmpClient::connect(url, options) => {
+            client.with_context(|| format!("connecting to {shown}"))?
+        }
+        _ = interrupt.recv() => return Ok(None),
+    };
+    tokio::select! {
+        published = client.publish() => published.map_err(|e| refused(e, shown))?,
+        _ = interrupt.recv() => {
+            let _ = client.close().await;
+            return Ok(None);
+        }
+    }
+    Ok(Some(client))
+}
+
+fn announce(args: &PublishArgs, shown: &str, again: bool, progress: &Progress) {
+    if again {
+        eprintln!(
+            "publishing to {shown} again, from media time {} of {}",
+            format_secs(progress.timeline.span()),
+            args.file.display()
+        );
+        return;
+    }
+    eprintln!(
+        "publishing {} to {shown}{}{}",
+        args.file.display(),
+        if args.no_pace { " (not paced)" } else { "" },
+        if args.repeat {
+            " in a loop; Ctrl-C stops"
+        } else {
+            ""
+        },
+    );
 }
 
 /// How a publish that did not fail ended.
@@ -148,58 +220,107 @@ enum Ended {
     Interrupted,
 }
 
-/// What has been sent so far, for pacing and the summary.
+/// What has been sent so far, for pacing, the summary and a reconnect.
 #[derive(Debug, Default)]
 struct Progress {
     timeline: Timeline,
     stats: Stats,
     /// Passes over the file begun.
     passes: u64,
+    /// Tags read in the current pass.
+    tags_in_pass: u64,
+    /// What a new connection needs before the media: the latest metadata and sequence
+    /// headers sent.
+    headers: Headers,
+    /// After a reconnect: video waits for a keyframe, as frames that refer to earlier ones
+    /// are useless to a viewer that joins the new publish.
+    need_keyframe: bool,
+    /// When the current connection's pacing began (tags are due relative to it).
+    pace_start: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Headers {
+    metadata: Option<Bytes>,
+    video: Option<Bytes>,
+    audio: Option<Bytes>,
+}
+
+impl Progress {
+    /// On a new connection after a lost one: the metadata and sequence headers again (at the
+    /// latest timestamp sent, so none goes back), video from the next keyframe, and pacing
+    /// anchored at now, so the media missed during the outage is not sent in a burst.
+    fn resume(&mut self, client: &mut RtmpClient) -> anyhow::Result<()> {
+        let ts = self.timeline.last.unwrap_or(0);
+        if let Some(meta) = &self.headers.metadata {
+            client.send_metadata(meta.clone());
+        }
+        if let Some(video) = &self.headers.video {
+            client.send_media(MediaKind::Video, ts, video.clone())?;
+        }
+        if let Some(audio) = &self.headers.audio {
+            client.send_media(MediaKind::Audio, ts, audio.clone())?;
+        }
+        self.need_keyframe = self.headers.video.is_some();
+        self.pace_start = None;
+        self.timeline.reanchor();
+        Ok(())
+    }
 }
 
 /// Sends the file's tags in time until its end (or forever with `--loop`), a signal, or an
-/// error.
+/// error. Called again after a reconnect, it goes on from the next tag of the file.
 async fn stream(
     client: &mut RtmpClient,
     file: &mut FlvFile,
     args: &PublishArgs,
     url: &RtmpUrl,
     interrupt: &mut Interrupt,
-    started: Instant,
     progress: &mut Progress,
 ) -> anyhow::Result<Ended> {
+    let pace_start = *progress.pace_start.get_or_insert_with(Instant::now);
     let Progress {
         timeline,
         stats,
         passes,
+        tags_in_pass,
+        headers,
+        need_keyframe,
+        ..
     } = progress;
-    *passes = 1;
-    let mut tags_in_pass = 0u64;
+    *passes = (*passes).max(1);
     loop {
         let Some(tag) = file.next_tag().await? else {
             if !args.repeat {
                 return Ok(Ended::EndOfFile);
             }
-            if tags_in_pass == 0 {
+            if *tags_in_pass == 0 {
                 bail!("{} has no tags to loop over", args.file.display());
             }
             file.rewind().await?;
             timeline.restart();
             *passes += 1;
-            tags_in_pass = 0;
+            *tags_in_pass = 0;
             continue;
         };
-        tags_in_pass += 1;
+        *tags_in_pass += 1;
         // Metadata describes the stream once; sending it again on every loop would only
         // make players reinitialise.
         if tag.kind == MediaKind::Script && *passes > 1 {
             continue;
         }
+        if tag.kind == MediaKind::Video && *need_keyframe {
+            let class = onair_flv::classify(tag.kind, &tag.body);
+            if !(class.keyframe || class.sequence_header) {
+                continue;
+            }
+            *need_keyframe = !class.keyframe;
+        }
         let timestamp = timeline.map(tag.kind, tag.timestamp.as_millis());
         let due = if args.no_pace {
             Instant::now()
         } else {
-            timeline.due(started, timestamp)
+            timeline.due(pace_start, timestamp)
         };
         // Wait for the tag's time, answering the server (pings, status) meanwhile.
         loop {
@@ -210,7 +331,7 @@ async fn stream(
                 _ = tokio::time::sleep_until(due) => break,
             }
         }
-        send(client, tag, timestamp, stats)?;
+        send(client, tag, timestamp, stats, headers)?;
         tokio::select! {
             biased;
             _ = interrupt.recv() => return Ok(Ended::Interrupted),
@@ -223,8 +344,9 @@ async fn stream(
 /// URL without its key.
 fn refused(e: ClientError, shown: &str) -> anyhow::Error {
     match e {
-        ClientError::Rejected { code, description } => {
-            anyhow::anyhow!("the server refused to publish to {shown}: {code} ({description})")
+        // Kept as the cause, so the reconnect loop can tell a final refusal.
+        e @ ClientError::Rejected { .. } => {
+            anyhow::Error::new(e).context(format!("the server refused to publish to {shown}"))
         }
         other => anyhow::Error::new(other).context(format!("publishing to {shown}")),
     }
@@ -259,13 +381,17 @@ fn send(
     tag: FlvTag,
     timestamp: u32,
     stats: &mut Stats,
+    headers: &mut Headers,
 ) -> anyhow::Result<()> {
     stats.bytes += tag.body.len() as u64;
     match tag.kind {
         MediaKind::Script => {
             stats.script += 1;
             match metadata_body(&tag.body) {
-                Some(body) => client.send_metadata(body),
+                Some(body) => {
+                    headers.metadata = Some(body.clone());
+                    client.send_metadata(body);
+                }
                 // onCuePoint, onTextData and the like: passed on as plain data messages.
                 None => client.send_media(MediaKind::Script, timestamp, tag.body)?,
             }
@@ -274,6 +400,13 @@ fn send(
             match kind {
                 MediaKind::Video => stats.video += 1,
                 _ => stats.audio += 1,
+            }
+            if onair_flv::classify(kind, &tag.body).sequence_header {
+                let slot = match kind {
+                    MediaKind::Video => &mut headers.video,
+                    _ => &mut headers.audio,
+                };
+                *slot = Some(tag.body.clone());
             }
             client.send_media(kind, timestamp, tag.body)?;
         }
@@ -397,8 +530,10 @@ struct Timeline {
     offset: u32,
     /// Set by `restart`: the timestamp the next tag gets.
     resume_at: Option<u32>,
-    /// The first timestamp sent, the origin of pacing.
+    /// The first timestamp sent, the origin of [`span`](Self::span).
     origin: Option<u32>,
+    /// The first timestamp sent on this connection, the origin of pacing.
+    pace_origin: Option<u32>,
     /// The largest timestamp sent.
     last: Option<u32>,
     last_video: Option<u32>,
@@ -415,6 +550,7 @@ impl Timeline {
         }
         let ts = file_ts.wrapping_add(self.offset);
         self.origin.get_or_insert(ts);
+        self.pace_origin.get_or_insert(ts);
         let (previous, interval) = match kind {
             MediaKind::Video => (&mut self.last_video, &mut self.video_interval),
             MediaKind::Audio => (&mut self.last_audio, &mut self.audio_interval),
@@ -450,11 +586,16 @@ impl Timeline {
         self.last_audio = None;
     }
 
+    /// Pacing starts over: the next tag mapped is due at the new start (after a reconnect).
+    fn reanchor(&mut self) {
+        self.pace_origin = None;
+    }
+
     /// When a tag with the sent timestamp `ts` is due, for pacing that began at `start`
-    /// with the first tag. Tags timed before the first one (audio interleaved a little
-    /// early) are due at once.
+    /// with the first tag (since the last [`reanchor`](Self::reanchor)). Tags timed before
+    /// that one (audio interleaved a little early) are due at once.
     fn due(&self, start: Instant, ts: u32) -> Instant {
-        let origin = self.origin.unwrap_or(ts);
+        let origin = self.pace_origin.unwrap_or(ts);
         let ahead = ts.wrapping_sub(origin) as i32;
         start + Duration::from_millis(u64::from(ahead.max(0).unsigned_abs()))
     }
@@ -573,6 +714,29 @@ mod tests {
         let ts = t.map(Video, 0);
         assert_eq!(ts, 80);
         assert_eq!(t.due(start, ts), start + Duration::from_millis(80));
+    }
+
+    #[test]
+    fn after_a_reconnect_pacing_starts_over_and_timestamps_go_on() {
+        let mut t = Timeline::default();
+        let start = Instant::now();
+        for ts in [0, 40, 80] {
+            t.map(Video, ts);
+        }
+        // The connection is lost for a while; the next tag is due at the new start, not
+        // in a burst to catch up, and its timestamp is the file's, after the last one sent.
+        t.reanchor();
+        let later = start + Duration::from_secs(5);
+        let ts = t.map(Video, 120);
+        assert_eq!(ts, 120);
+        assert_eq!(t.due(later, ts), later);
+        let next = t.map(Video, 160);
+        assert_eq!(t.due(later, next), later + Duration::from_millis(40));
+        assert_eq!(
+            t.span(),
+            Duration::from_millis(160),
+            "the summary spans both"
+        );
     }
 
     #[test]
