@@ -10,6 +10,7 @@
 //! | SPS width/height ([`AvcConfig::width`]) | ITU-T H.264 §7.3.2.1.1, §7.4.2.1.1 (frame cropping) |
 //! | `AudioSpecificConfig` ([`parse_aac_config`]) | ISO/IEC 14496-3 §1.6.2.1 |
 //! | `onMetaData` ([`parse_metadata`], [`is_on_metadata`], [`strip_set_data_frame`]) | FLV v10.1 §E.5, AMF0 |
+//! | seeking a file by its `keyframes` index ([`seek`]) | FFmpeg's `add_keyframe_index` convention |
 //!
 //! An FLV tag body is byte for byte the payload of an RTMP audio (8), video (9) or data (18)
 //! message, so the same parsers serve RTMP ingest, HTTP-FLV output and FLV files.
@@ -60,6 +61,7 @@ mod error;
 pub mod fuzzing;
 pub mod header;
 pub mod metadata;
+pub mod seek;
 pub mod tag;
 pub mod video;
 
