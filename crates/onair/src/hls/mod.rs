@@ -7,7 +7,8 @@
 //! | [`Hls`] (here) | which channel is recorded where; starts a recorder when a publish starts; crash recovery at start-up |
 //! | `recorder.rs` | one task per live: a hub subscriber ([`Protocol::Internal`]) → `Segmenter` → files and store rows |
 //! | `files.rs` | the on-disk layout, atomic writes, strict names, finalising a directory a crash left open |
-//! | `http.rs` | the live and replay routes: content types, Range, cache headers |
+//! | `http.rs` | the live, replay and video routes: content types, Range, validators, cache headers |
+//! | `vod.rs` | videos by id: their HLS, their `media.flv` (Range) and `?start=` FLV streams |
 //! | `retention.rs` | the background task that deletes replays past the retention policy |
 //!
 //! The recorder is a subscriber like any viewer: the hub never waits for it. If file writes
@@ -23,6 +24,7 @@ pub mod files;
 pub mod http;
 mod recorder;
 pub mod retention;
+mod vod;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
