@@ -162,8 +162,9 @@ pub struct SeekFrom<'a> {
 /// The new `onMetaData` keeps every property of the file's but two: `keyframes` lists the
 /// keyframes from `k` on at their positions in the new stream (so a player can seek within
 /// it as in the file), and `filesize` is the new stream's length. `duration` stays the file's
-/// because timestamps do. Every tag of the head carries `timestamp` (the keyframe's), so the
-/// stream's timestamps never go back.
+/// because timestamps do. The sequence headers carry `timestamp` (the keyframe's), so media
+/// timestamps never go back; `onMetaData` keeps 0, the only time at which FFmpeg's demuxer
+/// takes a script tag for metadata (at any other it becomes a data stream).
 pub fn seek_head(file: SeekFrom<'_>, k: usize, timestamp: u32) -> Result<Bytes, SeekError> {
     let start = file.index.get(k).ok_or(SeekError::NoSuchKeyframe {
         k,
@@ -196,7 +197,7 @@ pub fn seek_head(file: SeekFrom<'_>, k: usize, timestamp: u32) -> Result<Bytes, 
     debug_assert_eq!(body.len(), probe.len());
     let mut out = BytesMut::with_capacity(head_len as usize);
     out.put(header);
-    out.put(try_encode_tag(MediaKind::Script, ts, &body)?);
+    out.put(try_encode_tag(MediaKind::Script, Timestamp::ZERO, &body)?);
     out.put(tail);
     debug_assert_eq!(out.len() as u64, head_len);
     Ok(out.freeze())
@@ -428,7 +429,8 @@ mod tests {
         let out = demux(&stream);
         // Metadata, two sequence headers, then the file's media from the keyframe at 2 s.
         assert_eq!(out.len(), 3 + 4);
-        assert!(out[..3].iter().all(|t| t.timestamp.as_millis() == 2000));
+        assert_eq!(out[0].timestamp.as_millis(), 0);
+        assert!(out[1..3].iter().all(|t| t.timestamp.as_millis() == 2000));
         assert_eq!(out[1].body, tags[1].body);
         assert_eq!(out[2].body, tags[2].body);
         assert_eq!(out[3].timestamp.as_millis(), 2000);

@@ -732,7 +732,7 @@ async fn videos_play_by_id_over_hls_and_flv(store: Store) {
     assert_eq!(
         tags,
         vec![
-            (18, 2000, 0x02),
+            (18, 0, 0x02),
             (9, 2000, 0x17),
             (8, 2000, 0xaf),
             (9, 2000, 0x17),
