@@ -1,5 +1,6 @@
-//! HLS over HTTP: `/live/{channel}/index.m3u8` (the live window) and its segments, and
-//! `/replays/{id}/index.m3u8` (EVENT while recording, VOD once finished) and its segments.
+//! HLS over HTTP: `/live/{channel}/index.m3u8` (the live window) and its segments,
+//! `/replays/{id}/index.m3u8` (EVENT while recording, VOD once finished) and its segments,
+//! and the `/videos/{id}/…` routes of `videos.rs`, which share the file serving here.
 //!
 //! Names are checked strictly before anything touches the disk: a channel name, a numeric
 //! replay id, and a file that is `index.m3u8` or a numbered segment; the path served is built
@@ -51,8 +52,8 @@ pub fn router(hls: Arc<Hls>) -> Router {
         .route("/live/{file}/{name}", get(live))
         .route("/replays/{id}/{name}", get(replay))
         // `{file}` again: `/videos/{file}` is both `{id}.flv` and the web app's video page.
-        .route("/videos/{file}", get(super::vod::flv_or_page))
-        .route("/videos/{file}/{name}", get(super::vod::hls))
+        .route("/videos/{file}", get(super::videos::flv_or_page))
+        .route("/videos/{file}/{name}", get(super::videos::hls))
         .with_state(hls)
 }
 
