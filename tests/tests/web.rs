@@ -50,6 +50,7 @@ async fn the_server_serves_the_app_beside_its_own_routes() {
         "/",
         "/watch/demo",
         "/replays/7",
+        "/videos/7",
         "/dashboard",
         "/admin",
         "/login",
@@ -96,6 +97,9 @@ async fn the_server_serves_the_app_beside_its_own_routes() {
         "/replays/7/index.m3u8",
         "/replays/7/0.ts",
         "/replays/7/x/y",
+        "/videos/7.flv",
+        "/videos/7/index.m3u8",
+        "/videos/7/x/y",
         "/assets/gone-00000000.js",
     ] {
         let (status, content_type, _, body) = get(&server, path).await;
@@ -970,6 +974,7 @@ async fn the_videos_page_lists_a_finished_replay_that_plays_takes_comments_and_t
     for path in [
         format!("/api/v1/videos/{id}"),
         format!("/replays/{}/index.m3u8", video["replay_id"]),
+        format!("/videos/{id}/index.m3u8"),
     ] {
         let (status, _, _, _) = get(&stage.server, &path).await;
         assert_eq!(status, 404, "{path} for anyone signed out");

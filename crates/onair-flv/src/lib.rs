@@ -11,6 +11,7 @@
 //! | `AudioSpecificConfig` ([`parse_aac_config`]) | ISO/IEC 14496-3 §1.6.2.1 |
 //! | `onMetaData` ([`parse_metadata`], [`is_on_metadata`], [`strip_set_data_frame`]) | FLV v10.1 §E.5, AMF0 |
 //! | seekable files: `keyframes { times, filepositions }` in `onMetaData` ([`IndexedFlvWriter`]) | FFmpeg's `add_keyframe_index` convention, as its demuxer, flv.js and mpegts.js read it |
+//! | seeking a file by its `keyframes` index ([`seek`]) | FFmpeg's `add_keyframe_index` convention |
 //!
 //! An FLV tag body is byte for byte the payload of an RTMP audio (8), video (9) or data (18)
 //! message, so the same parsers serve RTMP ingest, HTTP-FLV output and FLV files.
@@ -62,6 +63,7 @@ pub mod fuzzing;
 pub mod header;
 pub mod indexed;
 pub mod metadata;
+pub mod seek;
 pub mod tag;
 pub mod video;
 

@@ -10,8 +10,8 @@
 //!
 //! Client routes (`/`, `/watch/demo`, `/replays/3`, `/dashboard`, …) get `index.html`, and the
 //! app's router draws the page. Server paths never do: `/api/…`, `/live/…`, `/assets/…`,
-//! `/healthz`, `/readyz`, `/metrics`, anything under `/replays/{id}/` and any name with an
-//! extension answer 404 when nothing else matched them, so a missing segment or script is
+//! `/healthz`, `/readyz`, `/metrics`, anything under `/replays/{id}/` or `/videos/{id}/` and
+//! any name with an extension answer 404 when nothing else matched them, so a missing segment or script is
 //! never answered with HTML.
 //!
 //! ```no_run
@@ -43,6 +43,13 @@ const SERVER_PREFIXES: [&str; 6] = ["api", "live", "assets", "healthz", "readyz"
 /// router, it answers whatever no other route matched.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().fallback(serve)
+}
+
+/// What the fallback answers for a request: for a server route that shares a path shape
+/// with a client route (`/videos/{file}` is both the video page and `/videos/{id}.flv`), so
+/// that route can hand on what is not its own.
+pub async fn page(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    serve(method, uri, headers).await
 }
 
 /// Whether the app is embedded (false only in a build from a checkout without `web/dist`).
@@ -78,8 +85,9 @@ fn is_client_route(path: &str) -> bool {
     if SERVER_PREFIXES.contains(&first) {
         return false;
     }
-    // `/replays/{id}` is the replay page; below it are the replay's playlist and segments.
-    if first == "replays" && segments.len() > 2 {
+    // `/replays/{id}` is the replay page, `/videos/{id}` the video page; below them are the
+    // media's playlist and segments.
+    if matches!(first, "replays" | "videos") && segments.len() > 2 {
         return false;
     }
     // A name with an extension is a file someone expected to exist (an old hashed asset, a
@@ -198,6 +206,8 @@ mod tests {
             "/",
             "/watch/demo",
             "/replays/12",
+            "/videos",
+            "/videos/12",
             "/dashboard",
             "/admin",
             "/admin/users",
@@ -215,6 +225,10 @@ mod tests {
             "/replays/12/index.m3u8",
             "/replays/12/3.ts",
             "/replays/12/x/y",
+            "/videos/12.flv",
+            "/videos/12/index.m3u8",
+            "/videos/12/3.ts",
+            "/videos/12/x",
             "/assets/app-0000.js",
             "/healthz",
             "/metrics",

@@ -114,7 +114,8 @@ pub struct VideoInfo {
     pub view_count: u64,
     /// When it entered the catalogue.
     pub created_at: DateTime<Utc>,
-    /// The HLS playlist to play it.
+    /// The HLS playlist to play it (`/videos/{id}/index.m3u8`, a replay's or an upload's).
+    /// Its FLV file, where it has one, is `/videos/{id}.flv` (`?start=` seconds to seek).
     pub playlist: Option<String>,
 }
 
@@ -125,7 +126,7 @@ impl From<Video> for VideoInfo {
                 .thumbnail
                 .as_ref()
                 .map(|_| format!("/api/v1/videos/{}/thumbnail.jpg", v.id)),
-            playlist: v.recording_id.map(|r| format!("/replays/{r}/index.m3u8")),
+            playlist: Some(format!("/videos/{}/index.m3u8", v.id)),
             id: v.id,
             channel: v.channel_slug,
             replay_id: v.recording_id,

@@ -117,6 +117,17 @@ impl Hls {
         else {
             return Ok(Access::Open);
         };
+        self.video_access(&video, headers).await
+    }
+
+    /// Who may have `video`'s files: everyone unless it is private, then only its owner and
+    /// admins, named by the request's bearer token (the `Authorization` header: players that
+    /// play private videos set it, as the web app's hls.js does).
+    pub async fn video_access(
+        &self,
+        video: &onair_store::Video,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Access, PlatformError> {
         if video.visibility != Visibility::Private {
             return Ok(Access::Open);
         }

@@ -1,5 +1,6 @@
-//! HLS over HTTP: `/live/{channel}/index.m3u8` (the live window) and its segments, and
-//! `/replays/{id}/index.m3u8` (EVENT while recording, VOD once finished) and its segments.
+//! HLS over HTTP: `/live/{channel}/index.m3u8` (the live window) and its segments,
+//! `/replays/{id}/index.m3u8` (EVENT while recording, VOD once finished) and its segments,
+//! and the `/videos/{id}/…` routes of `videos.rs`, which share the file serving here.
 //!
 //! Names are checked strictly before anything touches the disk: a channel name, a numeric
 //! replay id, and a file that is `index.m3u8` or a numbered segment; the path served is built
@@ -9,7 +10,7 @@
 //! because its video may turn private.
 
 use std::io::SeekFrom;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,17 +30,17 @@ use super::files::{self, ServedFile};
 use crate::channel::is_valid_name;
 use crate::problem::{ApiError, ProblemKind};
 
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-const SEGMENT_TYPE: &str = "video/mp2t";
+pub(super) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+pub(super) const SEGMENT_TYPE: &str = "video/mp2t";
 /// A playlist that can still change: players poll it, caches must revalidate.
 const CHANGING: &str = "no-cache";
 /// A finished replay's playlist changes only if the replay is deleted.
-const FINISHED: &str = "public, max-age=3600";
+pub(super) const FINISHED: &str = "public, max-age=3600";
 /// Segment URLs are unique forever (a live's segments are named after its start time, a
 /// replay's by its id), so a cache may keep them.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// A private video's files: only the browser that asked may keep them, and must revalidate.
-const PRIVATE: &str = "private, no-cache";
+pub(super) const PRIVATE: &str = "private, no-cache";
 /// Body chunks when streaming a file.
 const CHUNK: usize = 64 * 1024;
 
@@ -50,6 +51,9 @@ pub fn router(hls: Arc<Hls>) -> Router {
     Router::new()
         .route("/live/{file}/{name}", get(live))
         .route("/replays/{id}/{name}", get(replay))
+        // `{file}` again: `/videos/{file}` is both `{id}.flv` and the web app's video page.
+        .route("/videos/{file}", get(super::videos::flv_or_page))
+        .route("/videos/{file}/{name}", get(super::videos::hls))
         .with_state(hls)
 }
 
@@ -76,6 +80,7 @@ async fn live(
         content_type,
         cache,
         &headers,
+        "no such file",
     )
     .await
 }
@@ -147,12 +152,13 @@ async fn replay(
         content_type,
         cache,
         &headers,
+        "no such file",
     )
     .await
 }
 
 /// A replay id: 1–19 ASCII digits, positive.
-fn parse_id(text: &str) -> Option<i64> {
+pub(super) fn parse_id(text: &str) -> Option<i64> {
     if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -161,7 +167,7 @@ fn parse_id(text: &str) -> Option<i64> {
 
 /// An error as the one problem+json shape, never cached: the same URL may work a moment
 /// later (a live starting, a replay finishing).
-fn problem(kind: ProblemKind, detail: &str) -> Response {
+pub(super) fn problem(kind: ProblemKind, detail: &str) -> Response {
     let mut response = ApiError::new(kind, detail).into_response();
     response
         .headers_mut()
@@ -225,34 +231,54 @@ fn wanted(range: Option<&HeaderValue>, len: u64) -> Wanted {
     }
 }
 
-async fn serve_file(
-    path: &PathBuf,
+/// Streams the file at `path` with single-range support and validators (`ETag` from its
+/// length and modification time, `Last-Modified`): `If-None-Match` answers 304, and a
+/// `Range` under an `If-Range` that no longer matches gets the whole file, so a player
+/// resuming a replaced file never splices two versions. `missing` is the 404's detail.
+pub(super) async fn serve_file(
+    path: &Path,
     content_type: &'static str,
     cache: &'static str,
     headers: &HeaderMap,
+    missing: &str,
 ) -> Response {
     let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return problem(ProblemKind::NotFound, "no such file");
+            return problem(ProblemKind::NotFound, missing);
         }
         Err(e) => {
-            warn!(error = %e, "cannot open an HLS file");
+            warn!(error = %e, "cannot open a media file");
             return problem(ProblemKind::Internal, "cannot read the file");
         }
     };
-    let len = match file.metadata().await {
-        Ok(m) => m.len(),
+    let meta = match file.metadata().await {
+        Ok(m) => m,
         Err(e) => {
-            warn!(error = %e, "cannot stat an HLS file");
+            warn!(error = %e, "cannot stat a media file");
             return problem(ProblemKind::Internal, "cannot read the file");
         }
     };
-    let builder = Response::builder()
+    let len = meta.len();
+    let validators = Validators::of(&meta);
+    if validators.matches(headers.get(header::IF_NONE_MATCH)) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        let h = response.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        validators.insert(h);
+        return response;
+    }
+    let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, cache)
         .header(header::ACCEPT_RANGES, "bytes");
-    let (builder, start, count) = match wanted(headers.get(header::RANGE), len) {
+    if let Some(h) = builder.headers_mut() {
+        validators.insert(h);
+    }
+    let range = headers
+        .get(header::RANGE)
+        .filter(|_| validators.if_range_holds(headers.get(header::IF_RANGE)));
+    let (builder, start, count) = match wanted(range, len) {
         Wanted::Whole => (builder.status(StatusCode::OK), 0, len),
         Wanted::Part(a, b) => (
             builder
@@ -275,10 +301,22 @@ async fn serve_file(
     if start > 0
         && let Err(e) = file.seek(SeekFrom::Start(start)).await
     {
-        warn!(error = %e, "cannot seek an HLS file");
+        warn!(error = %e, "cannot seek a media file");
         return problem(ProblemKind::Internal, "cannot read the file");
     }
-    let body = futures_util::stream::unfold((file, count), |(mut file, left)| async move {
+    builder
+        .header(header::CONTENT_LENGTH, count)
+        .body(Body::from_stream(file_body(file, count)))
+        .unwrap_or_else(|_| problem(ProblemKind::Internal, "cannot build the response"))
+}
+
+/// `count` bytes of `file` from where it stands, [`CHUNK`] at a time: memory per response
+/// is one chunk, whatever the file's size.
+pub(super) fn file_body(
+    file: tokio::fs::File,
+    count: u64,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold((file, count), |(mut file, left)| async move {
         if left == 0 {
             return None;
         }
@@ -290,18 +328,70 @@ async fn serve_file(
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((
-                    Ok::<_, std::io::Error>(buf.freeze()),
-                    (file, left - n as u64),
-                ))
+                Some((Ok(buf.freeze()), (file, left - n as u64)))
             }
             Err(e) => Some((Err(e), (file, 0))),
         }
-    });
-    builder
-        .header(header::CONTENT_LENGTH, count)
-        .body(Body::from_stream(body))
-        .unwrap_or_else(|_| problem(ProblemKind::Internal, "cannot build the response"))
+    })
+}
+
+/// A file's `ETag` and `Last-Modified`. Files are replaced by rename, never rewritten in
+/// place, so length and modification time change whenever the bytes do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Validators {
+    etag: String,
+    last_modified: Option<String>,
+}
+
+impl Validators {
+    pub(super) fn of(meta: &std::fs::Metadata) -> Validators {
+        let modified = meta.modified().ok();
+        let nanos = modified
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Validators {
+            etag: format!("\"{:x}-{nanos:x}\"", meta.len()),
+            last_modified: modified.map(|m| {
+                chrono::DateTime::<chrono::Utc>::from(m)
+                    .format("%a, %d %b %Y %H:%M:%S GMT")
+                    .to_string()
+            }),
+        }
+    }
+
+    fn insert(&self, h: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.etag) {
+            h.insert(header::ETAG, v);
+        }
+        if let Some(v) = self
+            .last_modified
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            h.insert(header::LAST_MODIFIED, v);
+        }
+    }
+
+    /// `If-None-Match` names this version (or is `*`).
+    fn matches(&self, if_none_match: Option<&HeaderValue>) -> bool {
+        if_none_match
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .map(|t| t.trim().trim_start_matches("W/"))
+                    .any(|t| t == "*" || t == self.etag)
+            })
+    }
+
+    /// A `Range` may be honoured: no `If-Range`, or one naming this version by its strong
+    /// `ETag` or exact `Last-Modified` (RFC 9110 §13.1.5).
+    fn if_range_holds(&self, if_range: Option<&HeaderValue>) -> bool {
+        let Some(v) = if_range.and_then(|v| v.to_str().ok()) else {
+            return if_range.is_none();
+        };
+        let v = v.trim();
+        v == self.etag || self.last_modified.as_deref() == Some(v)
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! HLS: every live channel is segmented into MPEG-TS (the sans-IO `onair-hls` crate does the
 //! muxing and the playlists), served as a live sliding window at `/live/{channel}/index.m3u8`,
-//! and kept as a replay at `/replays/{id}/index.m3u8`.
+//! and kept as a replay at `/replays/{id}/index.m3u8`. Every video of the catalogue (a replay
+//! or an upload) is also served by its video id, over HLS and as progressive FLV
+//! (`/videos/{id}/index.m3u8`, `/videos/{id}.flv`).
 //!
 //! | piece | what it owns |
 //! | --- | --- |
 //! | [`Hls`] (here) | which channel is recorded where; starts a recorder when a publish starts; crash recovery at start-up |
 //! | `recorder.rs` | one task per live: a hub subscriber ([`Protocol::Internal`]) → `Segmenter` → files and store rows |
 //! | `files.rs` | the on-disk layout, atomic writes, strict names, finalising a directory a crash left open |
-//! | `http.rs` | the live and replay routes: content types, Range, cache headers |
+//! | `http.rs` | the live, replay and video routes: content types, Range, validators, cache headers |
+//! | `videos.rs` | videos by id: their HLS, their `media.flv` (Range) and `?start=` FLV streams |
 //! | `retention.rs` | the background task that deletes replays past the retention policy |
 //!
 //! The recorder is a subscriber like any viewer: the hub never waits for it. If file writes
@@ -23,6 +26,7 @@ pub mod files;
 pub mod http;
 mod recorder;
 pub mod retention;
+mod videos;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -34,6 +34,7 @@ async fn replay_video(api: &Api, slug: &str, n: u32) -> (i64, i64) {
     )
     .unwrap();
     std::fs::write(dir.join("0.ts"), vec![0x47; 188]).unwrap();
+    std::fs::write(dir.join("media.flv"), tiny_flv()).unwrap();
     // Text, so the test client can read it back; the server serves the bytes as they are.
     std::fs::write(dir.join("thumb.jpg"), "a stand-in for a JPEG").unwrap();
     let rec = api
@@ -124,6 +125,19 @@ async fn private_videos_are_refused_on_every_path_to_others(store: Store) {
         ),
         302
     );
+    for path in [
+        format!("/videos/{video}/index.m3u8"),
+        format!("/videos/{video}/0.ts"),
+        format!("/videos/{video}.flv"),
+        format!("/videos/{video}.flv?start=3"),
+    ] {
+        let (code, cache) = hls_get(&api, &path, None).await;
+        assert_eq!(
+            (code, cache.as_deref()),
+            (StatusCode::OK, Some("public, max-age=3600")),
+            "{path}"
+        );
+    }
 
     api.patch(&v, Some(&alice), json!({ "visibility": "private" }))
         .await
@@ -148,6 +162,10 @@ async fn private_videos_are_refused_on_every_path_to_others(store: Store) {
     for path in [
         format!("/replays/{rec}/index.m3u8"),
         format!("/replays/{rec}/0.ts"),
+        format!("/videos/{video}/index.m3u8"),
+        format!("/videos/{video}/0.ts"),
+        format!("/videos/{video}.flv"),
+        format!("/videos/{video}.flv?start=3"),
     ] {
         for token in [None, Some(bob.as_str())] {
             assert_eq!(
@@ -276,7 +294,7 @@ async fn videos_are_edited_searched_counted_and_deleted(store: Store) {
         .ok(StatusCode::OK);
     assert_eq!(edited["category"], "games");
     assert_eq!(edited["tags"], json!(["Speedrun"]));
-    assert_eq!(edited["playlist"], format!("/replays/{rec1}/index.m3u8"));
+    assert_eq!(edited["playlist"], format!("/videos/{v1}/index.m3u8"));
     assert_eq!(
         edited["thumbnail"],
         format!("/api/v1/videos/{v1}/thumbnail.jpg")
@@ -499,7 +517,300 @@ async fn comments_thread_one_level_and_follow_the_chat_rules(store: Store) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A small FLV as `media.flv` is written: `onMetaData` (duration 6 s, a `keyframes` index),
+/// the AVC and AAC sequence headers, then a keyframe and an audio frame every 2 s.
+fn tiny_flv() -> Vec<u8> {
+    use onair_amf::Value as Amf;
+    use onair_flv::{FlvHeader, encode_tag};
+    use onair_media::{MediaKind, Timestamp};
+    let build = |positions: &[f64]| {
+        let numbers = |v: &[f64]| Amf::StrictArray(v.iter().map(|n| Amf::Number(*n)).collect());
+        let meta = onair_amf::encode_all(&[
+            Amf::String("onMetaData".into()),
+            Amf::EcmaArray(vec![
+                ("duration".into(), Amf::Number(6.0)),
+                (
+                    "keyframes".into(),
+                    Amf::Object(vec![
+                        ("filepositions".into(), numbers(positions)),
+                        ("times".into(), numbers(&[0.0, 2.0, 4.0])),
+                    ]),
+                ),
+            ]),
+        ]);
+        let mut out = FlvHeader {
+            has_audio: true,
+            has_video: true,
+        }
+        .encode()
+        .to_vec();
+        out.extend_from_slice(&encode_tag(MediaKind::Script, Timestamp::ZERO, &meta));
+        out.extend_from_slice(&encode_tag(
+            MediaKind::Video,
+            Timestamp::ZERO,
+            &[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f],
+        ));
+        out.extend_from_slice(&encode_tag(
+            MediaKind::Audio,
+            Timestamp::ZERO,
+            &[0xaf, 0, 0x12, 0x10],
+        ));
+        let mut at = Vec::new();
+        for i in 0..3u32 {
+            at.push(out.len() as f64);
+            let ts = Timestamp::from_millis(i * 2000);
+            out.extend_from_slice(&encode_tag(
+                MediaKind::Video,
+                ts,
+                &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65, i as u8],
+            ));
+            out.extend_from_slice(&encode_tag(MediaKind::Audio, ts, &[0xaf, 1, i as u8]));
+        }
+        (out, at)
+    };
+    // The index's length does not depend on its numbers: build once to learn them.
+    let (_, positions) = build(&[0.0; 3]);
+    build(&positions).0
+}
+
+/// A request to the media routes, read whole (bodies are bytes, not text).
+async fn media(
+    api: &Api,
+    method: axum::http::Method,
+    uri: &str,
+    headers: &[(header::HeaderName, &str)],
+) -> (StatusCode, axum::http::HeaderMap, bytes::Bytes) {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(name, *value);
+    }
+    let response = crate::hls::http::router(api.app.hls.clone())
+        .oneshot(builder.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (parts.status, parts.headers, body)
+}
+
+/// The tags of an FLV stream: (type, timestamp, first body byte).
+fn flv_tags(data: &[u8]) -> Vec<(u8, u32, u8)> {
+    let mut demuxer = onair_flv::FlvDemuxer::default();
+    let mut buf = bytes::BytesMut::from(data);
+    let mut tags = Vec::new();
+    while let Some(tag) = demuxer.decode(&mut buf).unwrap() {
+        tags.push((
+            tag.kind.tag_type(),
+            tag.timestamp.as_millis(),
+            tag.body.first().copied().unwrap_or(0),
+        ));
+    }
+    assert!(buf.is_empty(), "{} bytes after the last tag", buf.len());
+    tags
+}
+
+async fn videos_play_by_id_over_hls_and_flv(store: Store) {
+    use axum::http::Method;
+    let (api, dir) = api_with_recordings(store).await;
+    let (_, alice) = api.account("alice", Role::Streamer).await;
+    api.channel(&alice, "alice").await;
+    // An upload: a video with no recording behind it.
+    let channel = api.store().channel_by_slug("alice").await.unwrap().unwrap();
+    let files = api.app.hls.root().join("alice/upload-1");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(
+        files.join("index.m3u8"),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2.0,\n0.ts\n#EXT-X-ENDLIST\n",
+    )
+    .unwrap();
+    std::fs::write(files.join("0.ts"), vec![0x47; 376]).unwrap();
+    let flv = tiny_flv();
+    std::fs::write(files.join("media.flv"), &flv).unwrap();
+    let video = api
+        .store()
+        .create_video(onair_store::NewVideo {
+            channel_id: channel.id,
+            recording_id: None,
+            path: "alice/upload-1".into(),
+            title: "an upload".into(),
+            duration_ms: 6000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = video.id;
+    let info = api
+        .get(&format!("/api/v1/videos/{id}"), None)
+        .await
+        .ok(StatusCode::OK);
+    assert_eq!(info["playlist"], format!("/videos/{id}/index.m3u8"));
+    assert_eq!(info["replay_id"], Value::Null);
+
+    let (code, h, body) = media(&api, Method::GET, &format!("/videos/{id}/index.m3u8"), &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "application/vnd.apple.mpegurl");
+    assert!(body.starts_with(b"#EXTM3U"));
+    let (code, _, body) = media(
+        &api,
+        Method::GET,
+        &format!("/videos/{id}/0.ts"),
+        &[(header::RANGE, "bytes=188-")],
+    )
+    .await;
+    assert_eq!((code, body.len()), (StatusCode::PARTIAL_CONTENT, 188));
+
+    // The file, whole, with what range seeking needs.
+    let url = format!("/videos/{id}.flv");
+    let (code, h, body) = media(&api, Method::GET, &url, &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body, flv);
+    assert_eq!(h[header::CONTENT_TYPE], "video/x-flv");
+    assert_eq!(h[header::ACCEPT_RANGES], "bytes");
+    assert_eq!(h[header::CONTENT_LENGTH], flv.len().to_string().as_str());
+    assert_eq!(h[header::CACHE_CONTROL], "public, max-age=3600");
+    let etag = h[header::ETAG].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert!(h[header::LAST_MODIFIED].to_str().unwrap().ends_with(" GMT"));
+    // HEAD: the same headers, no body.
+    let (code, h, body) = media(&api, Method::HEAD, &url, &[]).await;
+    assert_eq!((code, body.len()), (StatusCode::OK, 0));
+    assert_eq!(h[header::CONTENT_LENGTH], flv.len().to_string().as_str());
+    // One range, byte for byte.
+    let (code, h, body) = media(&api, Method::GET, &url, &[(header::RANGE, "bytes=100-199")]).await;
+    assert_eq!(code, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&body[..], &flv[100..200]);
+    assert_eq!(
+        h[header::CONTENT_RANGE],
+        format!("bytes 100-199/{}", flv.len()).as_str()
+    );
+    let past = format!("bytes={}-", flv.len());
+    let (code, h, body) = media(&api, Method::GET, &url, &[(header::RANGE, past.as_str())]).await;
+    assert_eq!(code, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        h[header::CONTENT_RANGE],
+        format!("bytes */{}", flv.len()).as_str()
+    );
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["status"], 416);
+    // Validators: a revalidation is a 304; a range of a version since replaced is the
+    // whole new file.
+    let (code, _, body) = media(
+        &api,
+        Method::GET,
+        &url,
+        &[(header::IF_NONE_MATCH, etag.as_str())],
+    )
+    .await;
+    assert_eq!((code, body.len()), (StatusCode::NOT_MODIFIED, 0));
+    let (code, _, body) = media(
+        &api,
+        Method::GET,
+        &url,
+        &[(header::RANGE, "bytes=0-9"), (header::IF_RANGE, "\"old\"")],
+    )
+    .await;
+    assert_eq!((code, body.len()), (StatusCode::OK, flv.len()));
+    let (code, _, body) = media(
+        &api,
+        Method::GET,
+        &url,
+        &[
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, etag.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!((code, body.len()), (StatusCode::PARTIAL_CONTENT, 10));
+
+    // `?start=3`: header, metadata, both sequence headers at the keyframe's time, then the
+    // file from the keyframe at 2 s on, with the file's timestamps.
+    let (code, h, body) = media(&api, Method::GET, &format!("{url}?start=3"), &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_LENGTH], body.len().to_string().as_str());
+    assert_eq!(h[header::ACCEPT_RANGES], "none");
+    let tags = flv_tags(&body);
+    assert_eq!(
+        tags,
+        vec![
+            (18, 0, 0x02),
+            (9, 2000, 0x17),
+            (8, 2000, 0xaf),
+            (9, 2000, 0x17),
+            (8, 2000, 0xaf),
+            (9, 4000, 0x17),
+            (8, 4000, 0xaf),
+        ]
+    );
+    assert_eq!(&body[body.len() - 40..], &flv[flv.len() - 40..]);
+    let (code, _, from_zero) = media(&api, Method::GET, &format!("{url}?start=0"), &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(flv_tags(&from_zero).len(), 3 + 6);
+    // HEAD of a generated stream: its length, no body.
+    let (code, h, body) = media(&api, Method::HEAD, &format!("{url}?start=3"), &[]).await;
+    assert_eq!((code, body.len()), (StatusCode::OK, 0));
+    assert_eq!(
+        h[header::CONTENT_LENGTH],
+        tags_len(&api, &url).await.as_str()
+    );
+    // Past the end, and values that are not seconds.
+    let (code, _, body) = media(&api, Method::GET, &format!("{url}?start=6.5"), &[]).await;
+    assert_eq!(code, StatusCode::RANGE_NOT_SATISFIABLE);
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("6.000 s"),
+        "{problem}"
+    );
+    for bad in ["abc", "-1", "1e3", "", "inf"] {
+        let (code, _, body) = media(&api, Method::GET, &format!("{url}?start={bad}"), &[]).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad:?}");
+        let problem: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["errors"][0]["field"], "start", "{bad:?}");
+    }
+
+    // Names are strict; a missing video and a missing file are 404s.
+    for path in [
+        "/videos/999/index.m3u8".to_owned(),
+        "/videos/999.flv".to_owned(),
+        "/videos/x.flv".to_owned(),
+        format!("/videos/{id}/live.m3u8"),
+        format!("/videos/{id}/media.flv"),
+        format!("/videos/{id}/..%2Fx.ts"),
+        format!("/videos/{id}/7.ts"),
+    ] {
+        let (code, _, _) = media(&api, Method::GET, &path, &[]).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}");
+    }
+    // `/videos/{id}` itself is the web app's page.
+    let (code, h, _) = media(&api, Method::GET, &format!("/videos/{id}"), &[]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    // A video recorded before there was an FLV file plays over HLS only, and says so.
+    std::fs::remove_file(files.join("media.flv")).unwrap();
+    for path in [url.clone(), format!("{url}?start=1")] {
+        let (code, _, body) = media(&api, Method::GET, &path, &[]).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}");
+        let problem: Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("HLS only"),
+            "{problem}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The length of the `?start=3` stream, as a GET reads it.
+async fn tags_len(api: &Api, url: &str) -> String {
+    let (_, _, body) = media(api, axum::http::Method::GET, &format!("{url}?start=3"), &[]).await;
+    body.len().to_string()
+}
+
 onair_store::store_test!(
+    videos_play_by_id_over_hls_and_flv,
     private_videos_are_refused_on_every_path_to_others,
     videos_are_edited_searched_counted_and_deleted,
     comments_thread_one_level_and_follow_the_chat_rules,
