@@ -82,9 +82,7 @@ store_test!(
     messages_are_read_back_by_number_deleted_ones_included,
 );
 
-async fn room_numbers_are_dense_per_room_and_follow_the_ids_under_concurrent_senders(
-    store: Store,
-) {
+async fn room_numbers_are_dense_per_room_and_follow_the_ids_under_concurrent_senders(store: Store) {
     let alice = user(&store, "alice", Role::Streamer).await;
     let ch = channel(&store, &alice, "alice").await;
     let other = channel(&store, &alice, "other").await;
@@ -94,7 +92,11 @@ async fn room_numbers_are_dense_per_room_and_follow_the_ids_under_concurrent_sen
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..40 {
         let store = store.clone();
-        let new = chat(if i % 8 == 0 { &other } else { &ch }, &alice, &format!("m{i}"));
+        let new = chat(
+            if i % 8 == 0 { &other } else { &ch },
+            &alice,
+            &format!("m{i}"),
+        );
         sends.spawn(async move { store.insert_chat_message(new).await.unwrap() });
     }
     let stored = sends.join_all().await;
@@ -102,7 +104,12 @@ async fn room_numbers_are_dense_per_room_and_follow_the_ids_under_concurrent_sen
         let mut mine: Vec<_> = stored.iter().filter(|m| m.channel_id == room.id).collect();
         mine.sort_by_key(|m| m.id);
         let seqs: Vec<i64> = mine.iter().map(|m| m.seq).collect();
-        assert_eq!(seqs, (1..=expected).collect::<Vec<i64>>(), "room {}", room.slug);
+        assert_eq!(
+            seqs,
+            (1..=expected).collect::<Vec<i64>>(),
+            "room {}",
+            room.slug
+        );
         assert_eq!(store.chat_room_seq(room.id).await.unwrap(), expected);
     }
     // A refused insert (no such user) gives its number back.
@@ -134,14 +141,23 @@ async fn messages_are_read_back_by_number_deleted_ones_included(store: Store) {
     let got = store.chat_messages_by_seq(ch.id, 1, 5, 10).await.unwrap();
     let seqs: Vec<i64> = got.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [2, 3, 4, 5]);
-    assert!(got[1].deleted_at.is_some(), "a deleted number is still told");
+    assert!(
+        got[1].deleted_at.is_some(),
+        "a deleted number is still told"
+    );
     let got = store.chat_messages_by_seq(ch.id, 0, 6, 2).await.unwrap();
     assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
     // History up to a number leaves out later and deleted messages.
-    let history = store.recent_chat_messages_through(ch.id, 4, 10).await.unwrap();
+    let history = store
+        .recent_chat_messages_through(ch.id, 4, 10)
+        .await
+        .unwrap();
     let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["m1", "m2", "m4"]);
-    let history = store.recent_chat_messages_through(ch.id, 6, 2).await.unwrap();
+    let history = store
+        .recent_chat_messages_through(ch.id, 6, 2)
+        .await
+        .unwrap();
     let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["m5", "m6"]);
 }
