@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{PublishAuth, StoreAuth};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub hls: Arc<Hls>,
     /// Every channel's chat room.
     pub chat: Arc<ChatService>,
+    /// The link to the other nodes, when `cluster.nats_url` is set.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -59,10 +62,22 @@ impl AppState {
             shutdown.clone(),
         );
         let lives = Arc::new(Lives::default());
-        let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        let cluster = config
+            .cluster
+            .nats_url
+            .clone()
+            .map(|url| Cluster::new(&config.cluster, url));
+        let chat = crate::chat::service(
+            &config,
+            platform.clone(),
+            hub.clone(),
+            lives.clone(),
+            cluster.clone().map(|c| c as Arc<dyn onair_chat::ChatBus>),
+        );
         Arc::new(AppState {
             hub,
             chat,
+            cluster,
             auth: StoreAuth::new(platform.clone(), config.dev.clone()),
             config,
             platform,
