@@ -252,6 +252,14 @@ async fn three_nodes_deliver_one_order_and_share_moderation_slow_mode_likes_and_
         3 * PER_SENDER,
         started.elapsed()
     );
+    let mut fetched = 0.0;
+    for n in nodes {
+        fetched += n
+            .metric("onair_cluster_chat_gap_fetched_total")
+            .await
+            .unwrap_or_default();
+    }
+    println!("messages read from the store to fill gaps, over the 3 nodes: {fetched}");
     for (i, got) in seen.iter().enumerate() {
         assert_eq!(got, &seen[0], "client {i} saw another order than client 0");
     }
@@ -282,7 +290,10 @@ async fn three_nodes_deliver_one_order_and_share_moderation_slow_mode_likes_and_
             .map(|(_, t)| t.clone())
             .collect();
         let sent: Vec<_> = (0..PER_SENDER).map(|k| format!("s{i}-{k}")).collect();
-        assert_eq!(mine, sent, "sender {i}'s messages in the order it sent them");
+        assert_eq!(
+            mine, sent,
+            "sender {i}'s messages in the order it sent them"
+        );
     }
 
     // The audience: every node's room counts the members of all three (6).
@@ -294,9 +305,14 @@ async fn three_nodes_deliver_one_order_and_share_moderation_slow_mode_likes_and_
     }
 
     // Likes on node 3 reach node 1's room.
-    senders[2].send(json!({"type": "like", "v": 1, "count": 7})).await;
+    senders[2]
+        .send(json!({"type": "like", "v": 1, "count": 7}))
+        .await;
     let like = readers[0].next_of("like").await;
-    assert_eq!((like["count"].as_u64(), like["total"].as_u64()), (Some(7), Some(7)));
+    assert_eq!(
+        (like["count"].as_u64(), like["total"].as_u64()),
+        (Some(7), Some(7))
+    );
 
     // A ban through node 1's API refuses a send on node 3 within a second, with the error a
     // ban on node 3 itself gives; node 2's room is told.
@@ -374,7 +390,9 @@ async fn a_node_whose_nats_is_unreachable_keeps_its_chat_and_says_it_is_degraded
         return;
     };
     // Nothing listens on port 1: every connection attempt is refused.
-    let n = node(1, &db.url, "nats://127.0.0.1:1", &random_name("t")).await;
+    let prefix = random_name("t");
+    let n = node(1, &db.url, "nats://127.0.0.1:1", &prefix).await;
+    let other = node(2, &db.url, "nats://127.0.0.1:1", &prefix).await;
     let (owner, owner_token) = account(&n, "owner", Role::Streamer).await;
     n.platform()
         .store()
@@ -389,6 +407,10 @@ async fn a_node_whose_nats_is_unreachable_keeps_its_chat_and_says_it_is_degraded
         .unwrap();
     let mut a = Client::signed_in(&n, "alone", &owner_token).await;
     let mut b = Client::join(&n, "alone").await;
+    // The other node's room is open before anything is said: it hears of nothing either.
+    let (_, viewer_token) = account(&n, "viewer", Role::Viewer).await;
+    let mut c = Client::signed_in(&other, "alone", &viewer_token).await;
+    let mut d = Client::join(&other, "alone").await;
     a.send(json!({"type": "chat", "v": 1, "text": "still here", "nonce": "n"}))
         .await;
     let seen = b.next_of("chat").await;
@@ -405,7 +427,153 @@ async fn a_node_whose_nats_is_unreachable_keeps_its_chat_and_says_it_is_degraded
             .is_some_and(|v| v >= 1.0),
         "the message that could not be published is counted"
     );
-    drop((a, b));
+
+    // Without NATS the shared store still orders the room: a message taken on the other node
+    // is numbered after "still here", so the other node's members get the one they never
+    // heard of from the store first, after the reorder hold.
+    c.send(json!({"type": "chat", "v": 1, "text": "over here"}))
+        .await;
+    let first = d.next_of("chat").await;
+    let second = d.next_of("chat").await;
+    assert_eq!(
+        (first["text"].as_str(), second["text"].as_str()),
+        (Some("still here"), Some("over here"))
+    );
+    assert!(first["id"].as_i64() < second["id"].as_i64());
+    assert_eq!(
+        other.metric("onair_cluster_chat_gap_fetched_total").await,
+        Some(1.0)
+    );
+    drop((a, b, c, d));
     n.shutdown().await;
+    other.shutdown().await;
+    db.remove().await;
+}
+
+/// A TCP proxy to NATS whose connections can be cut, and new ones refused, until restored:
+/// NATS lost and found again, as a node sees it.
+struct CuttableProxy {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: SocketAddr) -> CuttableProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let watcher = cut.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = watcher.subscribe();
+                if *cut.borrow() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        CuttableProxy { addr, cut, accept }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_on_nats_reads_what_it_missed_from_the_store() {
+    let Some(nats) = require_nats() else { return };
+    let Some(db) = SharedSchema::create().await else {
+        return;
+    };
+    let upstream = nats
+        .trim_start_matches("nats://")
+        .parse::<SocketAddr>()
+        .expect("ONAIR_TEST_NATS as nats://ip:port");
+    let proxy = CuttableProxy::start(upstream).await;
+    let prefix = random_name("t");
+    let n1 = node(1, &db.url, &nats, &prefix).await;
+    let n2 = node(2, &db.url, &format!("nats://{}", proxy.addr), &prefix).await;
+    assert!(wait_until(TIMEOUT, || connected(&n1) && connected(&n2)).await);
+    let (owner, owner_token) = account(&n1, "owner", Role::Streamer).await;
+    n1.platform()
+        .store()
+        .create_channel(NewChannel {
+            slug: "lossy".into(),
+            title: "lossy".into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let mut speaker = Client::signed_in(&n1, "lossy", &owner_token).await;
+    let (_, viewer_token) = account(&n1, "viewer", Role::Viewer).await;
+    let mut listener = Client::signed_in(&n2, "lossy", &viewer_token).await;
+
+    proxy.cut();
+    assert!(
+        wait_until(TIMEOUT, || !connected(&n2)).await,
+        "node 2 sees NATS gone"
+    );
+    let (status, body) = get(&n2, "/readyz").await;
+    assert_eq!(status, 200);
+    assert!(body.ends_with("cluster: degraded\n"), "{body}");
+    // While node 2 hears nothing: slow mode and a message, the room's last one.
+    let (status, body) = call(
+        &n1,
+        "PUT",
+        "/api/v1/channels/lossy/slow-mode",
+        &owner_token,
+        json!({"seconds": 60}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    speaker
+        .send(json!({"type": "chat", "v": 1, "text": "while you were away"}))
+        .await;
+    speaker.next_of("ack").await;
+
+    proxy.restore();
+    assert!(
+        wait_until(TIMEOUT, || connected(&n2)).await,
+        "node 2 reconnects"
+    );
+    let notice = listener
+        .next_where(|v| v["type"] == "system" && v["event"] == "slow_mode")
+        .await;
+    assert_eq!(notice["seconds"], 60);
+    let missed = listener.next_of("chat").await;
+    assert_eq!(missed["text"], "while you were away");
+    listener
+        .send(json!({"type": "chat", "v": 1, "text": "one", "nonce": "a"}))
+        .await;
+    listener.next_of("ack").await;
+    listener
+        .send(json!({"type": "chat", "v": 1, "text": "two", "nonce": "b"}))
+        .await;
+    assert_eq!(listener.next_of("error").await["code"], "slow_mode");
+    drop((speaker, listener));
+    n1.shutdown().await;
+    n2.shutdown().await;
     db.remove().await;
 }
