@@ -321,6 +321,7 @@ const COMPOSITION: [&str; 3] = ["server", "state", "http"];
 const SERVICES: [&str; 13] = [
     "auth",
     "channel",
+    "cluster",
     "config",
     "descriptors",
     "lives",

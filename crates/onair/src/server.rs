@@ -150,6 +150,17 @@ impl RunningServer {
         state
             .tasks
             .spawn(state.chat.clone().run(state.shutdown.clone()));
+        if let Some(cluster) = &state.cluster {
+            info!(
+                node = cluster.node(),
+                "cluster: joining the other nodes over NATS"
+            );
+            state.tasks.spawn(
+                cluster
+                    .clone()
+                    .run(state.chat.clone(), state.shutdown.clone()),
+            );
+        }
         let connection_limits = crate::ingest::ConnectionLimits::of(&state.config.rtmp);
         let ingest = Arc::new(Ingest {
             rtmp: state.config.rtmp.clone(),

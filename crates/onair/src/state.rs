@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{PublishAuth, StoreAuth};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
@@ -48,6 +49,8 @@ pub struct AppState {
     pub uploads: Arc<Uploads>,
     /// Catalogue videos played over RTMP, their indexes and shared blocks.
     pub vod: Arc<VodLibrary>,
+    /// The link to the other nodes, when `cluster.nats_url` is set.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -65,7 +68,18 @@ impl AppState {
             shutdown.clone(),
         );
         let lives = Arc::new(Lives::default());
-        let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        let cluster = config
+            .cluster
+            .nats_url
+            .clone()
+            .map(|url| Cluster::new(&config.cluster, url));
+        let chat = crate::chat::service(
+            &config,
+            platform.clone(),
+            hub.clone(),
+            lives.clone(),
+            cluster.clone().map(|c| c as Arc<dyn onair_chat::ChatBus>),
+        );
         // The thumbnail is the HLS side's ffmpeg call, handed to the uploads service so that
         // a service need not import a driver.
         let thumbnailer: Thumbnailer = Arc::new(|dir| {
@@ -100,6 +114,7 @@ impl AppState {
             vod,
             hub,
             chat,
+            cluster,
             auth: StoreAuth::new(platform.clone(), config.dev.clone()),
             config,
             platform,

@@ -64,6 +64,8 @@ pub struct Config {
     pub chat: ChatSection,
     /// RTMPS, and HTTPS when asked for: the certificate and the TLS listener.
     pub tls: TlsConfig,
+    /// Several nodes over one store and NATS; off by default (one node, no NATS).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -81,6 +83,38 @@ impl Default for Config {
             vod: VodConfig::default(),
             chat: ChatSection::default(),
             tls: TlsConfig::default(),
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+/// `[cluster]`: several nodes sharing one database and one NATS server act as one platform
+/// (chat, moderation, settings and audience; media stays on the node it was published to).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `nats://host:4222` of the NATS server the nodes share; unset: a single node, and no
+    /// cluster code runs. May carry credentials, so it is a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<SecretText>,
+    /// This node's name among the others; unset: the host name and a random suffix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The first part of every NATS subject, so several platforms can share one NATS.
+    pub subject_prefix: String,
+    /// How long a chat message numbered past a gap waits for the missing ones before they
+    /// are read from the database.
+    #[serde(with = "duration::serde_required")]
+    pub reorder_hold: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_url: None,
+            node_id: None,
+            subject_prefix: "onair".into(),
+            reorder_hold: onair_chat::ChatConfig::default().reorder_hold,
         }
     }
 }
@@ -864,6 +898,7 @@ impl Config {
             });
         }
         self.validate_tls(files)?;
+        self.validate_cluster()?;
         if let Some(url) = &self.rtmp.public_url {
             let host = url
                 .strip_prefix("rtmp://")
@@ -1074,6 +1109,56 @@ impl Config {
 
     /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
     /// says to skip reading them), and a port of its own.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let cluster = &self.cluster;
+        let subject_token = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        if !subject_token(&cluster.subject_prefix) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.subject_prefix",
+                message: format!(
+                    "{:?} is not a NATS subject prefix: dot-separated letters, digits, - and _",
+                    cluster.subject_prefix
+                ),
+            });
+        }
+        if let Some(node) = &cluster.node_id
+            && (node.is_empty() || node.len() > 64 || node.chars().any(|c| c.is_control()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "cluster.node_id",
+                message: "must be 1 to 64 characters, no control characters".into(),
+            });
+        }
+        if let Some(url) = &cluster.nats_url {
+            let url = url.expose();
+            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !scheme_ok || url.chars().any(char::is_whitespace) {
+                // The URL may carry a password: only its shape is told.
+                return Err(ConfigError::Invalid {
+                    key: "cluster.nats_url",
+                    message: "must be a nats:// (or tls://, ws://, wss://) URL".into(),
+                });
+            }
+        }
+        if cluster.reorder_hold.is_zero() || cluster.reorder_hold > Duration::from_secs(5) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.reorder_hold",
+                message: "must be more than 0 and at most 5s".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn validate_tls(&self, files: Files) -> Result<(), ConfigError> {
         let tls = &self.tls;
         let (certificate, private_key) = match (&tls.certificate, &tls.private_key) {

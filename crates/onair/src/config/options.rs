@@ -344,6 +344,26 @@ pub const OPTIONS: &[Opt] = &[
         "tls.https",
         "serve http.listen as HTTPS only, with the same certificate",
     ),
+    Opt::unset(
+        "cluster.nats_url",
+        "NATS server the nodes share (a secret; unset = one node, no NATS)",
+        "(unset: single node)",
+        "\"nats://127.0.0.1:4222\"",
+    ),
+    Opt::unset(
+        "cluster.node_id",
+        "this node's name among the others",
+        "(host name + random suffix)",
+        "\"onair-1\"",
+    ),
+    Opt::new(
+        "cluster.subject_prefix",
+        "first part of every NATS subject, one per platform sharing a NATS",
+    ),
+    Opt::new(
+        "cluster.reorder_hold",
+        "how long chat waits for another node's message before reading it from the database",
+    ),
 ];
 
 /// The options whose values differ between `a` and `b` (secrets compare as redacted, so a
