@@ -147,6 +147,9 @@ impl RunningServer {
         state
             .tasks
             .spawn(state.chat.clone().run(state.shutdown.clone()));
+        if let Some(relay) = &state.relay {
+            relay.start(http_addr);
+        }
         let connection_limits = crate::ingest::ConnectionLimits::of(&state.config.rtmp);
         let ingest = Arc::new(Ingest {
             rtmp: state.config.rtmp.clone(),
@@ -161,6 +164,7 @@ impl RunningServer {
             tasks: state.tasks.clone(),
             descriptors: descriptors.clone(),
             connection_limits: connection_limits.clone(),
+            relay: state.relay.clone(),
         });
         state
             .tasks

@@ -18,6 +18,7 @@ use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
+use crate::relay::Relay;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub hls: Arc<Hls>,
     /// Every channel's chat room.
     pub chat: Arc<ChatService>,
+    /// The live registry across nodes and the edge pulls; `None` on a single node.
+    pub relay: Option<Arc<Relay>>,
 }
 
 impl AppState {
@@ -60,7 +63,17 @@ impl AppState {
         );
         let lives = Arc::new(Lives::default());
         let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
+        let metrics = Arc::<Metrics>::default();
+        let relay = Relay::new(
+            &config.cluster,
+            hub.clone(),
+            lives.clone(),
+            metrics.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
         Arc::new(AppState {
+            relay,
             hub,
             chat,
             auth: StoreAuth::new(platform.clone(), config.dev.clone()),
@@ -68,7 +81,7 @@ impl AppState {
             platform,
             lives,
             shutdown,
-            metrics: Arc::default(),
+            metrics,
             tasks,
             hls,
         })

@@ -62,6 +62,8 @@ pub struct Config {
     pub chat: ChatSection,
     /// RTMPS, and HTTPS when asked for: the certificate and the TLS listener.
     pub tls: TlsConfig,
+    /// Several nodes as one platform: the live registry in NATS and the edge pulls.
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             chat: ChatSection::default(),
             tls: TlsConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -268,6 +271,54 @@ impl TlsConfig {
     /// The certificate and key files, when TLS is on.
     pub fn files(&self) -> Option<(&Path, &Path)> {
         self.certificate.as_deref().zip(self.private_key.as_deref())
+    }
+}
+
+/// `[cluster]`: nodes sharing one store and one NATS server. An empty `nats_url` is a single
+/// node, and then no NATS code runs at all.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server (with JetStream), e.g. `nats://127.0.0.1:4222`; empty: one node.
+    pub nats_url: String,
+    /// This node's name in the live registry; empty: its `advertise_http` address.
+    pub node_id: String,
+    /// The base URL other nodes reach this node's HTTP listener on (`http://10.0.0.5:8080`);
+    /// empty: `http://` and the address `http.listen` bound.
+    pub advertise_http: String,
+    /// The JetStream KV bucket holding which node has which channel live.
+    pub lives_bucket: String,
+    /// How long a node's claim on a live channel lasts without being refreshed: a crashed
+    /// origin's channels go offline on the edges within it.
+    #[serde(with = "duration::serde_required")]
+    pub lease: Duration,
+    /// How long an edge keeps pulling a channel after its last viewer left.
+    #[serde(with = "duration::serde_required")]
+    pub edge_linger: Duration,
+    /// The token an edge shows the origin to be counted as a relay, not a viewer (same on
+    /// every node); unset: pulls count as viewers. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_token: Option<SecretText>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_url: String::new(),
+            node_id: String::new(),
+            advertise_http: String::new(),
+            lives_bucket: "onair_lives".into(),
+            lease: Duration::from_secs(3),
+            edge_linger: Duration::from_secs(10),
+            relay_token: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node is part of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.nats_url.is_empty()
     }
 }
 
@@ -814,6 +865,7 @@ impl Config {
             });
         }
         self.validate_tls(files)?;
+        self.validate_cluster()?;
         if let Some(url) = &self.rtmp.public_url {
             let host = url
                 .strip_prefix("rtmp://")
@@ -1014,6 +1066,34 @@ impl Config {
 
     /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
     /// says to skip reading them), and a port of its own.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if c.lease < Duration::from_secs(1) {
+            return invalid("cluster.lease", format!("{:?} is under 1s", c.lease));
+        }
+        let bucket_ok = !c.lives_bucket.is_empty()
+            && c
+                .lives_bucket
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+        if !bucket_ok {
+            return invalid(
+                "cluster.lives_bucket",
+                format!("{:?}: use letters, digits, _ and -", c.lives_bucket),
+            );
+        }
+        if !c.advertise_http.is_empty()
+            && !(c.advertise_http.starts_with("http://") && c.advertise_http.len() > 7)
+        {
+            return invalid(
+                "cluster.advertise_http",
+                format!("{:?} is not an http:// URL", c.advertise_http),
+            );
+        }
+        Ok(())
+    }
+
     fn validate_tls(&self, files: Files) -> Result<(), ConfigError> {
         let tls = &self.tls;
         let (certificate, private_key) = match (&tls.certificate, &tls.private_key) {

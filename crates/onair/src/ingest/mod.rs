@@ -73,6 +73,8 @@ pub struct Ingest {
     pub descriptors: Arc<Descriptors>,
     /// `rtmp.max_connections` and `_per_address`, over the RTMP and RTMPS listeners together.
     pub connection_limits: Arc<ConnectionLimits>,
+    /// Pulls a channel live on another node for a viewer here; `None` on a single node.
+    pub relay: Option<Arc<crate::relay::Relay>>,
 }
 
 /// The message stream id players get from their first `createStream`; shared media chunks

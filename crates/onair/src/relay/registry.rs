@@ -1,0 +1,157 @@
+//! The live registry across nodes: one JetStream KV entry per channel live anywhere, naming
+//! the node that holds it. Entries expire with the bucket's `max_age` (`cluster.lease`), so
+//! a node that stops refreshing (a crash, a partition) loses its channels within the lease.
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config::ClusterConfig;
+
+/// Who holds a live channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The node's `cluster.node_id`.
+    pub node: String,
+    /// Where the node's HTTP listener is reached (`cluster.advertise_http`).
+    pub http: String,
+    /// When the publish started there.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Why the registry could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The NATS server could not be reached.
+    #[error("cannot reach NATS: {0}")]
+    Connect(String),
+    /// The bucket could not be opened or created.
+    #[error("cannot open the KV bucket {bucket:?}: {message}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// The server's or client's reason.
+        message: String,
+    },
+    /// A read, write or delete failed.
+    #[error("KV {op} of {channel:?} failed: {message}")]
+    Call {
+        /// `get`, `put` or `delete`.
+        op: &'static str,
+        /// The channel.
+        channel: String,
+        /// The reason.
+        message: String,
+    },
+}
+
+/// The bucket, once NATS is reached.
+#[derive(Clone)]
+pub struct Registry {
+    kv: kv::Store,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Connects to `cluster.nats_url` and opens `cluster.lives_bucket`, creating it with
+    /// `max_age = cluster.lease` when no node has yet.
+    pub async fn open(config: &ClusterConfig) -> Result<Registry, RegistryError> {
+        // The URL may carry credentials (`nats://user:pw@host`): only the error is logged.
+        let client = async_nats::connect(config.nats_url.as_str())
+            .await
+            .map_err(|e| RegistryError::Connect(e.to_string()))?;
+        let js = jetstream::new(client);
+        let bucket = config.lives_bucket.clone();
+        let kv = match js.get_key_value(bucket.as_str()).await {
+            Ok(kv) => kv,
+            Err(_) => {
+                let created = js
+                    .create_key_value(kv::Config {
+                        bucket: bucket.clone(),
+                        description: "OnAir: which node holds each live channel".into(),
+                        history: 1,
+                        max_age: config.lease,
+                        // A lease is worthless after a restart of NATS: memory is enough.
+                        storage: jetstream::stream::StorageType::Memory,
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(kv) => {
+                        info!(bucket, lease = ?config.lease, "created the live registry bucket");
+                        kv
+                    }
+                    // Another node created it between our two calls.
+                    Err(first) => js.get_key_value(bucket.as_str()).await.map_err(|_| {
+                        RegistryError::Bucket {
+                            bucket: bucket.clone(),
+                            message: first.to_string(),
+                        }
+                    })?,
+                }
+            }
+        };
+        if let Ok(status) = kv.status().await
+            && status.max_age() != config.lease
+        {
+            warn!(
+                bucket,
+                bucket_lease = ?status.max_age(),
+                lease = ?config.lease,
+                "the live registry bucket has another lease than cluster.lease; the bucket's applies"
+            );
+        }
+        Ok(Registry { kv })
+    }
+
+    /// Claims (or refreshes the claim on) `channel` for `holder`.
+    pub async fn put(&self, channel: &str, holder: &Holder) -> Result<(), RegistryError> {
+        // Invariant: a struct of strings and a date always serialises.
+        let value = serde_json::to_vec(holder).expect("a Holder serialises");
+        self.kv
+            .put(channel, Bytes::from(value))
+            .await
+            .map(|_| ())
+            .map_err(|e| call("put", channel, e))
+    }
+
+    /// Gives up the claim on `channel` (its publish ended here).
+    pub async fn remove(&self, channel: &str) -> Result<(), RegistryError> {
+        self.kv
+            .delete(channel)
+            .await
+            .map_err(|e| call("delete", channel, e))
+    }
+
+    /// Who holds `channel` now, if anyone: `None` once its entry was removed or expired.
+    pub async fn holder(&self, channel: &str) -> Result<Option<Holder>, RegistryError> {
+        let value = self
+            .kv
+            .get(channel)
+            .await
+            .map_err(|e| call("get", channel, e))?;
+        Ok(value.and_then(|v| match serde_json::from_slice::<Holder>(&v) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!(channel, error = %e, "unreadable live registry entry; ignored");
+                None
+            }
+        }))
+    }
+}
+
+fn call(op: &'static str, channel: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Call {
+        op,
+        channel: channel.to_owned(),
+        message: e.to_string(),
+    }
+}
