@@ -52,6 +52,8 @@ pub enum RegistryError {
 #[derive(Clone)]
 pub struct Registry {
     kv: kv::Store,
+    js: jetstream::Context,
+    bucket: String,
 }
 
 impl std::fmt::Debug for Registry {
@@ -73,30 +75,40 @@ impl Registry {
         let kv = match js.get_key_value(bucket.as_str()).await {
             Ok(kv) => kv,
             Err(_) => {
+                // The KV layout made by hand: `create_key_value` first reads the account
+                // info, whose 2.9 form this client cannot parse; the stream is what it would
+                // create.
                 let created = js
-                    .create_key_value(kv::Config {
-                        bucket: bucket.clone(),
-                        description: "OnAir: which node holds each live channel".into(),
-                        history: 1,
+                    .create_stream(jetstream::stream::Config {
+                        name: format!("KV_{bucket}"),
+                        subjects: vec![format!("$KV.{bucket}.>")],
+                        description: Some("OnAir: which node holds each live channel".into()),
+                        max_messages_per_subject: 1,
                         max_age: config.lease,
+                        duplicate_window: config.lease,
+                        discard: jetstream::stream::DiscardPolicy::New,
+                        allow_rollup: true,
+                        deny_delete: true,
+                        allow_direct: true,
+                        num_replicas: 1,
                         // A lease is worthless after a restart of NATS: memory is enough.
                         storage: jetstream::stream::StorageType::Memory,
                         ..Default::default()
                     })
                     .await;
-                match created {
-                    Ok(kv) => {
-                        info!(bucket, lease = ?config.lease, "created the live registry bucket");
-                        kv
-                    }
-                    // Another node created it between our two calls.
-                    Err(first) => js.get_key_value(bucket.as_str()).await.map_err(|_| {
-                        RegistryError::Bucket {
-                            bucket: bucket.clone(),
-                            message: first.to_string(),
-                        }
-                    })?,
+                if created.is_ok() {
+                    info!(bucket, lease = ?config.lease, "created the live registry bucket");
                 }
+                // Also when another node created it between our two calls.
+                js.get_key_value(bucket.as_str()).await.map_err(|e| {
+                    RegistryError::Bucket {
+                        bucket: bucket.clone(),
+                        message: match created {
+                            Err(c) => format!("{c}; then {e}"),
+                            Ok(_) => e.to_string(),
+                        },
+                    }
+                })?
             }
         };
         if let Ok(status) = kv.status().await
@@ -109,7 +121,20 @@ impl Registry {
                 "the live registry bucket has another lease than cluster.lease; the bucket's applies"
             );
         }
-        Ok(Registry { kv })
+        Ok(Registry { kv, js, bucket })
+    }
+
+    /// Deletes the whole bucket, every node's claims with it: for tests, which make a bucket
+    /// each, and for an operator retiring a cluster.
+    pub async fn delete_bucket(&self) -> Result<(), RegistryError> {
+        self.js
+            .delete_stream(format!("KV_{}", self.bucket))
+            .await
+            .map(|_| ())
+            .map_err(|e| RegistryError::Bucket {
+                bucket: self.bucket.clone(),
+                message: e.to_string(),
+            })
     }
 
     /// Claims (or refreshes the claim on) `channel` for `holder`.
@@ -153,5 +178,65 @@ fn call(op: &'static str, channel: &str, e: impl std::fmt::Display) -> RegistryE
         op,
         channel: channel.to_owned(),
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The real NATS of the test machines, or `None` (a skip, which CI refuses).
+    fn nats() -> Option<ClusterConfig> {
+        let up = std::net::TcpStream::connect_timeout(
+            &"127.0.0.1:4222".parse().expect("an address"),
+            Duration::from_secs(2),
+        )
+        .is_ok();
+        if !up {
+            assert!(
+                !onair_store::testing::is_ci(),
+                "NATS missing at 127.0.0.1:4222, and CI=true: CI never skips a test"
+            );
+            println!("skipped: NATS missing at 127.0.0.1:4222");
+            return None;
+        }
+        Some(ClusterConfig {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            lives_bucket: format!("test-lives-{:016x}", rand::random::<u64>()),
+            lease: Duration::from_secs(1),
+            ..ClusterConfig::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_claim_reads_back_until_removed_or_its_lease_runs_out() {
+        let Some(config) = nats() else { return };
+        let registry = Registry::open(&config).await.expect("the bucket opens");
+        let holder = Holder {
+            node: "origin".into(),
+            http: "http://127.0.0.1:8080".into(),
+            started_at: Utc::now(),
+        };
+        registry.put("demo", &holder).await.expect("put");
+        assert_eq!(registry.holder("demo").await.expect("get"), Some(holder.clone()));
+        assert_eq!(registry.holder("other").await.expect("get"), None);
+        registry.remove("demo").await.expect("delete");
+        assert_eq!(registry.holder("demo").await.expect("get"), None);
+
+        // A second node opens the same bucket; a claim nobody refreshes is gone after the
+        // lease (1 s here) with no delete.
+        let again = Registry::open(&config).await.expect("the bucket opens twice");
+        again.put("demo", &holder).await.expect("put");
+        let mut gone = false;
+        for _ in 0..40 {
+            if registry.holder("demo").await.expect("get").is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "the claim outlived its lease");
+        registry.delete_bucket().await.expect("the test's bucket is deleted");
     }
 }
