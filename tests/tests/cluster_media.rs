@@ -105,7 +105,10 @@ async fn wait_registered(edge: &TestServer, channel: &str) -> bool {
 async fn delete_bucket(node: &TestServer) {
     let relay = node.state().relay.clone().expect("a cluster node");
     if let Some(registry) = relay.registry() {
-        registry.delete_bucket().await.expect("the test's bucket is deleted");
+        registry
+            .delete_bucket()
+            .await
+            .expect("the test's bucket is deleted");
     }
 }
 
@@ -132,7 +135,10 @@ fn edges_pull_once_go_offline_with_the_origin_and_come_back() {
 
         let mut ffmpeg = Ffmpeg::publish_test_pattern(&origin.publish_url(&origin.key), 120);
         assert!(origin.wait_live(&ch, T).await, "{}", ffmpeg.stderr());
-        assert!(wait_registered(&edge_a, &ch).await, "the origin never announced {ch}");
+        assert!(
+            wait_registered(&edge_a, &ch).await,
+            "the origin never announced {ch}"
+        );
 
         // Five viewers on edge A: one pull, one relay on the origin, no viewer there.
         let mut readers = Vec::new();
@@ -163,7 +169,10 @@ fn edges_pull_once_go_offline_with_the_origin_and_come_back() {
         let probe = ffprobe(&edge_b.play_url(&ch), 2, T).await;
         assert!(probe.success, "ffprobe via edge B: {}", probe.stderr);
         assert_eq!(probe.video_codec.as_deref(), Some("h264"));
-        assert!(probe.audio_frames > 0 && probe.video_frames > 0, "{probe:?}");
+        assert!(
+            probe.audio_frames > 0 && probe.video_frames > 0,
+            "{probe:?}"
+        );
         assert_eq!(metric(&edge_a, "onair_relay_pulls_total").await, 1.0);
         assert_eq!(metric(&edge_b, "onair_relay_pulls_total").await, 1.0);
 
@@ -178,10 +187,16 @@ fn edges_pull_once_go_offline_with_the_origin_and_come_back() {
         ffmpeg.kill().await;
         let bound = Duration::from_secs(3);
         let (b_ended, b_took) = ends_within(&mut on_b, bound).await;
-        assert!(b_ended, "edge B's viewer still open {b_took:?} after the publisher left");
+        assert!(
+            b_ended,
+            "edge B's viewer still open {b_took:?} after the publisher left"
+        );
         for reader in &mut readers {
             let (ended, took) = ends_within(reader, bound).await;
-            assert!(ended, "an edge A viewer still open {took:?} after the publisher left");
+            assert!(
+                ended,
+                "an edge A viewer still open {took:?} after the publisher left"
+            );
         }
         let gone = onair_e2e::http::request("GET", &edge_a.flv_url(&ch), &[], T)
             .await
@@ -193,9 +208,17 @@ fn edges_pull_once_go_offline_with_the_origin_and_come_back() {
         assert!(origin.wait_live(&ch, T).await);
         assert!(wait_registered(&edge_b, &ch).await);
         let probe = ffprobe(&edge_a.flv_url(&ch), 2, T).await;
-        assert!(probe.success, "edge A after the republish: {}", probe.stderr);
+        assert!(
+            probe.success,
+            "edge A after the republish: {}",
+            probe.stderr
+        );
         let probe = ffprobe(&edge_b.play_url(&ch), 2, T).await;
-        assert!(probe.success, "edge B after the republish: {}", probe.stderr);
+        assert!(
+            probe.success,
+            "edge B after the republish: {}",
+            probe.stderr
+        );
 
         // The relay token is what makes a relay: a plain request is a viewer of the origin.
         let (_, _, mut viewer) = FlvReader::http(&origin.flv_url(&ch), T)
@@ -244,9 +267,13 @@ fn an_origin_cut_from_nats_goes_offline_on_the_edge_within_the_lease() {
         proxy.freeze();
         // The lease (3 s), a registry check (1 s) and the viewers' grace (1 s), with 3 s to
         // spare for a loaded machine.
-        let bound = Duration::from_secs(3) + Duration::from_secs(1) + GRACE + Duration::from_secs(3);
+        let bound =
+            Duration::from_secs(3) + Duration::from_secs(1) + GRACE + Duration::from_secs(3);
         let (ended, took) = ends_within(&mut reader, bound).await;
-        assert!(ended, "the edge viewer still open {took:?} after the origin's lease ran out");
+        assert!(
+            ended,
+            "the edge viewer still open {took:?} after the origin's lease ran out"
+        );
         println!("edge offline {took:?} after the origin was cut from NATS");
         let gone = onair_e2e::http::request("GET", &edge.flv_url(&ch), &[], T)
             .await

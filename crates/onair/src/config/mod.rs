@@ -1073,8 +1073,7 @@ impl Config {
             return invalid("cluster.lease", format!("{:?} is under 1s", c.lease));
         }
         let bucket_ok = !c.lives_bucket.is_empty()
-            && c
-                .lives_bucket
+            && c.lives_bucket
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
         if !bucket_ok {

@@ -89,8 +89,7 @@ async fn live(
             _ => false,
         };
         if !pulled {
-            return ApiError::not_found(format!("channel {channel:?} is not live"))
-                .into_response();
+            return ApiError::not_found(format!("channel {channel:?} is not live")).into_response();
         }
     }
     let (mut parts, _) = request.into_parts();

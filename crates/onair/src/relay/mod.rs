@@ -241,9 +241,8 @@ impl Relay {
         info!(channel, origin = holder.node, "edge pull started");
         let relay = self.clone();
         let span = info_span!("pull", channel);
-        self.tasks.spawn(
-            pull::run(relay, channel.to_owned(), id, tx, holder).instrument(span),
-        );
+        self.tasks
+            .spawn(pull::run(relay, channel.to_owned(), id, tx, holder).instrument(span));
         Some(rx)
     }
 

@@ -100,15 +100,15 @@ impl Registry {
                     info!(bucket, lease = ?config.lease, "created the live registry bucket");
                 }
                 // Also when another node created it between our two calls.
-                js.get_key_value(bucket.as_str()).await.map_err(|e| {
-                    RegistryError::Bucket {
+                js.get_key_value(bucket.as_str())
+                    .await
+                    .map_err(|e| RegistryError::Bucket {
                         bucket: bucket.clone(),
                         message: match created {
                             Err(c) => format!("{c}; then {e}"),
                             Ok(_) => e.to_string(),
                         },
-                    }
-                })?
+                    })?
             }
         };
         if let Ok(status) = kv.status().await
@@ -163,13 +163,15 @@ impl Registry {
             .get(channel)
             .await
             .map_err(|e| call("get", channel, e))?;
-        Ok(value.and_then(|v| match serde_json::from_slice::<Holder>(&v) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                warn!(channel, error = %e, "unreadable live registry entry; ignored");
-                None
-            }
-        }))
+        Ok(
+            value.and_then(|v| match serde_json::from_slice::<Holder>(&v) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    warn!(channel, error = %e, "unreadable live registry entry; ignored");
+                    None
+                }
+            }),
+        )
     }
 }
 
@@ -219,14 +221,19 @@ mod tests {
             started_at: Utc::now(),
         };
         registry.put("demo", &holder).await.expect("put");
-        assert_eq!(registry.holder("demo").await.expect("get"), Some(holder.clone()));
+        assert_eq!(
+            registry.holder("demo").await.expect("get"),
+            Some(holder.clone())
+        );
         assert_eq!(registry.holder("other").await.expect("get"), None);
         registry.remove("demo").await.expect("delete");
         assert_eq!(registry.holder("demo").await.expect("get"), None);
 
         // A second node opens the same bucket; a claim nobody refreshes is gone after the
         // lease (1 s here) with no delete.
-        let again = Registry::open(&config).await.expect("the bucket opens twice");
+        let again = Registry::open(&config)
+            .await
+            .expect("the bucket opens twice");
         again.put("demo", &holder).await.expect("put");
         let mut gone = false;
         for _ in 0..40 {
@@ -237,6 +244,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(gone, "the claim outlived its lease");
-        registry.delete_bucket().await.expect("the test's bucket is deleted");
+        registry
+            .delete_bucket()
+            .await
+            .expect("the test's bucket is deleted");
     }
 }
