@@ -113,6 +113,38 @@ pub fn require(what: &str, hint: &str, present: bool) -> bool {
     false
 }
 
+/// The URL of the NATS server the cluster tests use (`ONAIR_TEST_NATS`, by default
+/// `nats://127.0.0.1:4222`), if it accepts a connection; else skips as [`require`] does.
+///
+/// # Panics
+///
+/// When it does not answer and `CI=true`.
+pub fn require_nats() -> Option<String> {
+    let url = std::env::var("ONAIR_TEST_NATS")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let address = url
+        .split_once("://")
+        .map_or(url.as_str(), |(_, rest)| rest)
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+        });
+    require(
+        &format!("NATS at {address}"),
+        " (nats-server -js -a 127.0.0.1 -p 4222, or set ONAIR_TEST_NATS)",
+        reachable,
+    )
+    .then_some(url)
+}
+
 /// [`require_tool`] for ffmpeg and ffprobe together: `true` when both are present.
 pub fn require_ffmpeg() -> bool {
     // Check both so the skip line names every missing tool.

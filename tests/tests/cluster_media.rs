@@ -57,8 +57,8 @@ async fn node(
         c.http.listen = SocketAddr::from((ip, 0));
         c.storage.database_url = Some(SecretText::new(db));
         c.hub.republish_grace = GRACE;
-        c.cluster.nats_url = format!("nats://{nats}");
-        c.cluster.node_id = id;
+        c.cluster.nats_url = Some(SecretText::new(format!("nats://{nats}")));
+        c.cluster.node_id = Some(id);
         c.cluster.lives_bucket = bucket;
         c.cluster.lease = Duration::from_secs(3);
         c.cluster.edge_linger = Duration::from_secs(2);

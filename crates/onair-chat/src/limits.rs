@@ -30,8 +30,11 @@ pub struct ChatConfig {
     pub batch_min_members: usize,
     /// How often likes are added up, stored and broadcast.
     pub like_interval: Duration,
-    /// How often the audience is broadcast.
+    /// How often the audience is broadcast (and, with several nodes, told to the others).
     pub viewers_interval: Duration,
+    /// How long a message numbered past a gap waits for the missing ones before they are
+    /// read from the store. Gaps come from other nodes' messages still on their way.
+    pub reorder_hold: Duration,
     /// How often the server pings an idle client.
     pub ping_interval: Duration,
     /// A client that sends nothing (not even a pong) for this long is dropped.
@@ -53,6 +56,7 @@ impl Default for ChatConfig {
             batch_min_members: 200,
             like_interval: Duration::from_millis(500),
             viewers_interval: Duration::from_secs(5),
+            reorder_hold: Duration::from_millis(100),
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
         }

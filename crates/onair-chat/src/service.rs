@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::cluster::{BusEvent, ChatBus, Held, Released, RoomStats, Sequence};
 use crate::limits::{ChatConfig, Window};
 use crate::protocol::{
     ErrorCode, GiftInfo, HistoryEntry, MessageFrame, Sender, ServerFrame, SystemEvent,
@@ -43,6 +44,15 @@ pub struct ChatUser {
     pub session: Option<String>,
 }
 
+/// The `chat` or `danmaku` frame of a stored message.
+fn message_frame(m: &ChatMessage) -> ServerFrame {
+    let frame = MessageFrame::from(m);
+    match m.kind {
+        MessageKind::Chat => ServerFrame::Chat(frame),
+        MessageKind::Danmaku => ServerFrame::Danmaku(frame),
+    }
+}
+
 /// A boxed future, for [`ChatHost::authenticate`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -61,6 +71,12 @@ pub trait ChatHost: Send + Sync + 'static {
 
     /// When the channel's current live started, or `None` when it is not live.
     fn live_since(&self, channel: &str) -> Option<DateTime<Utc>>;
+
+    /// Every channel with video viewers on this node and how many: told to the other nodes,
+    /// whose rooms count them in, even where this node has no chat room for it.
+    fn watched(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }
 
 /// The JSON text of one server frame, serialised once and shared by every member of the
@@ -70,7 +86,7 @@ pub trait ChatHost: Send + Sync + 'static {
 pub struct FrameText(Bytes);
 
 impl FrameText {
-    fn new(json: String) -> Self {
+    pub(crate) fn new(json: String) -> Self {
         FrameText(Bytes::from(json))
     }
 
@@ -230,9 +246,12 @@ fn queue_to(
 pub(crate) struct Room {
     pub(crate) channel: Channel,
     members: Mutex<HashMap<u64, Member>>,
-    /// Held from storing a message until it is queued to every member, so every client sees
-    /// the room's messages in id order.
+    /// Held from storing a message until it is in `sequence`, and by a join while it reads
+    /// history, so this node's sends never pass each other or a joiner.
     send_lock: tokio::sync::Mutex<()>,
+    /// The delivery order by the room's message numbers, the same on every node. Taken
+    /// before `pending`, `rooms` and `members`, never after them.
+    sequence: Mutex<Sequence>,
     last_message: Mutex<HashMap<i64, Instant>>,
     pending_likes: AtomicU64,
     live: Mutex<LiveState>,
@@ -258,8 +277,23 @@ impl Room {
     /// (at most [`MAX_PENDING_FRAMES`]) and hands each member all of them in one queue entry,
     /// so a busy room costs one wake-up and one write per member per window, not per frame.
     /// Smaller rooms queue every frame at once.
-    fn broadcast(&self, frame: &ServerFrame) {
+    fn broadcast(&self, frame: &ServerFrame) -> FrameText {
         let text = FrameText::new(frame.to_json());
+        self.broadcast_text(text.clone());
+        text
+    }
+
+    /// Hands messages now in order to the members, and tells their local senders.
+    fn release(&self, released: Released) {
+        for (text, done) in released {
+            self.broadcast_text(text);
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn broadcast_text(&self, text: FrameText) {
         let mut pending = self.pending.lock();
         pending.frames.push(text);
         if pending.frames.len() >= MAX_PENDING_FRAMES
@@ -341,6 +375,17 @@ pub struct ChatService {
     slow_modes: Mutex<HashMap<i64, Option<Duration>>>,
     next_conn: AtomicU64,
     metrics: Arc<ChatMetrics>,
+    /// The other nodes; `None` on a single node, where no cluster code runs.
+    bus: Option<Arc<dyn ChatBus>>,
+    /// What the other nodes last said of their audience, by node id.
+    peers: Mutex<HashMap<String, Peer>>,
+    me: Weak<ChatService>,
+}
+
+/// One other node's last [`BusEvent::Stats`].
+struct Peer {
+    at: Instant,
+    rooms: HashMap<String, (u64, u64)>,
 }
 
 impl std::fmt::Debug for ChatService {
@@ -360,6 +405,11 @@ pub struct ChatMetrics {
     pub refused: AtomicU64,
     /// Clients dropped for falling `client_queue` frames behind.
     pub dropped_slow: AtomicU64,
+    /// Messages read from the store to fill a gap in a room's order (cluster).
+    pub gap_fetched: AtomicU64,
+    /// Message numbers given up on: the store did not answer within the gap's age limit, or
+    /// a gap was longer than a catch-up reads (cluster).
+    pub gap_skipped: AtomicU64,
 }
 
 /// A client's membership of a room, from [`ChatService::join`]; leaving is dropping it.
@@ -425,7 +475,18 @@ impl Membership {
 impl ChatService {
     /// A service over `store`; run [`ChatService::run`] beside it for likes and audience.
     pub fn new(store: Store, host: Arc<dyn ChatHost>, config: ChatConfig) -> Arc<Self> {
-        Arc::new(ChatService {
+        Self::with_bus(store, host, config, None)
+    }
+
+    /// A service that is one node of several: what it stores it also tells `bus`, and what
+    /// the bus brings goes to [`ChatService::receive`].
+    pub fn with_bus(
+        store: Store,
+        host: Arc<dyn ChatHost>,
+        config: ChatConfig,
+        bus: Option<Arc<dyn ChatBus>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| ChatService {
             store,
             host,
             config,
@@ -434,6 +495,9 @@ impl ChatService {
             slow_modes: Mutex::default(),
             next_conn: AtomicU64::new(1),
             metrics: Arc::default(),
+            bus,
+            peers: Mutex::default(),
+            me: me.clone(),
         })
     }
 
@@ -452,9 +516,8 @@ impl ChatService {
     pub async fn join(self: &Arc<Self>, slug: &str) -> Result<Membership, JoinError> {
         loop {
             let room = self.room(slug).await?;
-            // Sends hold this lock from storing a message to queueing it: holding it from the
-            // history read to joining the members means every message is either in the
-            // history or queued to the new member, never neither.
+            // Local sends hold this lock from storing a message to putting it in the room's
+            // order: with it held, only messages other nodes stored can go out meanwhile.
             let _order = room.send_lock.lock().await;
             let (tx, rx) = mpsc::channel(self.config.client_queue.max(4));
             let kicked = CancellationToken::new();
@@ -467,12 +530,24 @@ impl ChatService {
                 rx,
                 kicked: kicked.clone(),
             };
-            // History is queued before the member is added, so it comes first.
-            match self
-                .store
-                .recent_chat_messages(room.channel.id, self.config.history)
-                .await
-            {
+            // History is everything the room delivered up to `through`; what it delivers
+            // while the history is read is handed over after it from the room's recent
+            // messages, so every message is in the history or queued, never both or neither.
+            let mut attempts = 0;
+            let (through, history) = loop {
+                let through = room.sequence.lock().delivered;
+                let history = self
+                    .store
+                    .recent_chat_messages_through(room.channel.id, through, self.config.history)
+                    .await;
+                attempts += 1;
+                let covered = room.sequence.lock().since(through).is_some();
+                if covered || attempts >= 3 {
+                    break (through, history);
+                }
+            };
+            let sequence = room.sequence.lock();
+            match history {
                 Ok(messages) => membership.send_now(FrameText::new(
                     ServerFrame::History {
                         channel: room.channel.slug.clone(),
@@ -490,8 +565,11 @@ impl ChatService {
                     membership.send_now(FrameText::new(Refusal::store(&e).frame(None).to_json()))
                 }
             }
-            // Messages stored before the history read may still wait in the room's batch:
-            // they go to the members before this one joins, or it would get them twice.
+            for text in sequence.since(through).unwrap_or_default() {
+                membership.send_now(text);
+            }
+            // Messages delivered before now may still wait in the room's batch: they go to
+            // the members before this one joins, or it would get them twice.
             room.flush();
             {
                 // The room's last member may have left while we waited, retiring the room;
@@ -503,6 +581,7 @@ impl ChatService {
                 }
                 room.members.lock().insert(id, Member { tx, kicked });
             }
+            drop(sequence);
             return Ok(membership);
         }
     }
@@ -529,10 +608,13 @@ impl ChatService {
                 .entry(channel.id)
                 .or_insert((seconds > 0).then(|| Duration::from_secs(seconds)));
         }
+        // The room starts where the store's numbering is: earlier messages are history.
+        let seq = self.store.chat_room_seq(channel.id).await?;
         let room = Arc::new_cyclic(|me| Room {
             channel,
             members: Mutex::default(),
             send_lock: tokio::sync::Mutex::new(()),
+            sequence: Mutex::new(Sequence::new(seq)),
             last_message: Mutex::default(),
             pending_likes: AtomicU64::new(0),
             live: Mutex::default(),
@@ -574,11 +656,45 @@ impl ChatService {
         self.store
             .set_setting(&slow_mode_key(channel.id), &seconds.to_string())
             .await?;
-        self.slow_modes.lock().insert(channel.id, interval);
-        if let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::SlowMode { seconds }));
+        self.apply_slow_mode(&channel.slug, channel.id, seconds);
+        if let Some(bus) = &self.bus {
+            bus.publish(BusEvent::SlowMode {
+                channel: channel.slug.clone(),
+                channel_id: channel.id,
+                seconds,
+            });
         }
         Ok(())
+    }
+
+    /// Puts a slow mode in force here and tells the room.
+    fn apply_slow_mode(&self, slug: &str, channel_id: i64, seconds: u64) {
+        self.slow_modes.lock().insert(
+            channel_id,
+            (seconds > 0).then(|| Duration::from_secs(seconds)),
+        );
+        if let Some(room) = self.existing_room(slug) {
+            room.broadcast(&ServerFrame::System(SystemEvent::SlowMode { seconds }));
+        }
+    }
+
+    /// Tells `slug`'s room, here and on every other node. `deleted` names a message the
+    /// frame removes.
+    fn announce(&self, slug: &str, frame: &ServerFrame, deleted: Option<i64>) {
+        let text = FrameText::new(frame.to_json());
+        if let Some(room) = self.existing_room(slug) {
+            if let Some(id) = deleted {
+                room.sequence.lock().forget(id);
+            }
+            room.broadcast_text(text.clone());
+        }
+        if let Some(bus) = &self.bus {
+            bus.publish(BusEvent::Room {
+                channel: slug.to_owned(),
+                frame: text.as_str().to_owned(),
+                deleted,
+            });
+        }
     }
 
     /// Whether `user` moderates `channel`: its owner or an admin.
@@ -736,19 +852,143 @@ impl ChatService {
                 offset
             },
         };
-        let _order = room.send_lock.lock().await;
+        let order = room.send_lock.lock().await;
         let stored: ChatMessage = self.store.insert_chat_message(new).await.map_err(|e| {
             warn!(channel = room.channel.slug, error = %e, "cannot store a chat message");
             Refusal::store(&e)
         })?;
-        let frame = MessageFrame::from(&stored);
-        room.broadcast(&match kind {
-            MessageKind::Chat => ServerFrame::Chat(frame),
-            MessageKind::Danmaku => ServerFrame::Danmaku(frame),
-        });
+        let text = FrameText::new(message_frame(&stored).to_json());
+        if let Some(bus) = &self.bus {
+            bus.publish(BusEvent::Message {
+                channel: room.channel.slug.clone(),
+                seq: stored.seq,
+                id: stored.id,
+                frame: text.as_str().to_owned(),
+            });
+        }
+        let (done, sent) = tokio::sync::oneshot::channel();
+        self.offer(
+            room,
+            stored.seq,
+            Held {
+                id: stored.id,
+                text,
+                done: Some(done),
+            },
+        );
+        drop(order);
         room.last_message.lock().insert(user.id, now);
         self.metrics.messages.fetch_add(1, Ordering::Relaxed);
+        // Acked once it went out here: a message numbered after another node's that has not
+        // arrived yet waits for it (at most the reorder hold, then the store is read).
+        let _ = sent.await;
         Ok(stored.id)
+    }
+
+    /// Puts message `seq` in the room's order, delivers what that releases and, when a
+    /// number is missing, schedules reading it from the store.
+    fn offer(&self, room: &Room, seq: i64, held: Held) {
+        let gap = {
+            let mut sequence = room.sequence.lock();
+            let released = sequence.offer(seq, held, Instant::now());
+            room.release(released);
+            sequence.has_gap()
+        };
+        if gap && let Some(room) = room.me.upgrade() {
+            self.schedule_repair(room);
+        }
+    }
+
+    /// Starts one repair task for `room` unless one runs.
+    fn schedule_repair(&self, room: Arc<Room>) {
+        {
+            let mut sequence = room.sequence.lock();
+            if sequence.repairing {
+                return;
+            }
+            sequence.repairing = true;
+        }
+        let (Some(service), Ok(runtime)) =
+            (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            room.sequence.lock().repairing = false;
+            return;
+        };
+        runtime.spawn(async move { service.repair(room).await });
+    }
+
+    /// Fills a room's gaps from the store after the reorder hold, until none is left.
+    async fn repair(&self, room: Arc<Room>) {
+        loop {
+            tokio::time::sleep(self.config.reorder_hold).await;
+            let (after, through) = {
+                let mut sequence = room.sequence.lock();
+                if !sequence.has_gap() {
+                    sequence.repairing = false;
+                    return;
+                }
+                (sequence.delivered, sequence.known)
+            };
+            let read = self
+                .store
+                .chat_messages_by_seq(
+                    room.channel.id,
+                    after,
+                    through,
+                    crate::cluster::MAX_CATCH_UP,
+                )
+                .await;
+            let now = Instant::now();
+            let mut sequence = room.sequence.lock();
+            match read {
+                Ok(rows) => {
+                    let resolved = if rows.len() < crate::cluster::MAX_CATCH_UP as usize {
+                        through
+                    } else {
+                        rows.last().map_or(through, |m| m.seq)
+                    };
+                    if rows.len() >= crate::cluster::MAX_CATCH_UP as usize
+                        && let Some(first) = rows.first()
+                    {
+                        // Too far behind to replay it all: the newest part, not the oldest.
+                        let skipped =
+                            u64::try_from(first.seq - 1 - sequence.delivered).unwrap_or(0);
+                        if skipped > 0 {
+                            let released = sequence.advance(first.seq - 1, now);
+                            room.release(released);
+                            self.metrics
+                                .gap_skipped
+                                .fetch_add(skipped, Ordering::Relaxed);
+                        }
+                    }
+                    for m in rows.iter().filter(|m| m.deleted_at.is_none()) {
+                        if m.seq > sequence.delivered && !sequence.held.contains_key(&m.seq) {
+                            self.metrics.gap_fetched.fetch_add(1, Ordering::Relaxed);
+                            sequence.held.insert(
+                                m.seq,
+                                Held {
+                                    id: m.id,
+                                    text: FrameText::new(message_frame(m).to_json()),
+                                    done: None,
+                                },
+                            );
+                        }
+                    }
+                    let released = sequence.advance(resolved, now);
+                    room.release(released);
+                }
+                Err(e) => {
+                    debug!(channel = room.channel.slug, error = %e, "cannot read a chat gap; retrying");
+                    if sequence.gap_too_old(now) {
+                        let (skipped, released) = sequence.skip_gap(now);
+                        room.release(released);
+                        self.metrics
+                            .gap_skipped
+                            .fetch_add(skipped, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
     }
 
     /// Counts likes; they are stored and broadcast with the next like batch. A banned user's
@@ -840,17 +1080,21 @@ impl ChatService {
                     name: g.name,
                     price: g.price,
                 });
-                if let (Some(room), Some(info)) = (&room, &info) {
-                    room.broadcast(&ServerFrame::Gift {
-                        id: event.id,
-                        user: Sender {
-                            id: user.id,
-                            name: user.name.clone(),
+                if let Some(info) = &info {
+                    self.announce(
+                        &channel.slug,
+                        &ServerFrame::Gift {
+                            id: event.id,
+                            user: Sender {
+                                id: user.id,
+                                name: user.name.clone(),
+                            },
+                            gift: info.clone(),
+                            count: event.count,
+                            value: event.value,
                         },
-                        gift: info.clone(),
-                        count: event.count,
-                        value: event.value,
-                    });
+                        None,
+                    );
                 }
                 info
             }
@@ -874,11 +1118,11 @@ impl ChatService {
             .delete_chat_message(message_id, by)
             .await?
             .ok_or(ModerationError::NoMessage(message_id))?;
-        if let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::MessageDeleted {
-                message_id,
-            }));
-        }
+        self.announce(
+            &channel.slug,
+            &ServerFrame::System(SystemEvent::MessageDeleted { message_id }),
+            Some(message_id),
+        );
         Ok(deleted)
     }
 
@@ -893,12 +1137,11 @@ impl ChatService {
         self.store
             .mute_in_channel(channel.id, user_id, until, Some(by))
             .await?;
-        if let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::UserMuted {
-                user_id,
-                until,
-            }));
-        }
+        self.announce(
+            &channel.slug,
+            &ServerFrame::System(SystemEvent::UserMuted { user_id, until }),
+            None,
+        );
         Ok(())
     }
 
@@ -912,17 +1155,23 @@ impl ChatService {
         self.store
             .ban_in_channel(channel.id, user_id, Some(by))
             .await?;
-        if let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::UserBanned { user_id }));
-        }
+        self.announce(
+            &channel.slug,
+            &ServerFrame::System(SystemEvent::UserBanned { user_id }),
+            None,
+        );
         Ok(())
     }
 
     /// Lifts a user's mute in `channel` and tells the room; `false` when there was none.
     pub async fn unmute(&self, channel: &Channel, user_id: i64) -> Result<bool, ModerationError> {
         let lifted = self.store.unmute_in_channel(channel.id, user_id).await?;
-        if lifted && let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::UserUnmuted { user_id }));
+        if lifted {
+            self.announce(
+                &channel.slug,
+                &ServerFrame::System(SystemEvent::UserUnmuted { user_id }),
+                None,
+            );
         }
         Ok(lifted)
     }
@@ -931,8 +1180,12 @@ impl ChatService {
     /// none.
     pub async fn unban(&self, channel: &Channel, user_id: i64) -> Result<bool, ModerationError> {
         let lifted = self.store.unban_in_channel(channel.id, user_id).await?;
-        if lifted && let Some(room) = self.existing_room(&channel.slug) {
-            room.broadcast(&ServerFrame::System(SystemEvent::UserUnbanned { user_id }));
+        if lifted {
+            self.announce(
+                &channel.slug,
+                &ServerFrame::System(SystemEvent::UserUnbanned { user_id }),
+                None,
+            );
         }
         Ok(lifted)
     }
@@ -959,7 +1212,11 @@ impl ChatService {
             }
             let session = self.live_offset(&room).await.0;
             match self.store.add_likes(room.channel.id, session, count).await {
-                Ok(total) => room.broadcast(&ServerFrame::Like { count, total }),
+                Ok(total) => self.announce(
+                    &room.channel.slug,
+                    &ServerFrame::Like { count, total },
+                    None,
+                ),
                 Err(e) => {
                     debug!(channel = room.channel.slug, error = %e, "cannot store likes; kept");
                     room.pending_likes.fetch_add(count, Ordering::Relaxed);
@@ -990,6 +1247,7 @@ impl ChatService {
     }
 
     fn announce_viewers(&self) {
+        let totals = self.peer_totals();
         let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
         for room in rooms {
             let since = self.host.live_since(&room.channel.slug);
@@ -1009,13 +1267,189 @@ impl ChatService {
                     SystemEvent::LiveEnded
                 }));
             }
-            let video = self.host.video_viewers(&room.channel.slug);
-            let chat = room.member_count();
+            let (mut video, mut chat) = (
+                self.host.video_viewers(&room.channel.slug),
+                room.member_count(),
+            );
+            if let Some((v, c)) = totals.get(&room.channel.slug) {
+                video += v;
+                chat += c;
+            }
             room.broadcast(&ServerFrame::Viewers {
                 video,
                 chat,
                 total: video + chat,
             });
+        }
+    }
+
+    /// The other nodes' audience by channel, from the stats of those heard from within
+    /// three `viewers_interval`s; older ones are forgotten.
+    fn peer_totals(&self) -> HashMap<String, (u64, u64)> {
+        let mut totals: HashMap<String, (u64, u64)> = HashMap::new();
+        if self.bus.is_none() {
+            return totals;
+        }
+        let fresh = self.config.viewers_interval * 3;
+        let mut peers = self.peers.lock();
+        peers.retain(|_, p| p.at.elapsed() < fresh);
+        for peer in peers.values() {
+            for (channel, (video, chat)) in &peer.rooms {
+                let total = totals.entry(channel.clone()).or_default();
+                total.0 += video;
+                total.1 += chat;
+            }
+        }
+        totals
+    }
+
+    /// Chat members of `slug` on every node heard from lately, this one included.
+    pub fn members_everywhere(&self, slug: &str) -> u64 {
+        self.members(slug) + self.peer_totals().get(slug).map_or(0, |t| t.1)
+    }
+
+    /// Tells the other nodes this node's audience and how far each room got.
+    fn publish_stats(&self) {
+        let Some(bus) = &self.bus else { return };
+        let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
+        let mut stats: HashMap<String, RoomStats> = rooms
+            .iter()
+            .map(|room| {
+                let slug = room.channel.slug.clone();
+                let stats = RoomStats {
+                    channel: slug.clone(),
+                    video: self.host.video_viewers(&slug),
+                    chat: room.member_count(),
+                    seq: room.sequence.lock().delivered,
+                };
+                (slug, stats)
+            })
+            .collect();
+        for (channel, video) in self.host.watched() {
+            stats.entry(channel.clone()).or_insert(RoomStats {
+                channel,
+                video,
+                chat: 0,
+                seq: 0,
+            });
+        }
+        bus.publish(BusEvent::Stats {
+            node: bus.node_id().to_owned(),
+            rooms: stats.into_values().collect(),
+        });
+    }
+
+    /// Applies what another node said. Events for rooms nobody joined here are dropped:
+    /// a room opened later starts from the store.
+    pub fn receive(&self, event: BusEvent) {
+        match event {
+            BusEvent::Message {
+                channel,
+                seq,
+                id,
+                frame,
+            } => {
+                if let Some(room) = self.existing_room(&channel) {
+                    let text = FrameText::new(frame);
+                    self.offer(
+                        &room,
+                        seq,
+                        Held {
+                            id,
+                            text,
+                            done: None,
+                        },
+                    );
+                }
+            }
+            BusEvent::Room {
+                channel,
+                frame,
+                deleted,
+            } => {
+                if let Some(room) = self.existing_room(&channel) {
+                    if let Some(id) = deleted {
+                        room.sequence.lock().forget(id);
+                    }
+                    room.broadcast_text(FrameText::new(frame));
+                }
+            }
+            BusEvent::SlowMode {
+                channel,
+                channel_id,
+                seconds,
+            } => self.apply_slow_mode(&channel, channel_id, seconds),
+            BusEvent::Stats { node, rooms } => {
+                if self.bus.as_ref().is_some_and(|b| b.node_id() == node) {
+                    return;
+                }
+                for stats in &rooms {
+                    if let Some(room) = self.existing_room(&stats.channel) {
+                        let gap = {
+                            let mut sequence = room.sequence.lock();
+                            sequence.learn(stats.seq, Instant::now());
+                            sequence.has_gap()
+                        };
+                        if gap {
+                            self.schedule_repair(room);
+                        }
+                    }
+                }
+                let rooms = rooms
+                    .into_iter()
+                    .map(|r| (r.channel, (r.video, r.chat)))
+                    .collect();
+                self.peers.lock().insert(
+                    node,
+                    Peer {
+                        at: Instant::now(),
+                        rooms,
+                    },
+                );
+            }
+        }
+    }
+
+    /// After (re)joining the other nodes: reads again from the store what may have changed
+    /// while this node heard nothing, the slow modes and each room's last message number
+    /// (bans and mutes are read on every send anyway).
+    pub async fn resync(&self) {
+        let rooms: Vec<_> = self.rooms.lock().values().cloned().collect();
+        self.slow_modes
+            .lock()
+            .retain(|id, _| rooms.iter().any(|r| r.channel.id == *id));
+        for room in rooms {
+            let id = room.channel.id;
+            match self.store.setting(&slow_mode_key(id)).await {
+                Ok(Some(value)) => {
+                    if let Ok(seconds) = value.parse::<u64>() {
+                        let now = (seconds > 0).then(|| Duration::from_secs(seconds));
+                        let before = self.slow_modes.lock().insert(id, now);
+                        if before != Some(now) {
+                            room.broadcast(&ServerFrame::System(SystemEvent::SlowMode { seconds }));
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    debug!(channel = room.channel.slug, error = %e, "cannot re-read slow mode")
+                }
+            }
+            match self.store.chat_room_seq(id).await {
+                Ok(seq) => {
+                    let gap = {
+                        let mut sequence = room.sequence.lock();
+                        sequence.learn(seq, Instant::now());
+                        sequence.has_gap()
+                    };
+                    if gap {
+                        self.schedule_repair(room);
+                    }
+                }
+                Err(e) => {
+                    debug!(channel = room.channel.slug, error = %e, "cannot re-read the room's number")
+                }
+            }
         }
     }
 
@@ -1032,6 +1466,7 @@ impl ChatService {
                 _ = likes.tick() => self.flush_likes().await,
                 _ = viewers.tick() => {
                     self.announce_viewers();
+                    self.publish_stats();
                     self.prune(Instant::now());
                 }
             }

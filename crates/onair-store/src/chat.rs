@@ -14,7 +14,7 @@ use crate::store::{Store, db_time, now};
 // join, so the same list serves `RETURNING` in both databases.
 macro_rules! message_columns {
     () => {
-        "id, channel_id, user_id, \
+        "id, channel_id, seq, user_id, \
          (SELECT username FROM users WHERE users.id = chat_messages.user_id) AS username, \
          kind, text, color, mode, live_session_id, offset_ms, created_at, deleted_at, deleted_by"
     };
@@ -65,6 +65,9 @@ pub struct ChatMessage {
     pub id: i64,
     /// The channel whose room it was sent in.
     pub channel_id: i64,
+    /// Its number in the room: 1, 2, 3, … with no gaps, in id order (migration 0010). A
+    /// node that has seen `n` knows every message up to `n` is stored.
+    pub seq: i64,
     /// Who sent it.
     pub user_id: i64,
     /// The sender's name now.
@@ -142,32 +145,113 @@ struct RestrictionRow {
 
 /// Chat messages, likes and moderation.
 impl Store {
-    /// Stores a message; [`StoreError::NotFound`] when the channel or user does not exist.
+    /// Stores a message with the room's next `seq`; [`StoreError::NotFound`] when the channel
+    /// or user does not exist.
+    ///
+    /// The room's counter row is taken first and stays locked until the commit, so concurrent
+    /// senders (on any node) are numbered one after the other, and the id, drawn after the
+    /// lock, grows with the number.
     pub async fn insert_chat_message(
         &self,
         new: NewChatMessage,
     ) -> Result<ChatMessage, StoreError> {
+        const NEXT: &str = "INSERT INTO chat_rooms (channel_id, seq) VALUES ($1, 1) \
+             ON CONFLICT (channel_id) DO UPDATE SET seq = chat_rooms.seq + 1 RETURNING seq";
         const SQL: &str = concat!(
-            "INSERT INTO chat_messages (channel_id, user_id, kind, text, color, mode, live_session_id, offset_ms, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+            "INSERT INTO chat_messages (channel_id, user_id, kind, text, color, mode, live_session_id, offset_ms, created_at, seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
             message_columns!()
         );
         let created_at = now();
         with_pool!(self, |pool| {
-            sqlx::query_as::<_, ChatMessage>(SQL)
-                .bind(new.channel_id)
-                .bind(new.user_id)
-                .bind(new.kind.as_str())
-                .bind(&new.text)
-                .bind(&new.color)
-                .bind(&new.mode)
-                .bind(new.live_session_id)
-                .bind(new.offset_ms)
-                .bind(created_at)
-                .fetch_one(pool)
-                .await
+            async {
+                let mut tx = pool.begin().await?;
+                let seq: i64 = sqlx::query_scalar(NEXT)
+                    .bind(new.channel_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let stored = sqlx::query_as::<_, ChatMessage>(SQL)
+                    .bind(new.channel_id)
+                    .bind(new.user_id)
+                    .bind(new.kind.as_str())
+                    .bind(&new.text)
+                    .bind(&new.color)
+                    .bind(&new.mode)
+                    .bind(new.live_session_id)
+                    .bind(new.offset_ms)
+                    .bind(created_at)
+                    .bind(seq)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(stored)
+            }
+            .await
         })
         .on_missing_reference(|| format!("channel {} or user {}", new.channel_id, new.user_id))
+    }
+
+    /// The last `seq` handed out in a channel's room (0 before its first message).
+    pub async fn chat_room_seq(&self, channel_id: i64) -> Result<i64, StoreError> {
+        let seq: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT seq FROM chat_rooms WHERE channel_id = $1")
+                .bind(channel_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// A channel's messages numbered `after + 1 ..= through`, deleted ones too (so a reader
+    /// can tell a deleted number from one not stored yet), in `seq` order, at most `limit`.
+    pub async fn chat_messages_by_seq(
+        &self,
+        channel_id: i64,
+        after: i64,
+        through: i64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM chat_messages WHERE channel_id = $1 AND seq > $2 AND seq <= $3 \
+             ORDER BY seq LIMIT $4"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as::<_, ChatMessage>(SQL)
+                .bind(channel_id)
+                .bind(after)
+                .bind(through)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// The last `limit` messages of a channel numbered at most `through` that are not
+    /// deleted, oldest first: the history of a room that has delivered up to `through`.
+    pub async fn recent_chat_messages_through(
+        &self,
+        channel_id: i64,
+        through: i64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM chat_messages WHERE channel_id = $1 AND seq <= $2 AND deleted_at IS NULL \
+             ORDER BY seq DESC LIMIT $3"
+        );
+        let mut messages = with_pool!(self, |pool| {
+            sqlx::query_as::<_, ChatMessage>(SQL)
+                .bind(channel_id)
+                .bind(through)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        messages.reverse();
+        Ok(messages)
     }
 
     /// The message with this id, deleted or not.

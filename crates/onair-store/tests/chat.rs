@@ -78,7 +78,89 @@ store_test!(
     concurrent_sends_from_one_wallet_never_overdraw,
     concurrent_retries_of_one_key_charge_once,
     crossing_gifts_between_two_streamers_never_deadlock,
+    room_numbers_are_dense_per_room_and_follow_the_ids_under_concurrent_senders,
+    messages_are_read_back_by_number_deleted_ones_included,
 );
+
+async fn room_numbers_are_dense_per_room_and_follow_the_ids_under_concurrent_senders(store: Store) {
+    let alice = user(&store, "alice", Role::Streamer).await;
+    let ch = channel(&store, &alice, "alice").await;
+    let other = channel(&store, &alice, "other").await;
+    assert_eq!(store.chat_room_seq(ch.id).await.unwrap(), 0);
+    // 40 concurrent senders in one room and a few in another: every number once, no gaps, and
+    // the id order is the number order (what the cluster's delivery order rests on).
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let new = chat(
+            if i % 8 == 0 { &other } else { &ch },
+            &alice,
+            &format!("m{i}"),
+        );
+        sends.spawn(async move { store.insert_chat_message(new).await.unwrap() });
+    }
+    let stored = sends.join_all().await;
+    for (room, expected) in [(&ch, 35), (&other, 5)] {
+        let mut mine: Vec<_> = stored.iter().filter(|m| m.channel_id == room.id).collect();
+        mine.sort_by_key(|m| m.id);
+        let seqs: Vec<i64> = mine.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=expected).collect::<Vec<i64>>(),
+            "room {}",
+            room.slug
+        );
+        assert_eq!(store.chat_room_seq(room.id).await.unwrap(), expected);
+    }
+    // A refused insert (no such user) gives its number back.
+    let mut bad = chat(&ch, &alice, "nobody");
+    bad.user_id = 999_999;
+    assert!(matches!(
+        store.insert_chat_message(bad).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let next = store
+        .insert_chat_message(chat(&ch, &alice, "next"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 36);
+}
+
+async fn messages_are_read_back_by_number_deleted_ones_included(store: Store) {
+    let alice = user(&store, "alice", Role::Streamer).await;
+    let ch = channel(&store, &alice, "alice").await;
+    let mut ids = Vec::new();
+    for i in 1..=6 {
+        let m = store
+            .insert_chat_message(chat(&ch, &alice, &format!("m{i}")))
+            .await
+            .unwrap();
+        ids.push(m.id);
+    }
+    store.delete_chat_message(ids[2], alice.id).await.unwrap();
+    let got = store.chat_messages_by_seq(ch.id, 1, 5, 10).await.unwrap();
+    let seqs: Vec<i64> = got.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [2, 3, 4, 5]);
+    assert!(
+        got[1].deleted_at.is_some(),
+        "a deleted number is still told"
+    );
+    let got = store.chat_messages_by_seq(ch.id, 0, 6, 2).await.unwrap();
+    assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    // History up to a number leaves out later and deleted messages.
+    let history = store
+        .recent_chat_messages_through(ch.id, 4, 10)
+        .await
+        .unwrap();
+    let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["m1", "m2", "m4"]);
+    let history = store
+        .recent_chat_messages_through(ch.id, 6, 2)
+        .await
+        .unwrap();
+    let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["m5", "m6"]);
+}
 
 async fn messages_are_stored_with_their_sender_and_listed_newest_first(store: Store) {
     let alice = user(&store, "alice", Role::Streamer).await;

@@ -8,7 +8,8 @@ use axum::extract::ws::{Message, WebSocket};
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use onair_chat::{
-    BoxFuture, ChatHost, ChatService, ChatUser, Connection, Ended, Inbound, Membership, Outbound,
+    BoxFuture, ChatBus, ChatHost, ChatService, ChatUser, Connection, Ended, Inbound, Membership,
+    Outbound,
 };
 use onair_hub::Hub;
 use onair_store::{Role, StoreError};
@@ -36,12 +37,13 @@ pub struct Host {
     lives: Arc<Lives>,
 }
 
-/// The chat service of a server.
+/// The chat service of a server; with `bus`, one node of several (`[cluster]`).
 pub fn service(
     config: &Config,
     platform: Arc<Platform>,
     hub: Arc<Hub>,
     lives: Arc<Lives>,
+    bus: Option<Arc<dyn ChatBus>>,
 ) -> Arc<ChatService> {
     let store = platform.store().clone();
     let host = Arc::new(Host {
@@ -49,7 +51,9 @@ pub fn service(
         hub,
         lives,
     });
-    ChatService::new(store, host, config.chat.chat_config())
+    let mut chat = config.chat.chat_config();
+    chat.reorder_hold = config.cluster.reorder_hold;
+    ChatService::with_bus(store, host, chat, bus)
 }
 
 impl ChatHost for Host {
@@ -79,6 +83,18 @@ impl ChatHost for Host {
 
     fn live_since(&self, channel: &str) -> Option<DateTime<Utc>> {
         self.lives.started_at(channel)
+    }
+
+    fn watched(&self) -> Vec<(String, u64)> {
+        self.hub
+            .live_channels()
+            .into_iter()
+            .map(|s| {
+                let viewers = s.total_viewers() as u64;
+                (s.channel, viewers)
+            })
+            .filter(|(_, viewers)| *viewers > 0)
+            .collect()
     }
 }
 

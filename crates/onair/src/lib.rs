@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod channel;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod descriptors;
 mod flv;

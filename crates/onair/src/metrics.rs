@@ -277,6 +277,8 @@ pub struct Sources<'a> {
     pub store: &'a onair_store::CallTimes,
     /// Recordings written.
     pub recordings_written: u64,
+    /// The link to the other nodes; `None` on a single node, which prints no cluster series.
+    pub cluster: Option<&'a crate::cluster::Cluster>,
 }
 
 /// The Prometheus text of the counters, the chat's and the hub's per-channel gauges.
@@ -456,6 +458,41 @@ pub fn render(src: Sources<'_>) -> String {
             "onair_channel_bitrate_bps{{channel=\"{}\"}} {}",
             c.channel, c.recent_bitrate
         );
+    }
+    if let Some(cluster) = src.cluster {
+        let series = [
+            (
+                "onair_cluster_connected",
+                "1 while NATS is reachable, 0 while this node serves its members alone",
+                u64::from(cluster.connected()),
+            ),
+            (
+                "onair_cluster_publish_failures_total",
+                "events that did not reach NATS (not connected, queue full or publish error)",
+                cluster.publish_failures(),
+            ),
+            (
+                "onair_cluster_chat_gap_fetched_total",
+                "chat messages read from the database to fill a gap in a room's order",
+                chat.gap_fetched.load(Ordering::Relaxed),
+            ),
+            (
+                "onair_cluster_chat_gap_skipped_total",
+                "chat message numbers given up on (database away, or a catch-up too long)",
+                chat.gap_skipped.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in series {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
     }
     render_labelled(&mut out, src, &live);
     render_histograms(&mut out, src);

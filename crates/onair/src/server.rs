@@ -147,6 +147,17 @@ impl RunningServer {
         state
             .tasks
             .spawn(state.chat.clone().run(state.shutdown.clone()));
+        if let Some(cluster) = &state.cluster {
+            info!(
+                node = cluster.node(),
+                "cluster: joining the other nodes over NATS"
+            );
+            state.tasks.spawn(
+                cluster
+                    .clone()
+                    .run(state.chat.clone(), state.shutdown.clone()),
+            );
+        }
         if let Some(relay) = &state.relay {
             relay.start(http_addr);
         }

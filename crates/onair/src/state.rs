@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{PublishAuth, StoreAuth};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// The live registry across nodes and the edge pulls; `None` on a single node.
     pub relay: Option<Arc<Relay>>,
+    /// The link to the other nodes, when `cluster.nats_url` is set.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -62,20 +65,39 @@ impl AppState {
             shutdown.clone(),
         );
         let lives = Arc::new(Lives::default());
-        let chat = crate::chat::service(&config, platform.clone(), hub.clone(), lives.clone());
-        let metrics = Arc::<Metrics>::default();
-        let relay = Relay::new(
-            &config.cluster,
+        let cluster = config
+            .cluster
+            .nats_url
+            .clone()
+            .map(|url| Cluster::new(&config.cluster, url));
+        let chat = crate::chat::service(
+            &config,
+            platform.clone(),
             hub.clone(),
             lives.clone(),
-            metrics.clone(),
-            tasks.clone(),
-            shutdown.clone(),
+            cluster.clone().map(|c| c as Arc<dyn onair_chat::ChatBus>),
         );
+        let metrics = Arc::<Metrics>::default();
+        let relay = cluster
+            .as_ref()
+            .zip(config.cluster.nats_url.as_ref())
+            .map(|(c, url)| {
+                Relay::new(
+                    &config.cluster,
+                    url.clone(),
+                    c.node().to_owned(),
+                    hub.clone(),
+                    lives.clone(),
+                    metrics.clone(),
+                    tasks.clone(),
+                    shutdown.clone(),
+                )
+            });
         Arc::new(AppState {
             relay,
             hub,
             chat,
+            cluster,
             auth: StoreAuth::new(platform.clone(), config.dev.clone()),
             config,
             platform,

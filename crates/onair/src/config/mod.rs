@@ -62,7 +62,7 @@ pub struct Config {
     pub chat: ChatSection,
     /// RTMPS, and HTTPS when asked for: the certificate and the TLS listener.
     pub tls: TlsConfig,
-    /// Several nodes as one platform: the live registry in NATS and the edge pulls.
+    /// Several nodes over one store and NATS; off by default (one node, no NATS).
     pub cluster: ClusterConfig,
 }
 
@@ -81,6 +81,58 @@ impl Default for Config {
             chat: ChatSection::default(),
             tls: TlsConfig::default(),
             cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+/// `[cluster]`: several nodes sharing one database and one NATS server act as one platform
+/// (chat, moderation, settings and audience; media stays on the node it was published to).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `nats://host:4222` of the NATS server the nodes share; unset: a single node, and no
+    /// cluster code runs. May carry credentials, so it is a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<SecretText>,
+    /// This node's name among the others; unset: the host name and a random suffix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The first part of every NATS subject, so several platforms can share one NATS.
+    pub subject_prefix: String,
+    /// How long a chat message numbered past a gap waits for the missing ones before they
+    /// are read from the database.
+    #[serde(with = "duration::serde_required")]
+    pub reorder_hold: Duration,
+    /// The base URL other nodes reach this node's HTTP listener on (`http://10.0.0.5:8080`);
+    /// empty: `http://` and the address `http.listen` bound.
+    pub advertise_http: String,
+    /// The JetStream KV bucket holding which node has which channel live.
+    pub lives_bucket: String,
+    /// How long a node's claim on a live channel lasts without being refreshed: a crashed
+    /// origin's channels go offline on the edges within it.
+    #[serde(with = "duration::serde_required")]
+    pub lease: Duration,
+    /// How long an edge keeps pulling a channel after its last viewer left.
+    #[serde(with = "duration::serde_required")]
+    pub edge_linger: Duration,
+    /// The token an edge shows the origin to be counted as a relay, not a viewer (same on
+    /// every node); unset: pulls count as viewers. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_token: Option<SecretText>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_url: None,
+            node_id: None,
+            subject_prefix: "onair".into(),
+            reorder_hold: onair_chat::ChatConfig::default().reorder_hold,
+            advertise_http: String::new(),
+            lives_bucket: "onair_lives".into(),
+            lease: Duration::from_secs(3),
+            edge_linger: Duration::from_secs(10),
+            relay_token: None,
         }
     }
 }
@@ -271,54 +323,6 @@ impl TlsConfig {
     /// The certificate and key files, when TLS is on.
     pub fn files(&self) -> Option<(&Path, &Path)> {
         self.certificate.as_deref().zip(self.private_key.as_deref())
-    }
-}
-
-/// `[cluster]`: nodes sharing one store and one NATS server. An empty `nats_url` is a single
-/// node, and then no NATS code runs at all.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// The NATS server (with JetStream), e.g. `nats://127.0.0.1:4222`; empty: one node.
-    pub nats_url: String,
-    /// This node's name in the live registry; empty: its `advertise_http` address.
-    pub node_id: String,
-    /// The base URL other nodes reach this node's HTTP listener on (`http://10.0.0.5:8080`);
-    /// empty: `http://` and the address `http.listen` bound.
-    pub advertise_http: String,
-    /// The JetStream KV bucket holding which node has which channel live.
-    pub lives_bucket: String,
-    /// How long a node's claim on a live channel lasts without being refreshed: a crashed
-    /// origin's channels go offline on the edges within it.
-    #[serde(with = "duration::serde_required")]
-    pub lease: Duration,
-    /// How long an edge keeps pulling a channel after its last viewer left.
-    #[serde(with = "duration::serde_required")]
-    pub edge_linger: Duration,
-    /// The token an edge shows the origin to be counted as a relay, not a viewer (same on
-    /// every node); unset: pulls count as viewers. Never logged.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay_token: Option<SecretText>,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            nats_url: String::new(),
-            node_id: String::new(),
-            advertise_http: String::new(),
-            lives_bucket: "onair_lives".into(),
-            lease: Duration::from_secs(3),
-            edge_linger: Duration::from_secs(10),
-            relay_token: None,
-        }
-    }
-}
-
-impl ClusterConfig {
-    /// Whether this node is part of a cluster.
-    pub fn enabled(&self) -> bool {
-        !self.nats_url.is_empty()
     }
 }
 
@@ -1064,35 +1068,82 @@ impl Config {
         Ok(())
     }
 
-    /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
-    /// says to skip reading them), and a port of its own.
+    /// `[cluster]`: a NATS URL, subject prefix, node id, bucket and advertised address of the
+    /// right shape, and a lease the refresh (a third of it) can keep.
     fn validate_cluster(&self) -> Result<(), ConfigError> {
-        let c = &self.cluster;
-        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
-        if c.lease < Duration::from_secs(1) {
-            return invalid("cluster.lease", format!("{:?} is under 1s", c.lease));
+        let cluster = &self.cluster;
+        let subject_token = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        if !subject_token(&cluster.subject_prefix) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.subject_prefix",
+                message: format!(
+                    "{:?} is not a NATS subject prefix: dot-separated letters, digits, - and _",
+                    cluster.subject_prefix
+                ),
+            });
         }
-        let bucket_ok = !c.lives_bucket.is_empty()
-            && c.lives_bucket
+        if let Some(node) = &cluster.node_id
+            && (node.is_empty() || node.len() > 64 || node.chars().any(|c| c.is_control()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "cluster.node_id",
+                message: "must be 1 to 64 characters, no control characters".into(),
+            });
+        }
+        if let Some(url) = &cluster.nats_url {
+            let url = url.expose();
+            let scheme_ok = ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !scheme_ok || url.chars().any(char::is_whitespace) {
+                // The URL may carry a password: only its shape is told.
+                return Err(ConfigError::Invalid {
+                    key: "cluster.nats_url",
+                    message: "must be a nats:// (or tls://, ws://, wss://) URL".into(),
+                });
+            }
+        }
+        if cluster.reorder_hold.is_zero() || cluster.reorder_hold > Duration::from_secs(5) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.reorder_hold",
+                message: "must be more than 0 and at most 5s".into(),
+            });
+        }
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if cluster.lease < Duration::from_secs(1) {
+            return invalid("cluster.lease", format!("{:?} is under 1s", cluster.lease));
+        }
+        let bucket_ok = !cluster.lives_bucket.is_empty()
+            && cluster
+                .lives_bucket
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
         if !bucket_ok {
             return invalid(
                 "cluster.lives_bucket",
-                format!("{:?}: use letters, digits, _ and -", c.lives_bucket),
+                format!("{:?}: use letters, digits, _ and -", cluster.lives_bucket),
             );
         }
-        if !c.advertise_http.is_empty()
-            && !(c.advertise_http.starts_with("http://") && c.advertise_http.len() > 7)
-        {
+        let http = &cluster.advertise_http;
+        if !(http.is_empty() || http.starts_with("http://") && http.len() > 7) {
             return invalid(
                 "cluster.advertise_http",
-                format!("{:?} is not an http:// URL", c.advertise_http),
+                format!("{http:?} is not an http:// URL"),
             );
         }
         Ok(())
     }
 
+    /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
+    /// says to skip reading them), and a port of its own.
     fn validate_tls(&self, files: Files) -> Result<(), ConfigError> {
         let tls = &self.tls;
         let (certificate, private_key) = match (&tls.certificate, &tls.private_key) {

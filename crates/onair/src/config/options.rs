@@ -324,13 +324,25 @@ pub const OPTIONS: &[Opt] = &[
         "tls.https",
         "serve http.listen as HTTPS only, with the same certificate",
     ),
-    Opt::new(
+    Opt::unset(
         "cluster.nats_url",
-        "NATS server (JetStream) the nodes share, e.g. \"nats://127.0.0.1:4222\"; empty = one node",
+        "NATS server the nodes share (a secret; unset = one node, no NATS)",
+        "(unset: single node)",
+        "\"nats://127.0.0.1:4222\"",
+    ),
+    Opt::unset(
+        "cluster.node_id",
+        "this node's name among the others",
+        "(host name + random suffix)",
+        "\"onair-1\"",
     ),
     Opt::new(
-        "cluster.node_id",
-        "this node's name in the live registry; empty = its advertise_http",
+        "cluster.subject_prefix",
+        "first part of every NATS subject, one per platform sharing a NATS",
+    ),
+    Opt::new(
+        "cluster.reorder_hold",
+        "how long chat waits for another node's message before reading it from the database",
     ),
     Opt::new(
         "cluster.advertise_http",

@@ -36,6 +36,8 @@ struct Ops {
     chat: Arc<ChatService>,
     hub: Arc<Hub>,
     hls: Arc<crate::hls::Hls>,
+    /// The link to the other nodes, when there are any.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
     /// `http.metrics_token`: the bearer token `/metrics` asks for.
     metrics_token: Option<crate::secret::SecretText>,
 }
@@ -78,6 +80,7 @@ pub fn router(state: &AppState) -> Router {
         chat: state.chat.clone(),
         hub: state.hub.clone(),
         hls: state.hls.clone(),
+        cluster: state.cluster.clone(),
         metrics_token: state.config.http.metrics_token.clone(),
     });
     // The trace layer wraps response bodies and reads the clock for every body chunk; on a
@@ -160,10 +163,15 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// Ready when the store answers within a second: without it no publish can be authorised and
 /// the API cannot serve, so a load balancer should send traffic elsewhere. Streams already
-/// live keep playing either way.
+/// live keep playing either way. A node of a cluster adds a line `cluster: connected` or
+/// `cluster: degraded` (NATS away): still ready, as it serves its own members alone.
 async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     match tokio::time::timeout(Duration::from_secs(1), ops.store.ping()).await {
-        Ok(Ok(())) => "ready".into_response(),
+        Ok(Ok(())) => match &ops.cluster {
+            None => "ready".into_response(),
+            Some(cluster) if cluster.connected() => "ready\ncluster: connected\n".into_response(),
+            Some(_) => "ready\ncluster: degraded\n".into_response(),
+        },
         Ok(Err(e)) => {
             warn!(error = %e, "not ready: the database does not answer");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
@@ -198,6 +206,7 @@ async fn metrics(State(ops): State<Arc<Ops>>, headers: axum::http::HeaderMap) ->
         hashing: ops.platform.hashing().stats(),
         store: ops.store.call_times(),
         recordings_written: ops.hls.recordings_written(),
+        cluster: ops.cluster.as_deref(),
     });
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

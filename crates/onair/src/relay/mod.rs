@@ -34,6 +34,7 @@ pub use registry::{Holder, Registry, RegistryError};
 use crate::config::ClusterConfig;
 use crate::lives::Lives;
 use crate::metrics::Metrics;
+use crate::secret::SecretText;
 
 /// The request header an edge's pull carries the relay token in.
 pub const RELAY_HEADER: &str = "x-onair-relay";
@@ -70,6 +71,8 @@ struct PullEntry {
 #[derive(Debug)]
 pub struct Relay {
     config: ClusterConfig,
+    nats_url: SecretText,
+    node_id: String,
     hub: Arc<Hub>,
     lives: Arc<Lives>,
     metrics: Arc<Metrics>,
@@ -82,29 +85,32 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// The relay of a node in a cluster; `None` for a single node. Nothing runs until
-    /// [`Relay::start`].
+    /// The relay of a node in a cluster (a single node builds none), named `node_id` in the
+    /// registry, as in the rest of the cluster. Nothing runs until [`Relay::start`].
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &ClusterConfig,
+        nats_url: SecretText,
+        node_id: String,
         hub: Arc<Hub>,
         lives: Arc<Lives>,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
-    ) -> Option<Arc<Relay>> {
-        config.enabled().then(|| {
-            Arc::new(Relay {
-                config: config.clone(),
-                hub,
-                lives,
-                metrics,
-                tasks,
-                shutdown,
-                identity: OnceLock::new(),
-                registry: OnceLock::new(),
-                pulls: Mutex::new(HashMap::new()),
-                next_pull: AtomicU64::new(0),
-            })
+    ) -> Arc<Relay> {
+        Arc::new(Relay {
+            config: config.clone(),
+            nats_url,
+            node_id,
+            hub,
+            lives,
+            metrics,
+            tasks,
+            shutdown,
+            identity: OnceLock::new(),
+            registry: OnceLock::new(),
+            pulls: Mutex::new(HashMap::new()),
+            next_pull: AtomicU64::new(0),
         })
     }
 
@@ -117,12 +123,11 @@ impl Relay {
         } else {
             self.config.advertise_http.trim_end_matches('/').to_owned()
         };
-        let node = if self.config.node_id.is_empty() {
-            http.clone()
-        } else {
-            self.config.node_id.clone()
-        };
-        info!(node, http, "cluster node");
+        let node = self.node_id.clone();
+        info!(
+            node,
+            http, "cluster media: this node's address for the edges"
+        );
         let _ = self.identity.set(Identity { node, http });
         let relay = self.clone();
         self.tasks
@@ -150,7 +155,7 @@ impl Relay {
     async fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(250);
         let registry = loop {
-            match Registry::open(&self.config).await {
+            match Registry::open(&self.nats_url, &self.config).await {
                 Ok(r) => break r,
                 Err(e) => {
                     warn!(error = %e, retry_in = ?backoff, "live registry unavailable");

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config::ClusterConfig;
+use crate::secret::SecretText;
 
 /// Who holds a live channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,11 +64,14 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// Connects to `cluster.nats_url` and opens `cluster.lives_bucket`, creating it with
-    /// `max_age = cluster.lease` when no node has yet.
-    pub async fn open(config: &ClusterConfig) -> Result<Registry, RegistryError> {
+    /// Connects to `nats_url` (`cluster.nats_url`) and opens `cluster.lives_bucket`, creating
+    /// it with `max_age = cluster.lease` when no node has yet.
+    pub async fn open(
+        nats_url: &SecretText,
+        config: &ClusterConfig,
+    ) -> Result<Registry, RegistryError> {
         // The URL may carry credentials (`nats://user:pw@host`): only the error is logged.
-        let client = async_nats::connect(config.nats_url.as_str())
+        let client = async_nats::connect(nats_url.expose().as_str())
             .await
             .map_err(|e| RegistryError::Connect(e.to_string()))?;
         let js = jetstream::new(client);
@@ -189,7 +193,7 @@ mod tests {
     use std::time::Duration;
 
     /// The real NATS of the test machines, or `None` (a skip, which CI refuses).
-    fn nats() -> Option<ClusterConfig> {
+    fn nats() -> Option<(SecretText, ClusterConfig)> {
         let up = std::net::TcpStream::connect_timeout(
             &"127.0.0.1:4222".parse().expect("an address"),
             Duration::from_secs(2),
@@ -203,18 +207,23 @@ mod tests {
             println!("skipped: NATS missing at 127.0.0.1:4222");
             return None;
         }
-        Some(ClusterConfig {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            lives_bucket: format!("test-lives-{:016x}", rand::random::<u64>()),
-            lease: Duration::from_secs(1),
-            ..ClusterConfig::default()
-        })
+        let url = SecretText::new("nats://127.0.0.1:4222".into());
+        Some((
+            url,
+            ClusterConfig {
+                lives_bucket: format!("test-lives-{:016x}", rand::random::<u64>()),
+                lease: Duration::from_secs(1),
+                ..ClusterConfig::default()
+            },
+        ))
     }
 
     #[tokio::test]
     async fn a_claim_reads_back_until_removed_or_its_lease_runs_out() {
-        let Some(config) = nats() else { return };
-        let registry = Registry::open(&config).await.expect("the bucket opens");
+        let Some((url, config)) = nats() else { return };
+        let registry = Registry::open(&url, &config)
+            .await
+            .expect("the bucket opens");
         let holder = Holder {
             node: "origin".into(),
             http: "http://127.0.0.1:8080".into(),
@@ -231,7 +240,7 @@ mod tests {
 
         // A second node opens the same bucket; a claim nobody refreshes is gone after the
         // lease (1 s here) with no delete.
-        let again = Registry::open(&config)
+        let again = Registry::open(&url, &config)
             .await
             .expect("the bucket opens twice");
         again.put("demo", &holder).await.expect("put");
