@@ -251,6 +251,15 @@ impl Hub {
         ch.is_some_and(|c| c.kick())
     }
 
+    /// Viewers of `channel` over the playback protocols, playing or waiting for a publisher
+    /// (internal consumers and relays excluded); 0 for a channel nobody uses.
+    pub fn viewer_count(&self, channel: &str) -> usize {
+        self.channels
+            .lock()
+            .get(channel)
+            .map_or(0, |c| c.viewer_count())
+    }
+
     /// A snapshot of every live channel.
     pub fn live_channels(&self) -> Vec<ChannelSnapshot> {
         let channels: Vec<_> = self.channels.lock().values().cloned().collect();

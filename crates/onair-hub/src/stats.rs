@@ -15,15 +15,19 @@ pub enum Protocol {
     WsFlv,
     /// An internal consumer (segmenter, recorder); not counted as a viewer.
     Internal,
+    /// Another node pulling the channel to serve its own viewers (an edge's relay); counted
+    /// apart from viewers and never against their cap.
+    Relay,
 }
 
 impl Protocol {
     /// Every protocol, in a fixed order.
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Rtmp,
         Protocol::HttpFlv,
         Protocol::WsFlv,
         Protocol::Internal,
+        Protocol::Relay,
     ];
 
     /// A short lower-case name, as used in metrics and the API.
@@ -33,6 +37,7 @@ impl Protocol {
             Protocol::HttpFlv => "http-flv",
             Protocol::WsFlv => "ws-flv",
             Protocol::Internal => "internal",
+            Protocol::Relay => "relay",
         }
     }
 }
@@ -44,7 +49,7 @@ impl fmt::Display for Protocol {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct ViewerCounts([AtomicUsize; 4]);
+pub(crate) struct ViewerCounts([AtomicUsize; Protocol::ALL.len()]);
 
 impl ViewerCounts {
     pub(crate) fn add(&self, p: Protocol) {
@@ -75,18 +80,18 @@ pub struct ChannelSnapshot {
     pub recent_bitrate: u64,
     /// Video frame rate over the frames the ring holds now.
     pub recent_fps: f64,
-    /// Subscribers by protocol (internal consumers included).
+    /// Subscribers by protocol (internal consumers and relays included).
     pub viewers: Vec<(Protocol, usize)>,
     /// Subscribers dropped for being too slow, in this channel's lifetime.
     pub dropped_slow: u64,
 }
 
 impl ChannelSnapshot {
-    /// Viewers across the playback protocols (internal consumers excluded).
+    /// Viewers across the playback protocols (internal consumers and relays excluded).
     pub fn total_viewers(&self) -> usize {
         self.viewers
             .iter()
-            .filter(|(p, _)| *p != Protocol::Internal)
+            .filter(|(p, _)| !matches!(p, Protocol::Internal | Protocol::Relay))
             .map(|(_, n)| n)
             .sum()
     }

@@ -33,6 +33,7 @@ pub mod net;
 pub mod passwords;
 pub mod platform;
 pub mod problem;
+pub mod relay;
 pub mod secret;
 pub mod server;
 pub mod state;

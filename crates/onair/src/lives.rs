@@ -122,6 +122,9 @@ impl ViewerCounts {
 #[derive(Debug, Default)]
 pub struct Lives {
     inner: Mutex<Inner>,
+    /// Signalled at every start and end, so the cluster registry announces a change at once
+    /// instead of at its next refresh.
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -163,7 +166,25 @@ impl Lives {
                 peak_viewers: 0,
             },
         );
+        drop(inner);
+        self.changed.notify_one();
         LiveId(id)
+    }
+
+    /// Completes after the next start or end (or at once if one happened since the last
+    /// call): for the one task that mirrors this registry elsewhere.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// The channels live here, with when each publish started.
+    pub fn channels(&self) -> Vec<(String, DateTime<Utc>)> {
+        let inner = self.inner.lock();
+        inner
+            .by_channel
+            .iter()
+            .map(|(c, e)| (c.clone(), e.started_at))
+            .collect()
     }
 
     /// Updates what the stream carries.
@@ -188,6 +209,8 @@ impl Lives {
         match inner.by_channel.get(channel) {
             Some(e) if e.id == id.0 => {
                 let e = inner.by_channel.remove(channel)?;
+                drop(inner);
+                self.changed.notify_one();
                 Some(LiveEnd {
                     start: e.start,
                     media: e.media,

@@ -56,7 +56,7 @@ impl Wire {
             onair_hub::Protocol::Rtmp => Some(Wire::Rtmp),
             onair_hub::Protocol::HttpFlv => Some(Wire::HttpFlv),
             onair_hub::Protocol::WsFlv => Some(Wire::WsFlv),
-            onair_hub::Protocol::Internal => None,
+            onair_hub::Protocol::Internal | onair_hub::Protocol::Relay => None,
         }
     }
 }
@@ -217,6 +217,12 @@ pub struct Metrics {
     pub publish_refusals: [AtomicU64; PublishRefusal::ALL.len()],
     /// RTMP connections closed at accept for `rtmp.max_connections`/`_per_address`.
     pub rtmp_limited: [AtomicU64; 2],
+    /// Relay feeds this node opened for edges pulling one of its channels (origin side).
+    pub relays_served: AtomicU64,
+    /// Pulls this node connected to another node's channel (edge side).
+    pub relay_pulls: AtomicU64,
+    /// Pull attempts that did not get a feed (origin unreachable, not live, refused).
+    pub relay_pull_failures: AtomicU64,
     /// HTTP requests by matched route template, to the response head.
     pub http_requests: Mutex<BTreeMap<String, Histogram>>,
     /// RTMP VOD block requests served from the cache (or from a read already under way).
@@ -313,6 +319,21 @@ pub fn render(src: Sources<'_>) -> String {
             "onair_viewers_dropped_slow_total",
             "viewers dropped for falling behind (HTTP-FLV viewers whose connection stalls are cut by the kernel's TCP user timeout and not counted)",
             m.viewers_dropped_slow.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_relays_served_total",
+            "relay feeds opened for edge nodes pulling a channel of this node",
+            m.relays_served.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_relay_pulls_total",
+            "pulls of another node's channel that got a feed (edge side)",
+            m.relay_pulls.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_relay_pull_failures_total",
+            "pull attempts of another node's channel that got no feed",
+            m.relay_pull_failures.load(Ordering::Relaxed),
         ),
         (
             "onair_bytes_in_total",

@@ -161,6 +161,9 @@ impl RunningServer {
                     .run(state.chat.clone(), state.shutdown.clone()),
             );
         }
+        if let Some(relay) = &state.relay {
+            relay.start(http_addr);
+        }
         let connection_limits = crate::ingest::ConnectionLimits::of(&state.config.rtmp);
         let ingest = Arc::new(Ingest {
             rtmp: state.config.rtmp.clone(),
@@ -176,6 +179,7 @@ impl RunningServer {
             descriptors: descriptors.clone(),
             connection_limits: connection_limits.clone(),
             vod: state.vod.clone(),
+            relay: state.relay.clone(),
         });
         state
             .tasks

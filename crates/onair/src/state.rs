@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::platform::Platform;
 use crate::vod::VodLibrary;
 use crate::vod::uploads::{Thumbnailer, Uploads};
+use crate::relay::Relay;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub struct AppState {
     pub uploads: Arc<Uploads>,
     /// Catalogue videos played over RTMP, their indexes and shared blocks.
     pub vod: Arc<VodLibrary>,
+    /// The live registry across nodes and the edge pulls; `None` on a single node.
+    pub relay: Option<Arc<Relay>>,
     /// The link to the other nodes, when `cluster.nats_url` is set.
     pub cluster: Option<Arc<Cluster>>,
 }
@@ -110,8 +113,24 @@ impl AppState {
             tasks.clone(),
             shutdown.clone(),
         );
+        let relay = cluster
+            .as_ref()
+            .zip(config.cluster.nats_url.as_ref())
+            .map(|(c, url)| {
+                Relay::new(
+                    &config.cluster,
+                    url.clone(),
+                    c.node().to_owned(),
+                    hub.clone(),
+                    lives.clone(),
+                    metrics.clone(),
+                    tasks.clone(),
+                    shutdown.clone(),
+                )
+            });
         Arc::new(AppState {
             vod,
+            relay,
             hub,
             chat,
             cluster,

@@ -106,6 +106,22 @@ pub struct ClusterConfig {
     /// are read from the database.
     #[serde(with = "duration::serde_required")]
     pub reorder_hold: Duration,
+    /// The base URL other nodes reach this node's HTTP listener on (`http://10.0.0.5:8080`);
+    /// empty: `http://` and the address `http.listen` bound.
+    pub advertise_http: String,
+    /// The JetStream KV bucket holding which node has which channel live.
+    pub lives_bucket: String,
+    /// How long a node's claim on a live channel lasts without being refreshed: a crashed
+    /// origin's channels go offline on the edges within it.
+    #[serde(with = "duration::serde_required")]
+    pub lease: Duration,
+    /// How long an edge keeps pulling a channel after its last viewer left.
+    #[serde(with = "duration::serde_required")]
+    pub edge_linger: Duration,
+    /// The token an edge shows the origin to be counted as a relay, not a viewer (same on
+    /// every node); unset: pulls count as viewers. Never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_token: Option<SecretText>,
 }
 
 impl Default for ClusterConfig {
@@ -115,6 +131,11 @@ impl Default for ClusterConfig {
             node_id: None,
             subject_prefix: "onair".into(),
             reorder_hold: onair_chat::ChatConfig::default().reorder_hold,
+            advertise_http: String::new(),
+            lives_bucket: "onair_lives".into(),
+            lease: Duration::from_secs(3),
+            edge_linger: Duration::from_secs(10),
+            relay_token: None,
         }
     }
 }
@@ -1107,8 +1128,8 @@ impl Config {
         Ok(())
     }
 
-    /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
-    /// says to skip reading them), and a port of its own.
+    /// `[cluster]`: a NATS URL, subject prefix, node id, bucket and advertised address of the
+    /// right shape, and a lease the refresh (a third of it) can keep.
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let cluster = &self.cluster;
         let subject_token = |s: &str| {
@@ -1156,9 +1177,33 @@ impl Config {
                 message: "must be more than 0 and at most 5s".into(),
             });
         }
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if cluster.lease < Duration::from_secs(1) {
+            return invalid("cluster.lease", format!("{:?} is under 1s", cluster.lease));
+        }
+        let bucket_ok = !cluster.lives_bucket.is_empty()
+            && cluster
+                .lives_bucket
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+        if !bucket_ok {
+            return invalid(
+                "cluster.lives_bucket",
+                format!("{:?}: use letters, digits, _ and -", cluster.lives_bucket),
+            );
+        }
+        let http = &cluster.advertise_http;
+        if !(http.is_empty() || http.starts_with("http://") && http.len() > 7) {
+            return invalid(
+                "cluster.advertise_http",
+                format!("{http:?} is not an http:// URL"),
+            );
+        }
         Ok(())
     }
 
+    /// `[tls]`: both files or neither, both readable and a matching pair (unless `files`
+    /// says to skip reading them), and a port of its own.
     fn validate_tls(&self, files: Files) -> Result<(), ConfigError> {
         let tls = &self.tls;
         let (certificate, private_key) = match (&tls.certificate, &tls.private_key) {

@@ -364,6 +364,28 @@ pub const OPTIONS: &[Opt] = &[
         "cluster.reorder_hold",
         "how long chat waits for another node's message before reading it from the database",
     ),
+    Opt::new(
+        "cluster.advertise_http",
+        "base URL other nodes reach this node's HTTP on; empty = http:// + the bound http.listen",
+    ),
+    Opt::new(
+        "cluster.lives_bucket",
+        "JetStream KV bucket of which node holds which live channel",
+    ),
+    Opt::new(
+        "cluster.lease",
+        "a live channel's claim lasts this long unrefreshed: a crashed origin is noticed within it",
+    ),
+    Opt::new(
+        "cluster.edge_linger",
+        "an edge keeps pulling a channel this long after its last viewer left",
+    ),
+    Opt::unset(
+        "cluster.relay_token",
+        "token edges show origins to count as relays, not viewers (a secret; same on every node)",
+        "(none)",
+        "\"a-long-random-token\"",
+    ),
 ];
 
 /// The options whose values differ between `a` and `b` (secrets compare as redacted, so a

@@ -33,6 +33,7 @@ use crate::config::HubSection;
 use crate::metrics::{Metrics, Wire};
 use crate::net::BytesSent;
 use crate::problem::ApiError;
+use crate::relay::{RELAY_HEADER, Relay};
 
 /// What the FLV feeds may touch.
 #[derive(Debug)]
@@ -45,6 +46,9 @@ pub struct Feeds {
     pub hub_config: HubSection,
     /// Viewers by protocol, bytes out, viewers dropped for being slow or refused.
     pub metrics: Arc<Metrics>,
+    /// Pulls a channel live on another node, and tells an edge's pull from a viewer;
+    /// `None` on a single node.
+    pub relay: Option<Arc<Relay>>,
 }
 
 /// The `/live/{file}` route (`{file}` is `{channel}.flv`), with its state.
@@ -69,15 +73,33 @@ async fn live(
         warn!("http play refused: the name is a stream key ([redacted])");
         return ApiError::not_found("play the channel name, not the stream key").into_response();
     }
+    // An edge's pull, shown by the cluster's relay token: counted as a relay, not a viewer,
+    // and never under the viewer cap.
+    let is_relay = state.relay.as_ref().is_some_and(|r| {
+        request
+            .headers()
+            .get(RELAY_HEADER)
+            .is_some_and(|t| r.is_relay_token(t.as_bytes()))
+    });
     if !state.hub.is_live(channel) {
-        return ApiError::not_found(format!("channel {channel:?} is not live")).into_response();
+        // A relay is never relayed further: an edge serves only what it holds or pulls, so
+        // two edges can never pull from each other.
+        let pulled = match &state.relay {
+            Some(relay) if !is_relay => relay.await_remote(channel).await,
+            _ => false,
+        };
+        if !pulled {
+            return ApiError::not_found(format!("channel {channel:?} is not live")).into_response();
+        }
     }
     let (mut parts, _) = request.into_parts();
     let sent = parts.extensions.get::<BytesSent>().cloned();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &state)
         .await
         .ok();
-    let protocol = if ws.is_some() {
+    let protocol = if is_relay {
+        Protocol::Relay
+    } else if ws.is_some() {
         Protocol::WsFlv
     } else {
         Protocol::HttpFlv
@@ -85,7 +107,14 @@ async fn live(
     let span = Span::current();
     span.record("protocol", protocol.name());
     span.record("channel", channel);
-    let subscriber = match state.hub.subscribe_viewer(channel, protocol) {
+    let subscribed = if is_relay {
+        Metrics::inc(&state.metrics.relays_served);
+        info!(channel, "relay feed opened for an edge");
+        Ok(state.hub.subscribe(channel, protocol))
+    } else {
+        state.hub.subscribe_viewer(channel, protocol)
+    };
+    let subscriber = match subscribed {
         Ok(s) => s,
         Err(full) => {
             let max = full.max;

@@ -71,6 +71,7 @@ pub fn router(state: &AppState) -> Router {
         auth: state.auth.clone(),
         hub_config: state.config.hub.clone(),
         metrics: state.metrics.clone(),
+        relay: state.relay.clone(),
     });
     let ops = Arc::new(Ops {
         platform: state.platform.clone(),

@@ -78,6 +78,8 @@ pub struct Ingest {
     pub connection_limits: Arc<ConnectionLimits>,
     /// Catalogue videos for plays on the `vod` application.
     pub vod: Arc<VodLibrary>,
+    /// Pulls a channel live on another node for a viewer here; `None` on a single node.
+    pub relay: Option<Arc<crate::relay::Relay>>,
 }
 
 /// The message stream id players get from their first `createStream`; shared media chunks

@@ -7,7 +7,7 @@ use onair_hub::{Delivery, Encoding, Protocol, RecvError};
 use onair_media::{Frame, MediaKind};
 use onair_rtmp::chunk::encode_standalone;
 use onair_rtmp::session::{Reject, RequestId, media_raw_message};
-use tracing::{Span, debug, info, warn};
+use tracing::{Instrument, Span, debug, info, warn};
 
 use super::connection::{Connection, Playing, Role};
 use super::{ConnError, SHARED_STREAM_ID};
@@ -59,6 +59,16 @@ impl Connection {
             }
         };
         subscriber.set_batch_bytes(crate::net::VIEWER_BATCH_BYTES);
+        if !subscriber.is_live()
+            && let Some(relay) = &self.ctx.relay
+        {
+            // Live on another node: the pull becomes this channel's publisher, and this
+            // viewer, already subscribed, gets it as it would a local one.
+            let (relay, channel) = (relay.clone(), channel.to_owned());
+            self.ctx
+                .tasks
+                .spawn(async move { relay.want(&channel).await }.in_current_span());
+        }
         let give_up_at = (!subscriber.is_live())
             .then(|| tokio::time::Instant::now() + self.ctx.hub_config.wait_for_publisher);
         if !self.session.accept_play(request) {
