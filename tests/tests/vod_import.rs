@@ -474,6 +474,9 @@ fn box_offset(file: &[u8], kind: &[u8; 4]) -> usize {
     panic!("no {kind:?} box");
 }
 
+/// What a bad upload's error must be.
+type Expected = fn(&ImportError) -> bool;
+
 #[test]
 fn cut_and_garbage_files_get_a_clear_error_and_leave_nothing() {
     if !require_ffmpeg() {
@@ -531,7 +534,7 @@ fn cut_and_garbage_files_get_a_clear_error_and_leave_nothing() {
     let moov = box_offset(&whole, b"moov");
     let fast_whole = std::fs::read(&fast).unwrap();
     let flv_whole = std::fs::read(&flv).unwrap();
-    let cases: Vec<(&str, Vec<u8>, fn(&ImportError) -> bool)> = vec![
+    let cases: Vec<(&str, Vec<u8>, Expected)> = vec![
         (
             "mp4 cut in mdat",
             whole[..moov / 2].to_vec(),

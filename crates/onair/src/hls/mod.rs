@@ -249,6 +249,15 @@ impl Hls {
     /// recordings to this store.
     pub async fn recover(&self) {
         let root = self.root.clone();
+        let imports = root.clone();
+        match tokio::task::spawn_blocking(move || crate::vod::import::remove_leftovers(&imports))
+            .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(n, "removed the temporary files of imports cut by a crash"),
+            Ok(Err(e)) => warn!(error = %e, "cannot clean cut imports"),
+            Err(e) => warn!(error = %e, "import clean-up task failed"),
+        }
         match tokio::task::spawn_blocking(move || files::remove_dev_leftovers(&root)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => info!(n, "removed the files of dev-key lives left by a crash"),
