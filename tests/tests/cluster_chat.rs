@@ -558,12 +558,22 @@ async fn a_node_back_on_nats_reads_what_it_missed_from_the_store() {
         wait_until(TIMEOUT, || connected(&n2)).await,
         "node 2 reconnects"
     );
-    let notice = listener
-        .next_where(|v| v["type"] == "system" && v["event"] == "slow_mode")
-        .await;
-    assert_eq!(notice["seconds"], 60);
-    let missed = listener.next_of("chat").await;
-    assert_eq!(missed["text"], "while you were away");
+    // Both come from the store after the reconnection, in either order.
+    let (mut slow_mode, mut missed) = (None, None);
+    while slow_mode.is_none() || missed.is_none() {
+        let f = listener
+            .next_where(|v| {
+                v["type"] == "chat" || (v["type"] == "system" && v["event"] == "slow_mode")
+            })
+            .await;
+        if f["type"] == "chat" {
+            missed = Some(f);
+        } else {
+            slow_mode = Some(f);
+        }
+    }
+    assert_eq!(slow_mode.unwrap()["seconds"], 60);
+    assert_eq!(missed.unwrap()["text"], "while you were away");
     listener
         .send(json!({"type": "chat", "v": 1, "text": "one", "nonce": "a"}))
         .await;
