@@ -173,8 +173,18 @@ fn edges_pull_once_go_offline_with_the_origin_and_come_back() {
             probe.audio_frames > 0 && probe.video_frames > 0,
             "{probe:?}"
         );
+        // WS-FLV on B: the same pull; the origin now feeds exactly one relay per edge.
+        let mut ws = FlvReader::ws(&edge_b.ws_url(&ch), T)
+            .await
+            .expect("edge B serves WS-FLV");
+        assert_eq!(
+            ws.read_media(Duration::from_secs(1), T).await.end,
+            End::Done
+        );
+        assert_eq!(origin.viewers(&ch, Protocol::Relay), 2);
         assert_eq!(metric(&edge_a, "onair_relay_pulls_total").await, 1.0);
         assert_eq!(metric(&edge_b, "onair_relay_pulls_total").await, 1.0);
+        drop(ws);
 
         // One viewer on B stays; the publisher stops: every edge viewer ends within 3 s.
         let (_, _, mut on_b) = FlvReader::http(&edge_b.flv_url(&ch), T)
