@@ -1,7 +1,8 @@
 //! Keys never reach the logs (after str0m's `tests/pii.rs`): every line any crate logs, at
 //! TRACE, during an accepted publish with a watched stream, a refused publish with a wrong
 //! key and `/metrics` scrapes with the right and a wrong bearer token, is searched for both
-//! keys and both tokens.
+//! keys and both tokens; an RTMP VOD play with an access token in its name is searched for
+//! that token.
 //!
 //! The capture is the process's global subscriber, shared by the tests of this binary; each
 //! test searches for its own random keys only, so they may run in parallel.
@@ -186,4 +187,92 @@ async fn a_key_sent_as_the_application_stays_out_of_the_logs() {
         leaks.len(),
         leaks.join("\n")
     );
+}
+
+/// A private video is played over RTMP with the owner's access token in the stream name
+/// (`rtmp://host/vod/ID?token=…`): neither that token nor a refused one reaches the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_in_a_vod_play_name_stays_out_of_the_logs() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let captured = logs::capture();
+    let server = TestServer::start(|_| {}).await;
+    let platform = server.platform();
+    let owner = platform
+        .create_user(
+            &random_name("owner"),
+            "correct horse battery staple",
+            onair_store::Role::Streamer,
+        )
+        .await
+        .expect("an owner");
+    let channel = platform
+        .store()
+        .create_channel(onair_store::NewChannel {
+            slug: random_name("vod"),
+            title: "VOD".into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .expect("a channel");
+    let path = format!("{}/v", channel.slug);
+    let dir = server.recordings_dir.join(&path);
+    std::fs::create_dir_all(&dir).expect("the video directory");
+    std::fs::copy(onair_e2e::vod::shared_media_flv(), dir.join("media.flv")).expect("media.flv");
+    let video = platform
+        .store()
+        .create_video(onair_store::NewVideo {
+            channel_id: channel.id,
+            path,
+            title: "private".into(),
+            visibility: onair_store::Visibility::Private,
+            ..onair_store::NewVideo::default()
+        })
+        .await
+        .expect("a video");
+    let (token, _) = platform.issue_access_token(&owner).await.expect("a token");
+    let wrong = random_name("not-a-token");
+    let play = |secret: String| {
+        let url = format!(
+            "rtmp://{}/vod/{}?token={secret}",
+            server.rtmp_addr, video.id
+        );
+        async move {
+            let url = onair_client::RtmpUrl::parse(&url).expect("a URL");
+            let options = onair_client::ClientOptions::default();
+            let mut client = onair_client::RtmpClient::connect(&url, &options)
+                .await
+                .expect("connecting");
+            client.play_range(0.0, -1.0).await
+        }
+    };
+    assert!(
+        play(token.expose().to_owned()).await.is_ok(),
+        "the owner plays"
+    );
+    assert!(
+        play(wrong.clone()).await.is_err(),
+        "a wrong token is refused"
+    );
+    server.shutdown().await;
+
+    assert!(
+        captured
+            .lines()
+            .iter()
+            .any(|l| l.contains("rtmp vod viewer joined")),
+        "the capture saw the play"
+    );
+    for secret in [token.expose(), wrong.as_str()] {
+        let leaks = captured.containing(secret);
+        assert!(
+            leaks.is_empty(),
+            "a VOD play token reached the logs in {} line(s):\n{}",
+            leaks.len(),
+            leaks.join("\n")
+        );
+    }
 }

@@ -456,6 +456,9 @@ impl ServerSession {
             // find_request(_, false) only returns streams in PlayPending.
             _ => return false,
         };
+        // The descriptions echo the name without its query: `?token=…` and the like carry
+        // secrets, and players print these descriptions.
+        let name = name.split('?').next().unwrap_or_default();
         self.send_user_control(UserControl::StreamBegin(stream));
         if reset {
             self.send_status(

@@ -1985,3 +1985,24 @@ fn stream_commands_before_a_play_are_not_sent() {
     assert!(commands(&pair.to_server.take()).is_empty());
     assert!(pair.take_server_events().is_empty());
 }
+
+#[test]
+fn play_statuses_do_not_echo_the_name_query() {
+    let mut pair = Pair::new();
+    pair.playing("7?token=s3cret");
+    let descriptions: Vec<_> = status_codes(&pair.to_client.take());
+    assert!(descriptions.contains(&"NetStream.Play.Start".to_owned()));
+    let events = pair.take_client_events();
+    let echoed: Vec<_> = events
+        .iter()
+        .filter(|e| format!("{e:?}").contains("s3cret"))
+        .collect();
+    assert!(echoed.is_empty(), "{echoed:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            ClientEvent::Status { description, .. } if description == "Playing and resetting 7."
+        )),
+        "{events:?}"
+    );
+}
