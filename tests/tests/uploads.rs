@@ -294,6 +294,11 @@ async fn check_video(server: &TestServer, token: &str, done: &Value) {
         .unwrap()
         .unwrap();
     assert_eq!(row.recording_id, None);
+    assert_eq!(
+        row.thumbnail.as_deref(),
+        Some(format!("{}/thumb.jpg", row.path).as_str()),
+        "ffmpeg is on PATH, so the video has a thumbnail"
+    );
     let (duration, codecs) = probe(&server.recordings_dir.join(&row.path).join("index.m3u8"));
     assert!((duration - 4.0).abs() < 0.5, "duration {duration}");
     assert!(codecs.contains(&"h264".to_owned()), "{codecs:?}");
@@ -314,6 +319,14 @@ async fn an_mp4_in_three_patches_becomes_a_video_whose_hls_plays() {
         .join(random_name("onair-clip"))
         .tap_mkdir();
     let clip = h264_mp4(&scratch);
+    // Discovery through the whole server (its CORS layer answers every OPTIONS).
+    let (_, headers, _) = call(&server, "OPTIONS", "/api/v1/uploads", &[], b"").await;
+    assert_eq!(header(&headers, "tus-version"), Some("1.0.0"));
+    assert_eq!(
+        header(&headers, "tus-extension"),
+        Some("creation,expiration,termination")
+    );
+    assert_eq!(header(&headers, "tus-max-size"), Some("4294967296"));
     let location = create(&server, &token, &slug, clip.len()).await;
     assert_eq!(offset(&server, &token, &location).await, 0);
     let third = clip.len() / 3;

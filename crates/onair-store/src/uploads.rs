@@ -234,7 +234,8 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Adds the imported upload's video to the catalogue and marks the upload `ready` with
+    /// Adds the imported upload's video (with its thumbnail, a path relative to the
+    /// recordings root, if one was made) to the catalogue and marks the upload `ready` with
     /// it, in one transaction: either both happen or neither. The upload must be
     /// `processing`; otherwise (deleted meanwhile, or already done) nothing is written and
     /// the answer is [`StoreError::NotFound`]. [`StoreError::NotFound`] too when the
@@ -243,12 +244,13 @@ impl Store {
         &self,
         id: i64,
         video: NewVideo,
+        thumbnail: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> Result<Video, StoreError> {
         let insert = concat!(
             "INSERT INTO videos (channel_id, recording_id, path, title, visibility, duration_ms, size_bytes, \
-             video_codec, audio_codec, width, height, created_at) \
-             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+             video_codec, audio_codec, width, height, created_at, thumbnail) \
+             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
             crate::videos::video_columns!()
         );
         let at = now();
@@ -268,6 +270,7 @@ impl Store {
                     .bind(video.width.map(i64::from))
                     .bind(video.height.map(i64::from))
                     .bind(at)
+                    .bind(thumbnail)
                     .fetch_one(&mut *tx)
                     .await?;
                 let marked = sqlx::query(

@@ -138,7 +138,12 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
     );
 
     let video = store
-        .complete_upload(id, video_of(&ch, "alice/upload-a1"), later)
+        .complete_upload(
+            id,
+            video_of(&ch, "alice/upload-a1"),
+            Some("alice/upload-a1/thumb.jpg"),
+            later,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -150,6 +155,10 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
         ),
         (None, "alice/upload-a1", 5_000, Some(320))
     );
+    assert_eq!(
+        video.thumbnail.as_deref(),
+        Some("alice/upload-a1/thumb.jpg")
+    );
     let ready = store.upload_by_id(id).await.unwrap().unwrap();
     assert_eq!(
         (ready.state, ready.video_id),
@@ -157,7 +166,7 @@ async fn an_upload_counts_its_bytes_and_completes_exactly_once(store: Store) {
     );
     // Completing twice adds no second video.
     let twice = store
-        .complete_upload(id, video_of(&ch, "alice/upload-a1-again"), later)
+        .complete_upload(id, video_of(&ch, "alice/upload-a1-again"), None, later)
         .await;
     assert!(
         matches!(twice, Err(StoreError::NotFound { .. })),
@@ -188,7 +197,7 @@ async fn a_completion_for_a_deleted_upload_adds_no_video(store: Store) {
     assert!(store.delete_upload(id).await.unwrap());
     assert!(!store.delete_upload(id).await.unwrap());
     let result = store
-        .complete_upload(id, video_of(&ch, "alice/upload-gone"), later)
+        .complete_upload(id, video_of(&ch, "alice/upload-gone"), None, later)
         .await;
     assert!(
         matches!(result, Err(StoreError::NotFound { .. })),

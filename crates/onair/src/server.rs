@@ -140,11 +140,12 @@ impl RunningServer {
         ));
         let hls = state.hls.clone();
         let shutdown = state.shutdown.clone();
-        state
-            .tasks
-            .spawn(state.uploads.clone().run(state.shutdown.clone()));
+        let (uploads, tasks) = (state.uploads.clone(), state.tasks.clone());
         state.tasks.spawn(async move {
             hls.recover().await;
+            // After recovery, which removes the temporaries of imports a crash cut short: an
+            // upload's import started before it could lose its own.
+            tasks.spawn(uploads.run(shutdown.clone()));
             crate::hls::retention::run(hls, shutdown).await;
         });
         state

@@ -64,6 +64,15 @@ use crate::platform::Platform;
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
+/// Where tus uploads are created and discovered (`OPTIONS`).
+pub const UPLOADS_PATH: &str = "/api/v1/uploads";
+
+/// The tus discovery headers (`Tus-Version`, `Tus-Extension`, `Tus-Max-Size`), for the
+/// server's answer to `OPTIONS /api/v1/uploads`, which the CORS layer gives.
+pub fn tus_discovery_headers(headers: &mut axum::http::HeaderMap, max_upload_bytes: u64) {
+    uploads::discovery_headers(headers, max_upload_bytes);
+}
+
 /// Largest request body the API reads; every body it takes is a few hundred bytes.
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 

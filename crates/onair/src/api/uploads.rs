@@ -330,15 +330,16 @@ fn check_id(id: i64) -> Result<(), ApiError> {
 )]
 pub async fn options(State(state): State<ApiState>) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
+    discovery_headers(response.headers_mut(), state.ctx.uploads.max_upload_bytes());
+    response
+}
+
+/// What `OPTIONS` tells: the version, the extensions and the largest upload.
+pub(super) fn discovery_headers(headers: &mut HeaderMap, max_upload_bytes: u64) {
     headers.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
     headers.insert(TUS_VERSION_HEADER, HeaderValue::from_static(TUS_VERSION));
     headers.insert(TUS_EXTENSION, HeaderValue::from_static(TUS_EXTENSIONS));
-    headers.insert(
-        TUS_MAX_SIZE,
-        HeaderValue::from(state.ctx.uploads.max_upload_bytes()),
-    );
-    response
+    headers.insert(TUS_MAX_SIZE, HeaderValue::from(max_upload_bytes));
 }
 
 /// Starts an upload (tus creation). `Upload-Metadata` holds base64 `channel` (a slug of

@@ -105,6 +105,27 @@ pub fn router(state: &AppState) -> Router {
             time_request,
         ))
         .layer(cors(&state.config.http.cors_origins))
+        // Outside the CORS layer, which answers every OPTIONS itself (as a preflight): tus
+        // discovery (`OPTIONS /api/v1/uploads`) gets its headers on that answer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.uploads.max_upload_bytes(),
+            tus_discovery,
+        ))
+}
+
+/// Adds the tus discovery headers to the answer to `OPTIONS /api/v1/uploads`.
+async fn tus_discovery(
+    State(max_upload_bytes): State<u64>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let discovery =
+        request.method() == Method::OPTIONS && request.uri().path() == crate::api::UPLOADS_PATH;
+    let mut response = next.run(request).await;
+    if discovery {
+        crate::api::tus_discovery_headers(response.headers_mut(), max_upload_bytes);
+    }
+    response
 }
 
 /// What the REST API may touch of `state`.

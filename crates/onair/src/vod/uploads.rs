@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | create | an `uploads` row (migration 0009) and an empty `{recordings_dir}/.uploads/{id}.part` |
 //! | append | bytes at the row's offset go to the end of the `.part` as they arrive; the row's offset is saved every [`SAVE_EVERY`] bytes and when the request ends, however it ends |
-//! | last byte | the same write moves the row to `processing`; a task imports the file ([`import_file`]) into `{channel}/upload-{UTC start}-{id}`, then adds the video row and marks the upload `ready` in one transaction, then the thumbnail; the `.part` is removed |
+//! | last byte | the same write moves the row to `processing`; a task imports the file ([`import_file`]) into `{channel}/upload-{UTC start}-{id}`, makes the thumbnail, then adds the video row and marks the upload `ready` in one transaction; the `.part` is removed |
 //! | refused file | `failed` with the import's reason (the codec it found, where it is truncated); the `.part` and any destination removed, no video row |
 //! | sweep | every [`SWEEP_EVERY`]: expired rows and their `.part` files, and `.part` files no row owns |
 //! | start-up | uploads a stop left `processing` are imported again (the `.part` is still there) |
@@ -479,9 +479,13 @@ impl Uploads {
             width: imported.width,
             height: imported.height,
         };
+        // Made before the row, so a `ready` upload's video is whole when a client sees it.
+        let thumbnail = (self.thumbnailer)(dest.to_path_buf())
+            .await
+            .map(|name| format!("{relative}/{name}"));
         let video = match self
             .store
-            .complete_upload(id, video, self.expires_from_now())
+            .complete_upload(id, video, thumbnail.as_deref(), self.expires_from_now())
             .await
         {
             Ok(video) => video,
@@ -510,12 +514,6 @@ impl Uploads {
             path = relative,
             "upload is a video"
         );
-        if let Some(name) = (self.thumbnailer)(dest.to_path_buf()).await {
-            let thumb = format!("{relative}/{name}");
-            if let Err(e) = self.store.set_video_thumbnail(video.id, Some(&thumb)).await {
-                warn!(video = video.id, error = %e, "cannot record the thumbnail");
-            }
-        }
     }
 
     /// Removes a video directory no row owns, and its channel's directory if that is left
