@@ -174,7 +174,7 @@ pub async fn run(binary: &Path, run: VodRun) -> anyhow::Result<()> {
     let id = prepare(&data, run.file.as_deref()).await?;
     let data_dir = data.display().to_string();
     let recordings = data.join("recordings").display().to_string();
-    let mut server = ServerProcess::start_with(
+    let server = ServerProcess::start_with(
         binary,
         run.server_core,
         data.join("server.log"),
