@@ -151,6 +151,7 @@ async fn a_kicked_publisher_comes_back_and_goes_on_from_where_the_file_was() {
         stderr.contains("NetStream.Unpublish.Success") && stderr.contains("reconnecting in 0."),
         "the first retry comes within the first back-off step (0.5 s less jitter):\n{stderr}"
     );
+    eprintln!("kicked publisher publishing again after {back:?}");
     assert!(back < Duration::from_secs(5), "back after {back:?}");
 
     // The viewer, still subscribed through the republish grace, sees the file go on: frame
@@ -456,6 +457,7 @@ async fn a_frozen_server_is_noticed_within_the_timeout_by_player_and_publisher()
     let frozen = Instant::now();
     let (status, stderr) = player.exit(STEP).await;
     let noticed = frozen.elapsed();
+    eprintln!("player behind a frozen proxy (--timeout 3s) exited after {noticed:?}");
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("the server sent nothing for 3s"),
@@ -494,6 +496,7 @@ async fn a_frozen_server_is_noticed_within_the_timeout_by_player_and_publisher()
     let frozen = Instant::now();
     let (status, stderr) = publisher.exit(STEP).await;
     let noticed = frozen.elapsed();
+    eprintln!("publisher behind a frozen proxy (--timeout 3s) exited after {noticed:?}");
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("the server sent nothing for 3s"),
