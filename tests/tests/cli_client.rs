@@ -3,6 +3,8 @@
 //! refused connect retried until the server is up, a bad key that stops without a retry, a
 //! player that writes one clean FLV across a publisher restart (ffmpeg publishing, ffprobe
 //! reading), and a frozen server (a `FreezableProxy` in between) noticed within `--timeout`.
+//! Then the VOD controls against the server's RTMP VOD (`rtmp://host/vod/{id}`): `--seek`
+//! with `--duration` ending at Play.Complete, and `--pause-after`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,10 +17,12 @@ use onair_amf::Value;
 use onair_client::{ClientOptions, RtmpClient, RtmpUrl};
 use onair_e2e::binary::{TempDir, onair_binary};
 use onair_e2e::proxy::FreezableProxy;
-use onair_e2e::{Ffmpeg, TestServer, require_ffmpeg, wait_until};
+use onair_e2e::vod::shared_media_flv;
+use onair_e2e::{Ffmpeg, TestServer, random_name, require_ffmpeg, wait_until};
 use onair_flv::{FlvDemuxer, FlvHeader};
 use onair_media::{MediaKind, Timestamp};
 use onair_rtmp::session::ClientEvent;
+use onair_store::{NewChannel, NewVideo, Role, Visibility};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, timeout};
@@ -147,6 +151,7 @@ async fn a_kicked_publisher_comes_back_and_goes_on_from_where_the_file_was() {
         stderr.contains("NetStream.Unpublish.Success") && stderr.contains("reconnecting in 0."),
         "the first retry comes within the first back-off step (0.5 s less jitter):\n{stderr}"
     );
+    eprintln!("kicked publisher publishing again after {back:?}");
     assert!(back < Duration::from_secs(5), "back after {back:?}");
 
     // The viewer, still subscribed through the republish grace, sees the file go on: frame
@@ -452,6 +457,7 @@ async fn a_frozen_server_is_noticed_within_the_timeout_by_player_and_publisher()
     let frozen = Instant::now();
     let (status, stderr) = player.exit(STEP).await;
     let noticed = frozen.elapsed();
+    eprintln!("player behind a frozen proxy (--timeout 3s) exited after {noticed:?}");
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("the server sent nothing for 3s"),
@@ -490,6 +496,7 @@ async fn a_frozen_server_is_noticed_within_the_timeout_by_player_and_publisher()
     let frozen = Instant::now();
     let (status, stderr) = publisher.exit(STEP).await;
     let noticed = frozen.elapsed();
+    eprintln!("publisher behind a frozen proxy (--timeout 3s) exited after {noticed:?}");
     assert!(!status.success(), "{stderr}");
     assert!(
         stderr.contains("the server sent nothing for 3s"),
@@ -501,6 +508,162 @@ async fn a_frozen_server_is_noticed_within_the_timeout_by_player_and_publisher()
     );
     assert!(!stderr.contains(&server.key), "the key leaked:\n{stderr}");
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_seek_30_duration_10_gets_30_to_40_s_and_ends_at_play_complete() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let url = vod_url(&server).await;
+    let dir = TempDir::new("vod-seek");
+    let output = dir.path().join("vod.flv");
+    let mut player = Cli::start(&[
+        "play",
+        &url,
+        "--seek",
+        "30",
+        "--duration",
+        "10s",
+        "-o",
+        path_str(&output),
+    ])
+    .await;
+    let (status, stderr) = player.exit(STEP).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the VOD ended") && stderr.contains("NetStream.Play.Complete"),
+        "{stderr}"
+    );
+    let (_, tags) = demux(&std::fs::read(&output).expect("the output"));
+    let video: Vec<u32> = tags
+        .iter()
+        .filter(|t| t.0 == MediaKind::Video && !onair_flv::classify(t.0, &t.2).sequence_header)
+        .map(|t| t.1)
+        .collect();
+    let (first, last) = (video[0], *video.last().expect("video"));
+    eprintln!(
+        "--seek 30 --duration 10s: video {first}..{last} ms, {} frames",
+        video.len()
+    );
+    assert!(first.abs_diff(30_000) <= 2000, "first video at {first} ms");
+    assert!(last.abs_diff(40_000) <= 500, "last video at {last} ms");
+    // Sequence headers may carry 0; every frame is from the seek's keyframe on.
+    assert!(
+        tags.iter()
+            .filter(|t| t.0 != MediaKind::Script && !onair_flv::classify(t.0, &t.2).sequence_header)
+            .all(|t| t.1 + 500 >= first),
+        "nothing from before the keyframe the seek starts at ({first} ms)"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_pause_after_2_1_pauses_for_a_second_and_goes_on_where_it_stopped() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let url = vod_url(&server).await;
+    let dir = TempDir::new("vod-pause");
+    let output = dir.path().join("vod.flv");
+    onair_binary().await;
+    let started = Instant::now();
+    let mut player = Cli::start(&[
+        "play",
+        &url,
+        "--seek",
+        "10",
+        "--duration",
+        "5s",
+        "--pause-after",
+        "2:1",
+        "-o",
+        path_str(&output),
+    ])
+    .await;
+    let (status, stderr) = player.exit(STEP).await;
+    let took = started.elapsed();
+    assert!(status.success(), "{stderr}");
+    eprintln!("--pause-after 2:1 took {took:?}:\n{stderr}");
+    let number_after = |needle: &str| -> u32 {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} line:\n{stderr}"));
+        line.rsplit(": ")
+            .next()
+            .and_then(|t| t.trim_end_matches(" ms").parse().ok())
+            .unwrap_or_else(|| panic!("no timestamp in {line:?}"))
+    };
+    assert!(
+        stderr.contains("paused after 2.0 s of playback"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("resumed after 1.0 s paused"), "{stderr}");
+    let before = number_after("last timestamp received");
+    let after = number_after("first timestamp after the pause");
+    assert!(
+        after > before && after - before < 1000,
+        "the media goes on where it stopped: {before} then {after} ms"
+    );
+    assert!(
+        took >= Duration::from_secs(6),
+        "5 s of media and a 1 s pause in {took:?}"
+    );
+    // In the file the pause leaves no gap: media time only stood still on the wall clock.
+    let (_, tags) = demux(&std::fs::read(&output).expect("the output"));
+    let video: Vec<u32> = tags
+        .iter()
+        .filter(|t| t.0 == MediaKind::Video && !onair_flv::classify(t.0, &t.2).sequence_header)
+        .map(|t| t.1)
+        .collect();
+    let gap = video.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(gap <= 100, "a {gap} ms hole in the video");
+    server.shutdown().await;
+}
+
+/// `rtmp://…/vod/{id}` of a new catalogue video whose `media.flv` is the shared 60 s test
+/// pattern (a keyframe every 2 s).
+async fn vod_url(server: &TestServer) -> String {
+    let store = server.platform().store();
+    let owner = server
+        .platform()
+        .create_user(
+            &random_name("owner"),
+            "correct horse battery staple",
+            Role::Streamer,
+        )
+        .await
+        .expect("creating the owner");
+    let channel = store
+        .create_channel(NewChannel {
+            slug: random_name("vodch"),
+            title: "VOD".into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .expect("creating the channel");
+    let path = format!("{}/upload", channel.slug);
+    let dir = server.recordings_dir.join(&path);
+    std::fs::create_dir_all(&dir).expect("creating the video directory");
+    std::fs::copy(shared_media_flv(), dir.join("media.flv")).expect("copying media.flv");
+    let id = store
+        .create_video(NewVideo {
+            channel_id: channel.id,
+            path,
+            title: "test pattern".into(),
+            visibility: Visibility::Public,
+            duration_ms: 60_000,
+            ..NewVideo::default()
+        })
+        .await
+        .expect("creating the video")
+        .id;
+    format!("rtmp://{}/vod/{id}", server.rtmp_addr)
 }
 
 /// An RTMP viewer through our client library, for the frames' payloads.
