@@ -265,6 +265,7 @@ async fn live_hls_plays_and_the_replay_is_complete() {
     assert!(probe.success, "{}", probe.stderr);
     assert!(probe.video_frames >= 19 * 25, "{probe:?}");
     assert!(probe.audio_frames > 19 * 43, "{probe:?}");
+    check_media_flv(&server.recordings_dir.join(&rec.path), total_ms);
 
     // The live playlist shows the end for a while, then the channel has no live HLS.
     let ended = wait_for_playlist(&live_url, |p| p.is_ended()).await;
@@ -393,6 +394,8 @@ async fn a_republish_inside_the_grace_continues_the_recording_after_a_discontinu
     );
     let dir = TempDir::new("hls-republish");
     remux_cleanly(&replay_url, &dir.path().join("replay.mp4")).await;
+    // Both publishes are in the one media.flv.
+    check_media_flv(&server.recordings_dir.join(&rows[0].path), total_ms);
     // The live playlist followed the same recording: no restart of the media sequence.
     let live = playlist(&server.http_url(&format!("/live/{channel}/index.m3u8")))
         .await
@@ -509,6 +512,14 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
         "the row is finished"
     );
     remux_cleanly(&replay_url, &data.path().join("recovered.mp4")).await;
+    // The body the live left is made into media.flv, as long as the recovered playlist.
+    let channel_dirs = std::fs::read_dir(data.path().join("recordings")).unwrap();
+    let dirs: Vec<_> = channel_dirs
+        .flat_map(|c| std::fs::read_dir(c.unwrap().path()).unwrap())
+        .map(|d| d.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    check_media_flv(&dirs[0], after.duration().as_millis() as i64);
     // The recovered replay enters the VOD catalogue, with a thumbnail.
     let videos_url = format!("{base}/api/v1/videos");
     let catalogued = wait_until_async(STEP, || {
@@ -526,6 +537,72 @@ async fn a_recording_cut_by_kill_9_is_finalized_at_the_next_start() {
     assert!(
         catalogued,
         "the recovered replay never became a video with a thumbnail"
+    );
+}
+
+/// A finished replay's `media.flv`: composed (no body left), as long as its playlist by
+/// ffprobe, with a keyframe index through which a seek near the middle lands close.
+fn check_media_flv(dir: &Path, total_ms: i64) {
+    let flv = dir.join("media.flv");
+    assert!(flv.is_file(), "no media.flv in {}", dir.display());
+    assert!(!dir.join(".media.flv.body").exists());
+    let probe = |args: &[&str]| {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-of", "csv=p=0"])
+            .args(args)
+            .arg(&flv)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let seconds: f64 = probe(&["-show_entries", "format=duration"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (seconds * 1000.0 - total_ms as f64).abs() <= 1000.0,
+        "media.flv lasts {seconds} s, the playlist {total_ms} ms"
+    );
+    let file = std::fs::read(&flv).unwrap();
+    let mut buf = BytesMut::from(&file[..]);
+    let script = onair_flv::FlvDemuxer::default()
+        .decode(&mut buf)
+        .unwrap()
+        .unwrap();
+    let meta = onair_flv::parse_metadata(&script.body).unwrap();
+    let keyframes = meta
+        .properties
+        .iter()
+        .find(|(k, _)| k == "keyframes")
+        .map(|(_, v)| v.clone())
+        .expect("a keyframes index");
+    let Some(onair_amf::Value::StrictArray(times)) = keyframes.get("times") else {
+        panic!("keyframes.times: {keyframes:?}");
+    };
+    // The test pattern has a keyframe every second.
+    assert!(
+        times.len() as i64 >= total_ms / 1000 - 2,
+        "{} keyframes",
+        times.len()
+    );
+    let middle = total_ms as f64 / 2000.0;
+    let first = probe(&[
+        "-select_streams",
+        "v",
+        "-read_intervals",
+        &format!("{middle}%+#1"),
+        "-show_entries",
+        "packet=dts_time",
+    ]);
+    let dts: f64 = first.lines().next().unwrap().trim().parse().unwrap();
+    assert!(
+        dts <= middle + 0.1 && dts >= middle - 1.5,
+        "a seek to {middle} s starts at {dts} s"
     );
 }
 

@@ -10,6 +10,7 @@
 //! | SPS width/height ([`AvcConfig::width`]) | ITU-T H.264 §7.3.2.1.1, §7.4.2.1.1 (frame cropping) |
 //! | `AudioSpecificConfig` ([`parse_aac_config`]) | ISO/IEC 14496-3 §1.6.2.1 |
 //! | `onMetaData` ([`parse_metadata`], [`is_on_metadata`], [`strip_set_data_frame`]) | FLV v10.1 §E.5, AMF0 |
+//! | seekable files: `keyframes { times, filepositions }` in `onMetaData` ([`IndexedFlvWriter`]) | FFmpeg's `add_keyframe_index` convention, as its demuxer, flv.js and mpegts.js read it |
 //! | seeking a file by its `keyframes` index ([`seek`]) | FFmpeg's `add_keyframe_index` convention |
 //!
 //! An FLV tag body is byte for byte the payload of an RTMP audio (8), video (9) or data (18)
@@ -60,6 +61,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header;
+pub mod indexed;
 pub mod metadata;
 pub mod seek;
 pub mod tag;
@@ -70,6 +72,7 @@ pub use classify::{FrameClass, classify, frame_from_tag};
 pub use config::{AacConfig, AvcConfig, is_hevc_config, parse_aac_config, parse_avc_config};
 pub use error::FlvError;
 pub use header::{FLV_HEADER_LEN, FlvHeader};
+pub use indexed::{IndexedFlvWriter, IndexedKeyframe, TagFraming};
 pub use metadata::{StreamMetadata, is_on_metadata, parse_metadata, strip_set_data_frame};
 pub use tag::{
     FlvDemuxer, FlvLimits, FlvTag, PREVIOUS_TAG_SIZE_LEN, TAG_HEADER_LEN, encode_frame, encode_tag,

@@ -36,3 +36,4 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod vod;

@@ -8,6 +8,8 @@
 //!     0.ts 1.ts …        segments, named by media sequence number
 //!     index.m3u8         the replay: EVENT while live, VOD + ENDLIST once finished
 //!     live.m3u8          the live sliding window
+//!     media.flv          the replay as one seekable FLV, composed at the end (`vod::media_flv`)
+//!     .media.flv.body    its tags while live (made into media.flv by recovery)
 //!     .*.tmp             a write in progress (removed by recovery)
 //! ```
 //!
@@ -23,11 +25,11 @@ use chrono::{DateTime, Utc};
 use onair_hls::{Playlist, UriPattern};
 
 /// The replay playlist's file name, as served at `/replays/{id}/index.m3u8`.
-pub const REPLAY_PLAYLIST: &str = "index.m3u8";
+pub const REPLAY_PLAYLIST: &str = crate::vod::PLAYLIST;
 /// The live window's file name, served at `/live/{channel}/index.m3u8`.
 pub const LIVE_PLAYLIST: &str = "live.m3u8";
 /// How segment files are named: the media sequence number, so names are digits only.
-pub const SEGMENT_PATTERN: &str = "{sequence}.ts";
+pub const SEGMENT_PATTERN: &str = crate::vod::SEGMENT_PATTERN;
 /// Directory names of `[dev]`-key lives start with this; they are never kept.
 pub const DEV_PREFIX: &str = "dev-";
 
@@ -122,8 +124,9 @@ pub struct Finalized {
 }
 
 /// Turns a recording directory into a finished replay: the EVENT playlist is read back, every
-/// listed segment whose file exists is kept, temporary files are removed, and the playlist is
-/// rewritten as VOD with ENDLIST. A directory with no playlist yet (a crash before the first
+/// listed segment whose file exists is kept, temporary files are removed, the playlist is
+/// rewritten as VOD with ENDLIST, and `media.flv` is composed from the body the live left
+/// (`vod::media_flv::recover`). A directory with no playlist yet (a crash before the first
 /// segment) finalises to zero segments. Running it twice gives the same result.
 pub fn finalize(dir: &Path, live_window: usize) -> io::Result<Finalized> {
     remove_temporaries(dir)?;
@@ -176,6 +179,7 @@ pub fn finalize(dir: &Path, live_window: usize) -> io::Result<Finalized> {
     if parsed.is_some() {
         write_atomic(dir, REPLAY_PLAYLIST, &[Bytes::from(vod.to_string())])?;
     }
+    crate::vod::media_flv::recover(dir)?;
     Ok(Finalized {
         segments,
         duration: vod.duration(),

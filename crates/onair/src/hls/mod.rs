@@ -328,5 +328,63 @@ impl Hls {
             }
         }
         self.backfill_catalogue().await;
+        self.tasks
+            .spawn(backfill_media_flv(self.root.clone(), self.shutdown.clone()));
+    }
+}
+
+/// Start-up, in the background: replays finished before `media.flv` existed get one, from
+/// the body a live left if there is one, else from `ffmpeg` remuxing the HLS files, one at a
+/// time. Without ffmpeg, one line says those videos play over HLS only.
+async fn backfill_media_flv(root: PathBuf, shutdown: CancellationToken) {
+    use crate::vod::media_flv::{self, Remux};
+    let scan = root.clone();
+    let dirs = match tokio::task::spawn_blocking(move || media_flv::missing_under(&scan)).await {
+        Ok(Ok(dirs)) => dirs,
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot look for replays without media.flv");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (mut made, total) = (0usize, dirs.len());
+    for dir in dirs {
+        let path = dir
+            .strip_prefix(&root)
+            .unwrap_or(&dir)
+            .display()
+            .to_string();
+        if dir.join(media_flv::FLV_BODY).exists() {
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || media_flv::recover(&d)).await {
+                Ok(Ok(_)) => made += 1,
+                Ok(Err(e)) => warn!(path, error = %e, "cannot compose media.flv from its body"),
+                Err(_) => {}
+            }
+            continue;
+        }
+        let remux = tokio::select! {
+            r = media_flv::remux_with_ffmpeg("ffmpeg", &dir) => r,
+            () = shutdown.cancelled() => return,
+        };
+        match remux {
+            Remux::Made => made += 1,
+            Remux::NoFfmpeg => {
+                info!(
+                    videos = total - made,
+                    "no ffmpeg on PATH: replays recorded before media.flv existed play over HLS only"
+                );
+                return;
+            }
+            Remux::Failed(reason) => {
+                warn!(
+                    path,
+                    reason, "cannot make media.flv; this replay plays over HLS only"
+                );
+            }
+        }
+    }
+    if made > 0 {
+        info!(videos = made, "made media.flv for older replays");
     }
 }

@@ -5,6 +5,10 @@
 //! the two playlists), and the recorder awaits them: while it does, the hub keeps its frames
 //! for it like for any slow viewer, and moves it forward (a discontinuity in the replay) only
 //! if the disk stalls for longer than `hub.max_lag`.
+//!
+//! The same frames go to the replay's `media.flv` (`vod::media_flv`): their FLV tags are
+//! appended to its body in the segment's batch, and the file is composed when the live ends,
+//! before the row says finished (so a crash in between leaves it to start-up recovery).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::Hls;
 use super::files::{self, LIVE_PLAYLIST, REPLAY_PLAYLIST};
 use crate::lives::SessionRow;
+use crate::vod::media_flv::{self, FlvRecording};
 
 /// How often the recording row's duration and size are brought up to date while live.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -64,6 +69,9 @@ pub(super) struct Recorder {
     live_names: UriPattern,
     /// The open segment's bytes, written when it is finished.
     pending: Vec<Bytes>,
+    /// The replay's `media.flv`; `None` for a `[dev]` live (never kept) or once a write of
+    /// its body failed (the replay then plays over HLS only).
+    flv: Option<FlvRecording>,
     skipped: u64,
     row: Row,
     size_bytes: u64,
@@ -107,6 +115,7 @@ impl Recorder {
         // pattern has one placeholder and no line break.
         let live_names = UriPattern::new(&format!("{prefix}-{{sequence}}.ts"))
             .expect("a live's directory name makes a valid pattern");
+        let flv = target.channel_id.map(|_| FlvRecording::new());
         Recorder {
             hls,
             target,
@@ -116,6 +125,7 @@ impl Recorder {
             replay,
             live_names,
             pending: Vec::new(),
+            flv,
             skipped: 0,
             row: Row::None,
             size_bytes: 0,
@@ -188,6 +198,11 @@ impl Recorder {
                     for entry in &batch {
                         if let Err(e) = self.segmenter.handle_frame(now, entry.frame()) {
                             debug!(error = %e, "frame not segmented");
+                        }
+                        if let Some(flv) = &mut self.flv
+                            && let Err(e) = flv.push(entry.frame())
+                        {
+                            debug!(error = %e, "frame left out of media.flv");
                         }
                         self.drain().await;
                     }
@@ -309,13 +324,18 @@ impl Recorder {
                 Output::SegmentFinished(info) => {
                     let name = files::segment_pattern().uri(info.sequence);
                     let parts = std::mem::take(&mut self.pending);
+                    let flv_parts = self.flv.as_mut().map(FlvRecording::take_batch);
                     let dir = self.target.dir.clone();
-                    let written = tokio::task::spawn_blocking(move || {
-                        files::write_atomic(&dir, &name, &parts)
+                    let (written, flv_written) = tokio::task::spawn_blocking(move || {
+                        let written = files::write_atomic(&dir, &name, &parts);
+                        let flv = flv_parts.map(|p| media_flv::append_body(&dir, &p));
+                        (written, flv)
                     })
                     .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r);
+                    .unwrap_or_else(|e| (Err(std::io::Error::other(e)), None));
+                    if let Some(Err(e)) = flv_written {
+                        self.abandon_flv(&e).await;
+                    }
                     match written {
                         Ok(bytes) => {
                             self.size_bytes += bytes;
@@ -343,6 +363,41 @@ impl Recorder {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// A write of the FLV body failed, so its tags no longer match the index: this replay
+    /// gets no `media.flv` (it still plays over HLS).
+    async fn abandon_flv(&mut self, error: &std::io::Error) {
+        warn!(error = %error, "cannot write media.flv; this replay plays over HLS only");
+        self.flv = None;
+        let dir = self.target.dir.clone();
+        let _ = tokio::task::spawn_blocking(move || media_flv::discard_body(&dir)).await;
+    }
+
+    /// Writes what is left of the FLV body and composes `media.flv` (or removes a body that
+    /// holds no media).
+    async fn finish_flv(&mut self) {
+        let Some(mut flv) = self.flv.take() else {
+            return;
+        };
+        let parts = flv.take_batch();
+        let head = flv.head();
+        let dir = self.target.dir.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            media_flv::append_body(&dir, &parts)?;
+            match head {
+                Some(head) => media_flv::compose(&dir, &head).map(Some),
+                None => media_flv::discard_body(&dir).map(|()| None),
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        match done {
+            Ok(Some(bytes)) => debug!(bytes, "media.flv written"),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot write media.flv; this replay plays over HLS only"),
         }
     }
 
@@ -424,6 +479,7 @@ impl Recorder {
             self.write_playlists().await;
             self.hls.note_recording_written();
         }
+        self.finish_flv().await;
         let duration = self.replay.duration();
         info!(
             path = self.target.relative,
