@@ -474,6 +474,9 @@ fn box_offset(file: &[u8], kind: &[u8; 4]) -> usize {
     panic!("no {kind:?} box");
 }
 
+/// What a bad upload's error must be.
+type Expected = fn(&ImportError) -> bool;
+
 #[test]
 fn cut_and_garbage_files_get_a_clear_error_and_leave_nothing() {
     if !require_ffmpeg() {
@@ -531,7 +534,7 @@ fn cut_and_garbage_files_get_a_clear_error_and_leave_nothing() {
     let moov = box_offset(&whole, b"moov");
     let fast_whole = std::fs::read(&fast).unwrap();
     let flv_whole = std::fs::read(&flv).unwrap();
-    let cases: Vec<(&str, Vec<u8>, fn(&ImportError) -> bool)> = vec![
+    let cases: Vec<(&str, Vec<u8>, Expected)> = vec![
         (
             "mp4 cut in mdat",
             whole[..moov / 2].to_vec(),
@@ -589,4 +592,72 @@ fn cut_and_garbage_files_get_a_clear_error_and_leave_nothing() {
     let err = import(&scratch, &scratch.path("broken.flv")).unwrap_err();
     println!("broken flv: {err}");
     assert!(scratch.videos().is_empty());
+}
+
+/// A replay recorded before `media.flv` existed (HLS files only) gets one from ffmpeg at the
+/// server's start, in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_replays_get_a_media_flv_at_start_up() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let scratch = Scratch::new("backfill");
+    let root = scratch.path("recordings");
+    let old = root.join("demo/20250101T000000000Z");
+    let unfinished = root.join("demo/20250102T000000000Z");
+    for dir in [&old, &unfinished] {
+        std::fs::create_dir_all(dir).unwrap();
+        let segments = dir.join("%d.ts").display().to_string();
+        make(
+            &dir.join("index.m3u8"),
+            6,
+            true,
+            &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "25",
+                "-c:a",
+                "aac",
+                "-f",
+                "hls",
+                "-hls_time",
+                "2",
+                "-hls_playlist_type",
+                "vod",
+                "-hls_segment_filename",
+                &segments,
+            ],
+        );
+    }
+    // A live still recording has no ENDLIST: it is left alone.
+    let text = std::fs::read_to_string(unfinished.join("index.m3u8")).unwrap();
+    std::fs::write(
+        unfinished.join("index.m3u8"),
+        text.replace("#EXT-X-ENDLIST\n", "").replace("VOD", "EVENT"),
+    )
+    .unwrap();
+
+    let server_root = root.clone();
+    let server = onair_e2e::TestServer::start(move |c: &mut onair::config::Config| {
+        c.hls.recordings_dir = Some(server_root.clone());
+    })
+    .await;
+    let made = onair_e2e::wait_until(std::time::Duration::from_secs(60), || {
+        old.join(MEDIA_FLV).exists()
+    })
+    .await;
+    assert!(made, "the old replay never got a media.flv");
+    let times = check_media_flv(&old, 6000);
+    assert!(times.len() >= 5, "{times:?}");
+    assert!(!unfinished.join(MEDIA_FLV).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&old)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    server.shutdown().await;
 }

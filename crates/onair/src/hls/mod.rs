@@ -253,6 +253,15 @@ impl Hls {
     /// recordings to this store.
     pub async fn recover(&self) {
         let root = self.root.clone();
+        let imports = root.clone();
+        match tokio::task::spawn_blocking(move || crate::vod::import::remove_leftovers(&imports))
+            .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(n, "removed the temporary files of imports cut by a crash"),
+            Ok(Err(e)) => warn!(error = %e, "cannot clean cut imports"),
+            Err(e) => warn!(error = %e, "import clean-up task failed"),
+        }
         match tokio::task::spawn_blocking(move || files::remove_dev_leftovers(&root)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => info!(n, "removed the files of dev-key lives left by a crash"),
@@ -333,9 +342,9 @@ impl Hls {
     }
 }
 
-/// Start-up, in the background: replays finished before `media.flv` existed get one, from
-/// the body a live left if there is one, else from `ffmpeg` remuxing the HLS files, one at a
-/// time. Without ffmpeg, one line says those videos play over HLS only.
+/// Start-up, in the background: replays finished before `media.flv` existed get one from
+/// `ffmpeg` remuxing the HLS files, one at a time. Without ffmpeg, one line says those
+/// videos play over HLS only.
 async fn backfill_media_flv(root: PathBuf, shutdown: CancellationToken) {
     use crate::vod::media_flv::{self, Remux};
     let scan = root.clone();
@@ -354,13 +363,9 @@ async fn backfill_media_flv(root: PathBuf, shutdown: CancellationToken) {
             .unwrap_or(&dir)
             .display()
             .to_string();
+        // A body means a recorder is composing the file right now (a live that ended just
+        // after start-up): a crash's bodies were composed by recovery above.
         if dir.join(media_flv::FLV_BODY).exists() {
-            let d = dir.clone();
-            match tokio::task::spawn_blocking(move || media_flv::recover(&d)).await {
-                Ok(Ok(_)) => made += 1,
-                Ok(Err(e)) => warn!(path, error = %e, "cannot compose media.flv from its body"),
-                Err(_) => {}
-            }
             continue;
         }
         let remux = tokio::select! {

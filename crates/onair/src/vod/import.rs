@@ -134,6 +134,37 @@ pub fn import_file(
 /// Part of the name of an import's temporary directory (`.{dest}.importing-{random}`).
 pub const IMPORTING: &str = "importing-";
 
+/// Removes the temporary directories of imports a crash cut short, in `root` and one level
+/// below it (`{root}/{channel}/.{dir}.importing-…`). Call it at start-up, before any import
+/// runs. Returns how many were removed.
+pub fn remove_leftovers(root: &Path) -> io::Result<usize> {
+    fn sweep(dir: &Path, depth: u8, removed: &mut usize) -> io::Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(&format!(".{IMPORTING}")) {
+                fs::remove_dir_all(entry.path())?;
+                *removed += 1;
+            } else if depth > 0 && !name.starts_with('.') {
+                sweep(&entry.path(), depth - 1, removed)?;
+            }
+        }
+        Ok(())
+    }
+    let mut removed = 0;
+    sweep(root, 1, &mut removed)?;
+    Ok(removed)
+}
+
 /// ISO BMFF box types a file starts with (ISO/IEC 14496-12 §4.3; `wide`/`free`/`skip` before
 /// `mdat` in QuickTime files; `styp`/`sidx`/`moof` for segments).
 const MP4_FIRST_BOXES: [&[u8; 4]; 9] = [
@@ -141,7 +172,8 @@ const MP4_FIRST_BOXES: [&[u8; 4]; 9] = [
 ];
 
 enum Source {
-    Mp4(Mp4Source),
+    // Boxed: its tables and file handle are far larger than the FLV reader's state.
+    Mp4(Box<Mp4Source>),
     Flv(FlvSource),
 }
 
@@ -158,7 +190,7 @@ fn import_into(source: &Path, dir: &Path, config: &ImportConfig) -> Result<Impor
     let mut source = if got >= 3 && &magic[..3] == b"FLV" {
         Source::Flv(FlvSource::open(file, config.max_frame_bytes))
     } else if got == 8 && MP4_FIRST_BOXES.iter().any(|b| &magic[4..8] == *b) {
-        Source::Mp4(Mp4Source::open(file, config.max_frame_bytes)?)
+        Source::Mp4(Box::new(Mp4Source::open(file, config.max_frame_bytes)?))
     } else {
         return Err(ImportError::UnknownContainer);
     };
@@ -347,4 +379,32 @@ impl<'a> Sink<'a> {
 fn segment_pattern() -> UriPattern {
     // Invariant: the constant has one `{sequence}` and no line break.
     UriPattern::new(super::SEGMENT_PATTERN).expect("SEGMENT_PATTERN is a valid pattern")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_cut_imports_are_removed_and_videos_kept() {
+        let root = std::env::temp_dir().join(format!(
+            "onair-import-leftovers-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        for dir in [
+            "demo/.upload-1.importing-00ff",
+            "demo/upload-2",
+            ".upload-3.importing-01",
+            "demo/20260101T000000000Z",
+        ] {
+            fs::create_dir_all(root.join(dir).join("sub")).unwrap();
+        }
+        assert_eq!(remove_leftovers(&root).unwrap(), 2);
+        assert!(root.join("demo/upload-2").is_dir());
+        assert!(root.join("demo/20260101T000000000Z").is_dir());
+        assert!(!root.join("demo/.upload-1.importing-00ff").exists());
+        assert_eq!(remove_leftovers(&root.join("missing")).unwrap(), 0);
+        fs::remove_dir_all(root).unwrap();
+    }
 }

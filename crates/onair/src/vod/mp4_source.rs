@@ -547,10 +547,10 @@ impl TrackReader {
     }
 
     fn peek(&mut self) -> Result<(), ImportError> {
-        self.peeked = match self.table.next(&self.name)? {
-            Some(s) => Some((s, self.ms(s.dts), self.ms(s.dts + s.cts_offset))),
-            None => None,
-        };
+        self.peeked = self
+            .table
+            .next(&self.name)?
+            .map(|s| (s, self.ms(s.dts), self.ms(s.dts + s.cts_offset)));
         Ok(())
     }
 }
