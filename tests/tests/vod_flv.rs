@@ -301,7 +301,9 @@ async fn a_video_plays_over_hls_and_seeks_over_progressive_flv() {
     assert_eq!(header(&headers, "accept-ranges"), Some("bytes"));
 
     // `?start=30`: starts on a keyframe within a GOP of 30 000 ms, and decodes cleanly.
+    let asked = std::time::Instant::now();
     let (status, headers, seeked) = get(&format!("{flv}?start=30"), &[]).await;
+    let took = asked.elapsed();
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some("video/x-flv"));
     assert_eq!(
@@ -359,6 +361,12 @@ async fn a_video_plays_over_hls_and_seeks_over_progressive_flv() {
     assert!((start - 30.0).abs() <= GOP, "start_time {start}: {json}");
     assert_eq!(json["streams"].as_array().map(Vec::len), Some(2), "{json}");
     let _ = std::fs::remove_file(&out);
+    println!(
+        "60 s video, {} bytes: seek to 30 s over Range: first video packet at {pts} s; \
+         ?start=30: first frame at {ts} ms, {} bytes in {took:?}",
+        file.len(),
+        seeked.len()
+    );
     // And ffprobe reads it over HTTP too, from 30 s on.
     let json = probe_json(&[
         "-v",
@@ -457,5 +465,108 @@ async fn a_video_plays_over_hls_and_seeks_over_progressive_flv() {
         .parse()
         .unwrap();
     assert!((pts - 30.0).abs() <= GOP, "{json}");
+    server.shutdown().await;
+}
+
+/// A real live, recorded by the server: once it ends, its video plays at `/videos/{id}.flv`
+/// and seeks there as an upload's does (the recorder's `media.flv` and its index).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_live_seeks_over_progressive_flv() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(|c: &mut Config| {
+        c.hub.republish_grace = Duration::from_millis(500);
+    })
+    .await;
+    let platform = server.platform();
+    let store = platform.store().clone();
+    let owner = platform
+        .create_user(
+            &random_name("owner"),
+            "correct horse battery staple",
+            Role::Streamer,
+        )
+        .await
+        .unwrap();
+    let channel = store
+        .create_channel(NewChannel {
+            slug: random_name("live"),
+            title: "a live to seek in".into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let key = platform
+        .issue_stream_key(channel.id, "vod flv test", None)
+        .await
+        .unwrap();
+    // 12 s at 25 fps with a keyframe every 25 frames: a GOP of 1 s.
+    let mut ffmpeg =
+        onair_e2e::Ffmpeg::publish_test_pattern(&server.publish_url(key.token.expose()), 12);
+    let status = ffmpeg.wait(STEP).await.expect("ffmpeg finished");
+    assert!(status.success(), "ffmpeg failed:\n{}", ffmpeg.stderr());
+    let search = onair_store::VideoSearch {
+        channel_id: Some(channel.id),
+        ..onair_store::VideoSearch::default()
+    };
+    let found = onair_e2e::wait_until_async(STEP, || {
+        let (store, search) = (store.clone(), search.clone());
+        async move {
+            store
+                .search_videos(&search, onair_store::Page::default())
+                .await
+                .is_ok_and(|(rows, _)| !rows.is_empty())
+        }
+    })
+    .await;
+    assert!(found, "the live never became a video");
+    let (videos, _) = store
+        .search_videos(&search, onair_store::Page::default())
+        .await
+        .unwrap();
+    let id = videos[0].id;
+    let flv = server.http_url(&format!("/videos/{id}.flv"));
+    let gop = 1.0;
+
+    let json = probe_json(&[
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration:stream=codec_name",
+        "-of",
+        "json",
+        &flv,
+    ])
+    .await;
+    let duration: f64 = json["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (10.0..=14.0).contains(&duration),
+        "FLV duration {duration}: {json}"
+    );
+    let pts = first_video_pts_after_seek(&flv, 6).await;
+    assert!(
+        (pts - 6.0).abs() <= gop,
+        "first video packet at {pts} s after seeking to 6 s"
+    );
+    let (status, _, seeked) = get(&format!("{flv}?start=6"), &[]).await;
+    assert_eq!(status, 200);
+    let (ts, keyframe) = first_video_frame(&seeked);
+    assert!(keyframe, "?start=6 does not start on a keyframe");
+    assert!(
+        (f64::from(ts) - 6000.0).abs() <= gop * 1000.0,
+        "first video frame at {ts} ms for start=6"
+    );
+    println!(
+        "live replay: {duration:.2} s; seek to 6 s over Range: first video packet at {pts} s; \
+         ?start=6: first frame at {ts} ms, {} bytes",
+        seeked.len()
+    );
     server.shutdown().await;
 }

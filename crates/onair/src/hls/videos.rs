@@ -35,11 +35,9 @@ use super::files::ServedFile;
 use super::http::{
     FINISHED, PLAYLIST_TYPE, PRIVATE, SEGMENT_TYPE, file_body, parse_id, problem, serve_file,
 };
-use crate::problem::ApiError;
-use crate::problem::ProblemKind;
+use crate::problem::{ApiError, ProblemKind};
+use crate::vod::media_flv::MEDIA_FLV;
 
-/// The FLV file of a video directory.
-pub const MEDIA_FLV: &str = "media.flv";
 const FLV_TYPE: &str = "video/x-flv";
 /// A video without `media.flv` (a replay recorded before there was one).
 const HLS_ONLY: &str =
