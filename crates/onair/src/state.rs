@@ -19,9 +19,9 @@ use crate::hls::Hls;
 use crate::lives::{LiveStream, Lives};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
+use crate::relay::Relay;
 use crate::vod::VodLibrary;
 use crate::vod::uploads::{Thumbnailer, Uploads};
-use crate::relay::Relay;
 
 /// What every connection shares.
 #[derive(Debug)]
