@@ -1,5 +1,6 @@
 //! Uploading videos with tus over real sockets to a real server, files made by ffmpeg:
-//! an H.264/AAC MP4 in three PATCHes becomes a video whose HLS ffprobe plays; a PATCH whose
+//! an H.264/AAC MP4 in three PATCHes becomes a video that plays over HLS (ffprobe), seeks over
+//! progressive FLV (ffprobe) and over RTMP VOD (our client); a PATCH whose
 //! connection is dropped keeps what arrived and the upload resumes to the same bytes; a
 //! restart between PATCHes resumes; a VP9 file and a truncated MP4 are refused with the
 //! reason and leave no video and no file behind.
@@ -10,6 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use onair::config::Config;
 use onair_e2e::http::{request_with_body_on, split_url};
+use onair_e2e::vod::{first_video_pts_after_seek, rtmp_first_picture};
 use onair_e2e::{TestServer, random_name, require_ffmpeg};
 use onair_store::{NewChannel, Role};
 use serde_json::Value;
@@ -303,6 +305,30 @@ async fn check_video(server: &TestServer, token: &str, done: &Value) {
     assert!((duration - 4.0).abs() < 0.5, "duration {duration}");
     assert!(codecs.contains(&"h264".to_owned()), "{codecs:?}");
     assert!(codecs.contains(&"aac".to_owned()), "{codecs:?}");
+    // Every playback path serves it: HLS by video id, progressive FLV seeking by Range,
+    // RTMP VOD from a start (the clip has a keyframe every second).
+    let (duration, codecs) = probe(Path::new(
+        &server.http_url(&format!("/videos/{id}/index.m3u8")),
+    ));
+    assert!(
+        (duration - 4.0).abs() < 0.5,
+        "HLS by id: duration {duration}"
+    );
+    assert!(codecs.contains(&"h264".to_owned()), "{codecs:?}");
+    let flv = server.http_url(&format!("/videos/{id}.flv"));
+    let pts = first_video_pts_after_seek(&flv, 2).await;
+    assert!(
+        (1.0..=2.1).contains(&pts),
+        "FLV seek to 2 s: first video packet at {pts} s"
+    );
+    let (ts, key) = rtmp_first_picture(server.rtmp_addr, id, None, 2000).await;
+    assert!(
+        key && (1000..=2000).contains(&ts),
+        "RTMP VOD from 2 s: first picture at {ts} ms, keyframe {key}"
+    );
+    println!(
+        "uploaded MP4: HLS {duration:.2} s; FLV seek to 2 s at {pts} s; RTMP VOD from 2 s at {ts} ms"
+    );
     // The bytes are gone once imported.
     let parts = files_under(&server.recordings_dir.join(".uploads"));
     assert!(parts.is_empty(), "{parts:?}");

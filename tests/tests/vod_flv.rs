@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use onair::config::Config;
 use onair_e2e::http::request;
+use onair_e2e::vod::{first_video_pts_after_seek, rtmp_first_picture};
 use onair_e2e::{TestServer, random_name, require_ffmpeg};
 use onair_flv::{FlvDemuxer, classify};
 use onair_media::MediaKind;
@@ -149,34 +150,6 @@ async fn probe_json(args: &[&str]) -> serde_json::Value {
     assert!(ok, "ffprobe {args:?} failed:\n{err}");
     serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("ffprobe output is not JSON ({e}):\n{out}"))
-}
-
-/// The `pts_time` of the first video packet ffprobe reads after seeking `url` to `seconds`.
-async fn first_video_pts_after_seek(url: &str, seconds: u32) -> f64 {
-    let interval = format!("{seconds}%+#5");
-    let json = probe_json(&[
-        "-v",
-        "error",
-        "-select_streams",
-        "v",
-        "-show_entries",
-        "packet=pts_time,flags",
-        "-read_intervals",
-        &interval,
-        "-of",
-        "json",
-        url,
-    ])
-    .await;
-    let first = &json["packets"][0];
-    assert!(
-        first["flags"].as_str().is_some_and(|f| f.starts_with('K')),
-        "the first packet after a seek is not a keyframe: {json}"
-    );
-    first["pts_time"]
-        .as_str()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no video packet after seeking to {seconds} s: {json}"))
 }
 
 /// (timestamp, keyframe) of the first coded video frame of an FLV stream.
@@ -563,9 +536,16 @@ async fn a_finished_live_seeks_over_progressive_flv() {
         (f64::from(ts) - 6000.0).abs() <= gop * 1000.0,
         "first video frame at {ts} ms for start=6"
     );
+    // The same replay over RTMP VOD, from the same `media.flv`.
+    let (rtmp_ts, rtmp_key) = rtmp_first_picture(server.rtmp_addr, id, None, 6000).await;
+    assert!(
+        rtmp_key && (5000..=6000).contains(&rtmp_ts),
+        "RTMP VOD play from 6 s: first picture at {rtmp_ts} ms, keyframe {rtmp_key}"
+    );
     println!(
         "live replay: {duration:.2} s; seek to 6 s over Range: first video packet at {pts} s; \
-         ?start=6: first frame at {ts} ms, {} bytes",
+         ?start=6: first frame at {ts} ms, {} bytes; RTMP VOD from 6 s: first picture at \
+         {rtmp_ts} ms",
         seeked.len()
     );
     server.shutdown().await;
