@@ -65,7 +65,8 @@ pub enum VodRefusal {
     /// cannot be probed.
     #[error("no such video")]
     NotFound,
-    /// The video has no `media.flv` (a replay recorded before media.flv existed, on a machine without ffmpeg to remux it): HLS only.
+    /// The video has no `media.flv` (a replay recorded before it existed, on a machine
+    /// without ffmpeg to remux it): HLS only.
     #[error("video {0} plays over HLS only: it has no {MEDIA_FILE}")]
     HlsOnly(i64),
     /// The store did not answer.
