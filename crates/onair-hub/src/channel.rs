@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use onair_media::{Frame, MediaKind, Timestamp};
 use parking_lot::Mutex;
@@ -364,6 +364,7 @@ impl Channel {
             last_skip: None,
             skipped_total: 0,
             batch_bytes: usize::MAX,
+            unacknowledged: 0,
         }
     }
 
@@ -578,6 +579,9 @@ pub struct Subscriber {
     skipped_total: u64,
     /// Most payload bytes one delivery takes from the ring (at least one frame goes).
     batch_bytes: usize,
+    /// Milliseconds of media the consumer has taken that its peer has not acknowledged yet
+    /// ([`Subscriber::set_unacknowledged`]); the lag check counts them.
+    unacknowledged: i64,
 }
 
 impl Subscriber {
@@ -644,7 +648,8 @@ impl Subscriber {
             let can_catch_up = self.cursor < st.keyframe_seq.unwrap_or(st.next_seq());
             let lagging = can_catch_up
                 && st.get(self.cursor).is_some_and(|e| {
-                    i64::from(head.since(e.frame().timestamp)) > lag_millis(config)
+                    i64::from(head.since(e.frame().timestamp)).saturating_add(self.unacknowledged)
+                        > lag_millis(config)
                         || st.total_bytes - e.offset() > config.max_lag_bytes as u64
                 });
             if fell_off || lagging {
@@ -784,6 +789,15 @@ impl Subscriber {
     /// sight. Viewers at the live edge take a frame or two per wake-up and never reach it.
     pub fn set_batch_bytes(&mut self, bytes: usize) {
         self.batch_bytes = bytes.max(1);
+    }
+
+    /// Tells the lag check how much media this subscriber's consumer has taken that its peer
+    /// has not yet acknowledged: what sits in the socket's send queue, unsent or in flight.
+    /// The check then measures the viewer's lag from what it has really received, so a
+    /// viewer on a slow link is moved forward that much sooner; counted only from the ring
+    /// it would end `hub.max_lag` plus that much behind live (issue 16).
+    pub fn set_unacknowledged(&mut self, media: Duration) {
+        self.unacknowledged = i64::try_from(media.as_millis()).unwrap_or(i64::MAX);
     }
 
     /// How many times this subscriber was moved forward for falling behind, ever. A consumer

@@ -647,6 +647,37 @@ mod tests {
     }
 
     #[test]
+    fn media_the_peer_has_not_acknowledged_counts_toward_the_lag() {
+        let hub = Hub::new(HubConfig {
+            max_lag: Duration::from_millis(1000),
+            max_skips: 100,
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        sub.set_batch_bytes(1);
+        p.push(video(0, true));
+        assert_eq!(frames(&mut sub)[0].timestamp.as_millis(), 0);
+        for i in 1..20u32 {
+            p.push(video(i * 40, i == 10));
+        }
+        // The frame at 40 ms is 720 ms behind the head (760 ms): within the bound.
+        let got = frames(&mut sub);
+        assert_eq!((sub.skipped(), got[0].timestamp.as_millis()), (0, 40));
+        // The one at 80 ms is 680 ms behind in the ring, but with 400 ms still in the
+        // socket the viewer is 1080 ms behind what it has received.
+        sub.set_unacknowledged(Duration::from_millis(400));
+        let got = frames(&mut sub);
+        assert_eq!(
+            sub.skipped(),
+            1,
+            "ring lag plus unacknowledged media is over the bound"
+        );
+        assert!(got[0].keyframe);
+        assert_eq!(got[0].timestamp.as_millis(), 400, "the newest keyframe");
+    }
+
+    #[test]
     fn a_subscriber_that_keeps_up_is_never_skipped() {
         let hub = Hub::new(HubConfig {
             max_lag: Duration::from_millis(500),

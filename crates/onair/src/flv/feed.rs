@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::Feeds;
 use crate::metrics::{Metrics, Wire};
-use crate::net::BytesSent;
+use crate::net::{BytesSent, Unacknowledged};
 
 /// How long the FLV header waits for a stream's second track to show itself when neither
 /// metadata nor both sequence headers say what the publisher sends.
@@ -39,6 +39,10 @@ pub(super) struct FlvFeed {
     dropped: bool,
     /// HTTP-FLV: waits for hyper to write what it was given.
     gate: Option<Gate>,
+    /// The connection's socket, whose send queue tells what the viewer has not received.
+    watched: Option<BytesSent>,
+    /// The tags handed out, for what of them the viewer has not acknowledged.
+    unacknowledged: Unacknowledged,
 }
 
 /// What hyper may hold of an HTTP-FLV body beyond what it has written: the response head and
@@ -65,7 +69,13 @@ impl Gate {
     }
 
     fn behind(&self) -> bool {
-        self.handed > self.sent.get().saturating_sub(self.base) + GATE_SLACK
+        self.not_written() > GATE_SLACK
+    }
+
+    /// What hyper was given and has not written to the socket yet.
+    fn not_written(&self) -> u64 {
+        self.handed
+            .saturating_sub(self.sent.get().saturating_sub(self.base))
     }
 
     async fn drained(&self) {
@@ -111,6 +121,8 @@ impl FlvFeed {
             ended: false,
             dropped: false,
             gate: None,
+            watched: None,
+            unacknowledged: Unacknowledged::default(),
         }
     }
 
@@ -132,6 +144,7 @@ impl FlvFeed {
             if let Some(gate) = &self.gate {
                 gate.drained().await;
             }
+            self.count_unacknowledged();
             self.fill().await?;
         }
     }
@@ -139,11 +152,28 @@ impl FlvFeed {
     /// Makes the feed take nothing more from the hub while hyper holds more than
     /// [`GATE_SLACK`] of what it was given and has not written yet (see [`BytesSent`]).
     pub(super) fn gate_on(&mut self, sent: BytesSent) {
+        self.watch(sent.clone());
         self.gate = Some(Gate {
             base: sent.get(),
             sent,
             handed: 0,
         });
+    }
+
+    /// Makes the hub's lag check count what the viewer has been handed but its socket has
+    /// not delivered yet (see [`Unacknowledged`]).
+    pub(super) fn watch(&mut self, sent: BytesSent) {
+        self.watched = Some(sent);
+    }
+
+    fn count_unacknowledged(&mut self) {
+        let Some(fd) = self.watched.as_ref().and_then(BytesSent::socket) else {
+            return;
+        };
+        let not_written = self.gate.as_ref().map_or(0, Gate::not_written);
+        let not_written = usize::try_from(not_written).unwrap_or(usize::MAX);
+        let media = self.unacknowledged.media(fd, not_written);
+        self.subscriber.set_unacknowledged(media);
     }
 
     async fn fill(&mut self) -> std::io::Result<()> {
@@ -219,6 +249,10 @@ impl FlvFeed {
         for e in entries {
             let tag = e.encoded(Encoding::FlvTag, onair_flv::encode_frame);
             bytes += tag.len() as u64;
+            // Without the chunk or WebSocket framing: a few bytes a tag, which only blurs
+            // the count by that much, since it reaches back from the newest tag.
+            self.unacknowledged
+                .wrote(tag.len(), e.frame().timestamp.as_millis());
             self.pending.push_back(tag);
         }
         if let Some(w) = self.wire {

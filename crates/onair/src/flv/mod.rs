@@ -135,7 +135,7 @@ async fn live(
         Some(ws) => {
             let channel = channel.to_owned();
             ws.write_buffer_size(0).on_upgrade(move |socket| {
-                ws_flv(state, socket, subscriber, channel).instrument(span)
+                ws_flv(state, socket, subscriber, channel, sent).instrument(span)
             })
         }
         None => http_flv(state, subscriber, channel, sent),
@@ -176,10 +176,20 @@ fn http_flv(
         })
 }
 
-async fn ws_flv(state: Arc<Feeds>, socket: WebSocket, subscriber: Subscriber, channel: String) {
+async fn ws_flv(
+    state: Arc<Feeds>,
+    socket: WebSocket,
+    subscriber: Subscriber,
+    channel: String,
+    sent: Option<BytesSent>,
+) {
     info!(channel, "ws-flv viewer joined");
     let limit = state.hub_config.write_timeout;
     let mut feed = FlvFeed::new(subscriber, state.clone());
+    // No gate: each message is flushed before the next is taken.
+    if let Some(sent) = sent {
+        feed.watch(sent);
+    }
     let (mut sink, mut stream) = socket.split();
     loop {
         tokio::select! {

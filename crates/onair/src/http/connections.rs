@@ -538,6 +538,13 @@ struct Tracked {
     slot: Slot,
 }
 
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // The descriptor is about to close and may be reused: nobody may ask it any more.
+        self.slot.conn.sent.set_socket(None);
+    }
+}
+
 impl AsyncRead for Tracked {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -611,6 +618,8 @@ enum End {
 /// Serves one connection, HTTPS after a TLS handshake when `ctx.tls` is set.
 async fn drive(tcp: TcpStream, peer: SocketAddr, slot: Slot, app: Router, ctx: Listener) {
     let conn = slot.conn.clone();
+    // Cleared when `Tracked` drops the stream (see its `Drop`).
+    conn.sent.set_socket(Some(crate::net::SocketFd::of(&tcp)));
     let tracked = Tracked { tcp, slot };
     let Some(tls) = &ctx.tls else {
         return drive_io(tracked, conn, peer, app, ctx).await;

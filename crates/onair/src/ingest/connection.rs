@@ -17,7 +17,7 @@ use super::vod::{VOD_APP, VodPlaying, VodWake};
 use super::{ConnError, Ingest};
 use crate::lives::{LiveId, SessionRow};
 use crate::metrics::{Metrics, Wire};
-use crate::net::write_all_queued_within;
+use crate::net::{SocketFd, Unacknowledged, write_all_queued_within};
 
 /// How long a connection we close waits for the peer to close its side (see
 /// [`Connection::close_cleanly`]).
@@ -56,6 +56,8 @@ pub(super) struct Playing {
     pub(super) video_needs_keyframe: bool,
     /// When the viewer gives up waiting for a publisher: set while the channel is not live.
     pub(super) give_up_at: Option<tokio::time::Instant>,
+    /// The media written to the socket that the player has not acknowledged yet.
+    pub(super) unacknowledged: Unacknowledged,
 }
 
 /// The socket's read half: a TCP stream's, or a TLS stream's for RTMPS. Boxed rather than a
@@ -85,6 +87,9 @@ pub(super) struct Connection {
     /// Set on a connection past a connection cap: its publish or play is refused with this
     /// reason, and then it is closed.
     pub(super) refusal: Option<String>,
+    /// The TCP socket under the reader and writer, for its send-queue length; `None` where
+    /// the connection is not one of ours (tests).
+    pub(super) socket: Option<SocketFd>,
 }
 
 impl Connection {
@@ -113,6 +118,7 @@ impl Connection {
             role: Role::Idle,
             closing: false,
             refusal: None,
+            socket: None,
         }
     }
 
@@ -132,6 +138,12 @@ impl Connection {
             if self.closing {
                 self.close_cleanly().await;
                 return Ok(());
+            }
+            if let (Role::Playing(p), Some(fd)) = (&mut self.role, self.socket) {
+                // Everything queued is written: what the kernel still holds is all that
+                // stands between the player and the ring.
+                let media = p.unacknowledged.media(fd, 0);
+                p.subscriber.set_unacknowledged(media);
             }
             let next = self
                 .session

@@ -158,8 +158,10 @@ async fn connection(
     Metrics::inc(&ctx.metrics.rtmp_connections);
     ctx.metrics.rtmp_open.fetch_add(1, Ordering::Relaxed);
     crate::net::configure(&socket, ctx.hub_config.write_timeout);
+    // The halves own the socket for as long as the session runs.
+    let fd = crate::net::SocketFd::of(&socket);
     if let Some((reader, writer)) = open(&ctx, socket, tls).await {
-        session(&ctx, reader, writer, peer).await;
+        session(&ctx, reader, writer, peer, fd).await;
     }
     ctx.metrics.rtmp_open.fetch_sub(1, Ordering::Relaxed);
 }
@@ -228,8 +230,15 @@ async fn open(
     }
 }
 
-async fn session(ctx: &Arc<Ingest>, reader: Reader, writer: Writer, peer: SocketAddr) {
+async fn session(
+    ctx: &Arc<Ingest>,
+    reader: Reader,
+    writer: Writer,
+    peer: SocketAddr,
+    fd: crate::net::SocketFd,
+) {
     let mut conn = Connection::new(ctx.clone(), reader, writer, peer);
+    conn.socket = Some(fd);
     match conn.run().await {
         Ok(()) => debug!("connection closed"),
         Err(ConnError::Peer(reason)) => {

@@ -84,6 +84,7 @@ impl Connection {
             video: true,
             video_needs_keyframe: false,
             give_up_at,
+            unacknowledged: Default::default(),
         });
     }
 
@@ -124,6 +125,7 @@ impl Connection {
                                 f.data.clone(),
                             )
                         };
+                    p.unacknowledged.wrote(bytes.len(), f.timestamp.as_millis());
                     self.out.push_back(bytes);
                 }
                 p.batch.clear();

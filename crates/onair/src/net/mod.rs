@@ -3,12 +3,15 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+mod send_queue;
+pub use send_queue::{SocketFd, Unacknowledged};
 
 /// Slices per `writev`. Linux takes up to 1024, but a wake-up rarely has more than a few
 /// frames ready; a fixed array on the stack avoids an allocation per write per viewer, and a
@@ -149,16 +152,44 @@ pub struct BodyTimedOut;
 /// ahead of the socket, which for a viewer on a slow link is seconds of media hidden from the
 /// hub's lag check (issue 16).
 #[derive(Debug, Clone, Default)]
-pub struct BytesSent(Arc<AtomicU64>);
+pub struct BytesSent(Arc<Sent>);
+
+#[derive(Debug)]
+struct Sent {
+    bytes: AtomicU64,
+    /// The connection's TCP socket while it is open, else -1.
+    fd: AtomicI32,
+}
+
+impl Default for Sent {
+    fn default() -> Self {
+        Sent {
+            bytes: AtomicU64::new(0),
+            fd: AtomicI32::new(-1),
+        }
+    }
+}
 
 impl BytesSent {
     /// The total so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.0.bytes.load(Ordering::Acquire)
     }
 
     pub(crate) fn add(&self, n: usize) {
-        self.0.fetch_add(n as u64, Ordering::AcqRel);
+        self.0.bytes.fetch_add(n as u64, Ordering::AcqRel);
+    }
+
+    /// The connection's socket, for its send queue ([`Unacknowledged`]); `None` once the
+    /// connection's stream is gone.
+    pub fn socket(&self) -> Option<SocketFd> {
+        SocketFd::from_raw(self.0.fd.load(Ordering::Acquire))
+    }
+
+    /// Set by the connection that owns the stream, while it owns it.
+    pub(crate) fn set_socket(&self, fd: Option<SocketFd>) {
+        let raw = fd.map_or(-1, SocketFd::raw);
+        self.0.fd.store(raw, Ordering::Release);
     }
 }
 
