@@ -360,8 +360,7 @@ impl Channel {
             waited: waiting_at.is_some(),
             prefix: Vec::new(),
             waiting_keyframe: false,
-            skips: 0,
-            last_skip: None,
+            recent_skips: VecDeque::new(),
             skipped_total: 0,
             batch_bytes: usize::MAX,
             unacknowledged: 0,
@@ -542,7 +541,7 @@ pub enum Delivery {
 #[non_exhaustive]
 pub enum RecvError {
     /// The subscriber fell behind too often; the caller should disconnect it.
-    #[error("subscriber fell behind the live edge {skips} times in a row")]
+    #[error("subscriber fell behind the live edge {skips} times within hub.skip_window")]
     TooSlow {
         /// Skips counted.
         skips: u32,
@@ -574,8 +573,9 @@ pub struct Subscriber {
     /// Cached metadata and sequence headers to deliver before the ring frames at a join.
     prefix: Vec<Arc<Entry>>,
     waiting_keyframe: bool,
-    skips: u32,
-    last_skip: Option<Timestamp>,
+    /// When (head time) the skips inside the last `skip_window` happened, oldest first; at
+    /// most `max_skips + 1` long.
+    recent_skips: VecDeque<Timestamp>,
     skipped_total: u64,
     /// Most payload bytes one delivery takes from the ring (at least one frame goes).
     batch_bytes: usize,
@@ -718,15 +718,23 @@ impl Subscriber {
 
     fn skip(&mut self, st: &mut State, head: Timestamp) -> Result<(), RecvError> {
         let window = i64::try_from(self.channel.config.skip_window.as_millis()).unwrap_or(i64::MAX);
-        self.skips = match self.last_skip {
-            Some(prev) if i64::from(head.since(prev)) <= window => self.skips + 1,
-            _ => 1,
-        };
-        self.last_skip = Some(head);
+        // A sliding window, not a run: a viewer on a slow link skips steadily (every few
+        // seconds, forever) and is being helped; only one that needs more than `max_skips`
+        // inside one window is not. Counting skips "in a row, each within the window of the
+        // last" dropped every steady skipper after `max_skips` of them.
+        while self
+            .recent_skips
+            .front()
+            .is_some_and(|t| i64::from(head.since(*t)) > window)
+        {
+            self.recent_skips.pop_front();
+        }
+        self.recent_skips.push_back(head);
         self.skipped_total += 1;
-        if self.skips > self.channel.config.max_skips {
+        let skips = u32::try_from(self.recent_skips.len()).unwrap_or(u32::MAX);
+        if skips > self.channel.config.max_skips {
             st.dropped_slow += 1;
-            return Err(RecvError::TooSlow { skips: self.skips });
+            return Err(RecvError::TooSlow { skips });
         }
         let from = self.cursor;
         match st.keyframe_seq {

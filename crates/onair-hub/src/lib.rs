@@ -647,6 +647,39 @@ mod tests {
     }
 
     #[test]
+    fn a_steady_skipper_is_kept_and_one_that_skips_faster_than_the_window_allows_is_not() {
+        // A keyframe every `every` ms; the reader takes one frame 480 ms after each (a little
+        // after the next one, when it is behind), then falls behind again.
+        fn skips_until_dropped(every: u32) -> Option<u64> {
+            let hub = Hub::new(HubConfig {
+                max_lag: Duration::from_millis(300),
+                max_skips: 3,
+                skip_window: Duration::from_secs(2),
+                ..HubConfig::default()
+            });
+            let p = hub.publish("c", PublishOptions::default()).unwrap();
+            let mut sub = hub.subscribe("c", Protocol::Rtmp);
+            sub.set_batch_bytes(1);
+            let mut out = Vec::new();
+            for i in 0..1500u32 {
+                let ts = i * 40;
+                p.push(video(ts, ts % every == 0));
+                if ts % every == 480 % every
+                    && let Err(RecvError::TooSlow { .. }) = sub.try_recv(&mut out)
+                {
+                    return Some(sub.skipped());
+                }
+            }
+            assert!(sub.skipped() > 20, "it did skip: {}", sub.skipped());
+            None
+        }
+        // One skip a second: 3 in any 2 s window, never more, for a minute.
+        assert_eq!(skips_until_dropped(1000), None);
+        // One every 400 ms: 5 or 6 in 2 s, over the bound.
+        assert!(skips_until_dropped(400).is_some());
+    }
+
+    #[test]
     fn media_the_peer_has_not_acknowledged_counts_toward_the_lag() {
         let hub = Hub::new(HubConfig {
             max_lag: Duration::from_millis(1000),

@@ -200,6 +200,7 @@ impl FlvFeed {
             }
             Some(Ok(Delivery::Frames)) => {
                 self.grace_until = None;
+                self.unacknowledged.skipped(self.subscriber.skipped());
                 let batch = std::mem::take(&mut self.batch);
                 if self.header_sent {
                     self.queue(&batch);

@@ -98,6 +98,7 @@ impl Connection {
         match delivery {
             Ok(Delivery::Frames) => {
                 p.give_up_at = None;
+                p.unacknowledged.skipped(p.subscriber.skipped());
                 let chunk_size = self.session.chunk_size_out();
                 for entry in &p.batch {
                     let f = entry.frame();

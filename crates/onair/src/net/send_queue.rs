@@ -90,9 +90,25 @@ pub struct Unacknowledged {
     asked_at: Option<u32>,
     /// The answer then.
     media: Duration,
+    /// The subscriber's skip count when the pieces were last reset.
+    skips: u64,
 }
 
 impl Unacknowledged {
+    /// Called with the subscriber's [`skipped`](onair_hub::Subscriber::skipped) count before
+    /// the pieces of a delivery are recorded. After a skip, what the socket still holds is
+    /// from before the jump and cannot be taken back; counting the jump itself as unreceived
+    /// media would make the viewer look further behind after every skip and skip it again
+    /// until it is dropped. So only pieces from after the newest skip count.
+    pub fn skipped(&mut self, total: u64) {
+        if total != self.skips {
+            self.skips = total;
+            self.pieces.clear();
+            self.asked_at = None;
+            self.media = Duration::ZERO;
+        }
+    }
+
     /// A piece of `len` bytes carrying media stamped `timestamp_ms` went into the socket (or
     /// into a writer in front of it).
     pub fn wrote(&mut self, len: usize, timestamp_ms: u32) {
@@ -165,6 +181,22 @@ mod tests {
         assert_eq!(u.media_for(1_000_000), Duration::from_millis(80));
         assert_eq!(u.media_for(0), Duration::ZERO, "all acknowledged");
         assert_eq!(u.pieces.len(), 1, "the newest is kept as the reference");
+    }
+
+    #[test]
+    fn a_skip_forgets_what_went_before_it() {
+        let mut u = Unacknowledged::default();
+        for i in 0..10u32 {
+            u.wrote(1000, i * 40);
+        }
+        u.skipped(1);
+        // The viewer jumped to a keyframe at 5 s; the socket still holds 9000 bytes of the
+        // stretch before it, which says nothing about how far behind the new frames are.
+        u.wrote(1000, 5000);
+        u.wrote(1000, 5040);
+        assert_eq!(u.media_for(11_000), Duration::from_millis(40));
+        u.skipped(1);
+        assert_eq!(u.pieces.len(), 2, "the same count changes nothing");
     }
 
     #[test]
