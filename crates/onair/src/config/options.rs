@@ -386,6 +386,14 @@ pub const OPTIONS: &[Opt] = &[
         "(none)",
         "\"a-long-random-token\"",
     ),
+    Opt::new(
+        "restream.max_per_channel",
+        "restream destinations one channel may have (0: restreaming off)",
+    ),
+    Opt::new(
+        "restream.max_backoff",
+        "longest wait between attempts to reach a restream destination that failed",
+    ),
 ];
 
 /// The options whose values differ between `a` and `b` (secrets compare as redacted, so a
