@@ -100,6 +100,10 @@ pub struct RestreamConfig {
     /// The longest wait between two attempts to reach a destination that failed.
     #[serde(with = "duration::serde_required")]
     pub max_backoff: Duration,
+    /// A PEM file of CA certificates trusted for `rtmps://` destinations besides the
+    /// system's (a private CDN's own CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RestreamConfig {
@@ -107,6 +111,7 @@ impl Default for RestreamConfig {
         RestreamConfig {
             max_per_channel: 5,
             max_backoff: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 }

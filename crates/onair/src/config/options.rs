@@ -394,6 +394,12 @@ pub const OPTIONS: &[Opt] = &[
         "restream.max_backoff",
         "longest wait between attempts to reach a restream destination that failed",
     ),
+    Opt::unset(
+        "restream.ca_file",
+        "PEM file of CA certificates trusted for rtmps:// destinations, besides the system's",
+        "(system roots only)",
+        "\"/etc/onair/cdn-ca.pem\"",
+    ),
 ];
 
 /// The options whose values differ between `a` and `b` (secrets compare as redacted, so a

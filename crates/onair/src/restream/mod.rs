@@ -127,6 +127,9 @@ pub struct Restreams {
     shutdown: CancellationToken,
     running: Mutex<HashMap<i64, Running>>,
     next_run: AtomicU64,
+    /// The TLS client for `rtmps://` destinations, made at the first one (reading the
+    /// system's roots takes a while); the error says why there is none.
+    tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
 }
 
 impl fmt::Debug for Restreams {
@@ -213,12 +216,21 @@ impl Restreams {
             shutdown,
             running: Mutex::new(HashMap::new()),
             next_run: AtomicU64::new(1),
+            tls: std::sync::OnceLock::new(),
         })
     }
 
     /// `[restream]`.
     pub fn config(&self) -> &RestreamConfig {
         &self.config
+    }
+
+    /// The TLS connector for `rtmps://` destinations: the system's roots and
+    /// `restream.ca_file`'s.
+    fn tls(&self) -> Result<tokio_rustls::TlsConnector, String> {
+        self.tls
+            .get_or_init(|| tls_connector(self.config.ca_file.as_deref()))
+            .clone()
     }
 
     /// A publish of `channel` (with a channel row) started here: its enabled destinations are
@@ -336,4 +348,35 @@ impl Restreams {
         }
         self.note_running(running.len());
     }
+}
+
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        warn!(error = %e, "a system root certificate could not be read");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    let mut total = added;
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("restream.ca_file {}: {e}", path.display()))?;
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        total += added;
+    }
+    if total == 0 {
+        return Err("no trusted root certificates (system or restream.ca_file)".into());
+    }
+    // The provider is named, as for the server side (`tls.rs`), so no process default matters.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }

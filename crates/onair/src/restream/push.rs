@@ -52,16 +52,21 @@ enum PushError {
     Ended(&'static str),
     #[error("fell behind the live edge too often; starting over from the newest keyframe")]
     TooSlow,
-    #[error("rtmps:// destinations need TLS, which this build's RTMP client does not have")]
-    NoTls,
+    #[error("no TLS for rtmps://: {0}")]
+    NoTls(String),
+    #[error("the TLS handshake with {authority} failed")]
+    Tls {
+        authority: String,
+        source: std::io::Error,
+    },
 }
 
 impl PushError {
     fn is_final(&self) -> bool {
         match self {
             PushError::Client(e) => e.is_final_refusal(),
-            PushError::NoTls => true,
-            PushError::Ended(_) | PushError::TooSlow => false,
+            PushError::NoTls(_) => true,
+            PushError::Ended(_) | PushError::TooSlow | PushError::Tls { .. } => false,
         }
     }
 }
@@ -153,14 +158,15 @@ impl Push {
         batch: &mut Vec<Arc<Entry>>,
         up_since: &mut Option<Instant>,
     ) -> Result<End, PushError> {
-        if self.target.tls {
-            return Err(PushError::NoTls);
-        }
         let options = ClientOptions::default();
         let connect = async {
-            let mut client = RtmpClient::connect(&self.target.url, &options).await?;
+            let mut client = if self.target.tls {
+                self.connect_tls(&options).await?
+            } else {
+                RtmpClient::connect(&self.target.url, &options).await?
+            };
             client.publish().await?;
-            Ok::<_, ClientError>(client)
+            Ok::<_, PushError>(client)
         };
         let mut client = tokio::select! {
             c = connect => c?,
@@ -221,6 +227,34 @@ impl Push {
             debug!(error = %e, "restream close");
         }
         Ok(end)
+    }
+
+    /// `rtmps://`: TCP, the TLS handshake (the destination's host name checked against its
+    /// certificate), then RTMP over it, all within the client's timeout.
+    async fn connect_tls(&self, options: &ClientOptions) -> Result<RtmpClient, PushError> {
+        let connector = self.restreams.tls().map_err(PushError::NoTls)?;
+        let url = &self.target.url;
+        let authority = url.authority();
+        let within = options.timeout;
+        let timed_out = |during| ClientError::TimedOut {
+            during,
+            after: within,
+        };
+        let tcp = tokio::time::timeout(within, tokio::net::TcpStream::connect(&authority))
+            .await
+            .map_err(|_| timed_out("opening the TCP connection"))?
+            .map_err(|source| ClientError::Connect {
+                authority: authority.clone(),
+                source,
+            })?;
+        tcp.set_nodelay(true).map_err(ClientError::Io)?;
+        let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| PushError::NoTls(format!("{}: {e}", url.host)))?;
+        let tls = tokio::time::timeout(within, connector.connect(name, tcp))
+            .await
+            .map_err(|_| timed_out("the TLS handshake"))?
+            .map_err(|source| PushError::Tls { authority, source })?;
+        Ok(RtmpClient::connect_over(url, options, Box::new(tls)).await?)
     }
 
     /// After a final refusal: the status stays failed until the live ends or the push is
