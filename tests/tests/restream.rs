@@ -169,7 +169,7 @@ async fn a_live_is_pushed_to_another_server_and_again_after_that_server_restarts
     let b_key = random_name("b-key");
     let b = node_b(SocketAddr::from(([127, 0, 0, 1], 0)), &b_channel, &b_key).await;
     let b_rtmp = b.rtmp_addr;
-    let a = TestServer::start(|_| {}).await;
+    let a = TestServer::start(|c| c.restream.allow_private_addresses = true).await;
     let s = streamer(&a).await;
 
     let (status, created) = api(
@@ -258,7 +258,7 @@ async fn a_destination_that_refuses_the_key_fails_once_and_says_why() {
         return;
     }
     let b = node_b(SocketAddr::from(([127, 0, 0, 1], 0)), &random_name("mirror"), &random_name("b-key")).await;
-    let a = TestServer::start(|_| {}).await;
+    let a = TestServer::start(|c| c.restream.allow_private_addresses = true).await;
     let s = streamer(&a).await;
     let mut ffmpeg = Ffmpeg::publish_test_pattern(&a.publish_url(&s.key), PUBLISH_SECONDS);
     assert!(a.wait_live(&s.channel.slug, LIVE_TIMEOUT).await, "A live: {}", ffmpeg.stderr());

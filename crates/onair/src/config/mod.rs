@@ -104,6 +104,9 @@ pub struct RestreamConfig {
     /// system's (a private CDN's own CA).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Whether a destination may be on a loopback, private, link-local or shared address;
+    /// off, a streamer cannot make the server connect into its own network.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for RestreamConfig {
@@ -112,6 +115,7 @@ impl Default for RestreamConfig {
             max_per_channel: 5,
             max_backoff: Duration::from_secs(30),
             ca_file: None,
+            allow_private_addresses: false,
         }
     }
 }

@@ -400,6 +400,10 @@ pub const OPTIONS: &[Opt] = &[
         "(system roots only)",
         "\"/etc/onair/cdn-ca.pem\"",
     ),
+    Opt::new(
+        "restream.allow_private_addresses",
+        "let destinations be on loopback, private or link-local addresses (off: only public ones)",
+    ),
 ];
 
 /// The options whose values differ between `a` and `b` (secrets compare as redacted, so a

@@ -6,6 +6,7 @@
 //! time. [`Timeline`] holds that rule and the one that a timestamp never goes backwards on a
 //! track, across every connection of the live.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use onair_client::{ClientError, ClientOptions, RtmpClient};
 use onair_hub::{Delivery, Entry, Protocol, RecvError, Subscriber};
 use onair_media::{Frame, MediaKind, Timestamp};
 use onair_rtmp::session::ClientEvent;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -52,6 +54,10 @@ enum PushError {
     Ended(&'static str),
     #[error("fell behind the live edge too often; starting over from the newest keyframe")]
     TooSlow,
+    #[error(
+        "{0} is a loopback, private or link-local address, which restream.allow_private_addresses forbids"
+    )]
+    PrivateAddress(String),
     #[error("no TLS for rtmps://: {0}")]
     NoTls(String),
     #[error("the TLS handshake with {authority} failed")]
@@ -65,7 +71,7 @@ impl PushError {
     fn is_final(&self) -> bool {
         match self {
             PushError::Client(e) => e.is_final_refusal(),
-            PushError::NoTls(_) => true,
+            PushError::NoTls(_) | PushError::PrivateAddress(_) => true,
             PushError::Ended(_) | PushError::TooSlow | PushError::Tls { .. } => false,
         }
     }
@@ -160,10 +166,11 @@ impl Push {
     ) -> Result<End, PushError> {
         let options = ClientOptions::default();
         let connect = async {
+            let tcp = self.open_tcp(&options).await?;
             let mut client = if self.target.tls {
-                self.connect_tls(&options).await?
+                self.connect_tls(&options, tcp).await?
             } else {
-                RtmpClient::connect(&self.target.url, &options).await?
+                RtmpClient::connect_over(&self.target.url, &options, Box::new(tcp)).await?
             };
             client.publish().await?;
             Ok::<_, PushError>(client)
@@ -229,31 +236,69 @@ impl Push {
         Ok(end)
     }
 
-    /// `rtmps://`: TCP, the TLS handshake (the destination's host name checked against its
-    /// certificate), then RTMP over it, all within the client's timeout.
-    async fn connect_tls(&self, options: &ClientOptions) -> Result<RtmpClient, PushError> {
-        let connector = self.restreams.tls().map_err(PushError::NoTls)?;
-        let url = &self.target.url;
-        let authority = url.authority();
+    /// The TCP connection to the destination: its name resolved once, an address that is
+    /// not private (unless `restream.allow_private_addresses`) taken, so what was checked is
+    /// what is connected to.
+    async fn open_tcp(&self, options: &ClientOptions) -> Result<TcpStream, PushError> {
+        let authority = self.target.url.authority();
         let within = options.timeout;
-        let timed_out = |during| ClientError::TimedOut {
-            during,
+        let timed_out = || ClientError::TimedOut {
+            during: "opening the TCP connection",
             after: within,
         };
-        let tcp = tokio::time::timeout(within, tokio::net::TcpStream::connect(&authority))
+        let connect_error = |source| ClientError::Connect {
+            authority: authority.clone(),
+            source,
+        };
+        let addresses = tokio::time::timeout(within, tokio::net::lookup_host(&authority))
             .await
-            .map_err(|_| timed_out("opening the TCP connection"))?
-            .map_err(|source| ClientError::Connect {
-                authority: authority.clone(),
-                source,
-            })?;
-        tcp.set_nodelay(true).map_err(ClientError::Io)?;
+            .map_err(|_| timed_out())?
+            .map_err(connect_error)?;
+        let allow_private = self.restreams.config.allow_private_addresses;
+        let allowed: Vec<SocketAddr> = addresses
+            .filter(|a| allow_private || is_public(a.ip()))
+            .collect();
+        if allowed.is_empty() {
+            return Err(PushError::PrivateAddress(authority));
+        }
+        let mut last = None;
+        for address in allowed {
+            match tokio::time::timeout(within, TcpStream::connect(address)).await {
+                Ok(Ok(tcp)) => {
+                    // Frames are batched per delivery; Nagle would only hold them back.
+                    tcp.set_nodelay(true).map_err(ClientError::Io)?;
+                    return Ok(tcp);
+                }
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => return Err(timed_out().into()),
+            }
+        }
+        // Invariant: `allowed` was not empty, so the loop set `last` or returned.
+        Err(connect_error(last.expect("at least one address was tried")).into())
+    }
+
+    /// `rtmps://`: the TLS handshake on `tcp` (the destination's host name checked against
+    /// its certificate), then RTMP over it, within the client's timeout.
+    async fn connect_tls(
+        &self,
+        options: &ClientOptions,
+        tcp: TcpStream,
+    ) -> Result<RtmpClient, PushError> {
+        let connector = self.restreams.tls().map_err(PushError::NoTls)?;
+        let url = &self.target.url;
+        let within = options.timeout;
         let name = rustls_pki_types::ServerName::try_from(url.host.clone())
             .map_err(|e| PushError::NoTls(format!("{}: {e}", url.host)))?;
         let tls = tokio::time::timeout(within, connector.connect(name, tcp))
             .await
-            .map_err(|_| timed_out("the TLS handshake"))?
-            .map_err(|source| PushError::Tls { authority, source })?;
+            .map_err(|_| ClientError::TimedOut {
+                during: "the TLS handshake",
+                after: within,
+            })?
+            .map_err(|source| PushError::Tls {
+                authority: url.authority(),
+                source,
+            })?;
         Ok(RtmpClient::connect_over(url, options, Box::new(tls)).await?)
     }
 
@@ -268,6 +313,34 @@ impl Push {
                 },
                 _ = self.stop.cancelled() => return,
             }
+        }
+    }
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918, IPv6
+/// unique local), link-local, shared (RFC 6598), unspecified, broadcast or documentation.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
         }
     }
 }
@@ -489,6 +562,28 @@ mod tests {
         );
         // A track that jitters backwards is held at its newest time.
         assert_eq!(out(&mut t, &[audio(10_005)]), vec![(Audio, 10_010, false)]);
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "142.250.74.14", "2a00:1450:4007::200e"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]
