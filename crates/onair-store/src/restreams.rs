@@ -180,12 +180,13 @@ impl Store {
 
     /// Removes a destination; whether there was one.
     pub async fn delete_restream(&self, id: i64) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let deleted = with_pool!(self, |pool| {
             sqlx::query("DELETE FROM restream_destinations WHERE id = $1")
                 .bind(id)
                 .execute(pool)
                 .await
+                .map(|done| done.rows_affected())
         })?;
-        Ok(done.rows_affected() > 0)
+        Ok(deleted > 0)
     }
 }
