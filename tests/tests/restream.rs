@@ -150,7 +150,11 @@ fn assert_plays_from_a_keyframe(probe: &onair_e2e::Probe, what: &str) {
     assert!(probe.success, "{what}: ffprobe failed: {}", probe.stderr);
     assert_eq!(probe.video_codec.as_deref(), Some("h264"), "{what}");
     assert_eq!(probe.audio_codec.as_deref(), Some("aac"), "{what}");
-    assert!(probe.video_frames >= 25, "{what}: {} video frames", probe.video_frames);
+    assert!(
+        probe.video_frames >= 25,
+        "{what}: {} video frames",
+        probe.video_frames
+    );
     assert!(probe.audio_frames > 0, "{what}: no audio");
     assert_eq!(
         probe.first_video_packet_keyframe,
@@ -186,13 +190,34 @@ async fn a_live_is_pushed_to_another_server_and_again_after_that_server_restarts
     .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_i64().expect("an id");
-    let tail: String = b_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-    assert_eq!(created["stream_key"], format!("****{tail}"), "only the key's end is shown");
-    assert_eq!(created["status"]["state"], "idle", "not live yet: {created}");
+    let tail: String = b_key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(
+        created["stream_key"],
+        format!("****{tail}"),
+        "only the key's end is shown"
+    );
+    assert_eq!(
+        created["status"]["state"], "idle",
+        "not live yet: {created}"
+    );
 
     let mut ffmpeg = Ffmpeg::publish_test_pattern(&a.publish_url(&s.key), PUBLISH_SECONDS);
-    assert!(a.wait_live(&s.channel.slug, LIVE_TIMEOUT).await, "A live: {}", ffmpeg.stderr());
-    assert!(b.wait_live(&b_channel, LIVE_TIMEOUT).await, "the push reaches B");
+    assert!(
+        a.wait_live(&s.channel.slug, LIVE_TIMEOUT).await,
+        "A live: {}",
+        ffmpeg.stderr()
+    );
+    assert!(
+        b.wait_live(&b_channel, LIVE_TIMEOUT).await,
+        "the push reaches B"
+    );
     let live = wait_state(&a, &s, id, "live", LIVE_TIMEOUT).await;
     assert!(live["status"]["live_since"].is_string(), "{live}");
     assert_eq!(a.viewers(&s.channel.slug, Protocol::Restream), 1);
@@ -257,11 +282,20 @@ async fn a_destination_that_refuses_the_key_fails_once_and_says_why() {
     if !require_ffmpeg() {
         return;
     }
-    let b = node_b(SocketAddr::from(([127, 0, 0, 1], 0)), &random_name("mirror"), &random_name("b-key")).await;
+    let b = node_b(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &random_name("mirror"),
+        &random_name("b-key"),
+    )
+    .await;
     let a = TestServer::start(|c| c.restream.allow_private_addresses = true).await;
     let s = streamer(&a).await;
     let mut ffmpeg = Ffmpeg::publish_test_pattern(&a.publish_url(&s.key), PUBLISH_SECONDS);
-    assert!(a.wait_live(&s.channel.slug, LIVE_TIMEOUT).await, "A live: {}", ffmpeg.stderr());
+    assert!(
+        a.wait_live(&s.channel.slug, LIVE_TIMEOUT).await,
+        "A live: {}",
+        ffmpeg.stderr()
+    );
 
     // Added while A is live, so its push starts at once.
     let wrong = random_name("wrong-key");
@@ -281,13 +315,17 @@ async fn a_destination_that_refuses_the_key_fails_once_and_says_why() {
     let id = created["id"].as_i64().expect("an id");
     let failed = wait_state(&a, &s, id, "failed", LIVE_TIMEOUT).await;
     let error = failed["status"]["last_error"].as_str().expect("an error");
-    assert!(error.contains("NetStream.Publish"), "a clear reason: {error:?}");
+    assert!(
+        error.contains("NetStream.Publish"),
+        "a clear reason: {error:?}"
+    );
     assert!(!error.contains(&wrong), "the key is not in {error:?}");
 
     // No retry storm: after A has carried two more seconds of media, B has still refused
     // exactly one publish and A counted one failure.
     assert!(
-        a.wait_media(&s.channel.slug, Duration::from_secs(2), 25, LIVE_TIMEOUT).await,
+        a.wait_media(&s.channel.slug, Duration::from_secs(2), 25, LIVE_TIMEOUT)
+            .await,
         "A keeps going"
     );
     assert_eq!(b.metric("onair_publishes_refused_total").await, Some(1.0));
@@ -305,7 +343,10 @@ async fn a_destination_that_refuses_the_key_fails_once_and_says_why() {
     .await;
     assert_eq!(status, 204);
     assert!(
-        onair_e2e::wait_until(LIVE_TIMEOUT, || a.viewers(&s.channel.slug, Protocol::Restream) == 0).await,
+        onair_e2e::wait_until(LIVE_TIMEOUT, || a
+            .viewers(&s.channel.slug, Protocol::Restream)
+            == 0)
+        .await,
         "no push left"
     );
     ffmpeg.kill().await;

@@ -98,10 +98,7 @@ impl ChannelSnapshot {
         self.viewers
             .iter()
             .filter(|(p, _)| {
-                !matches!(
-                    p,
-                    Protocol::Internal | Protocol::Relay | Protocol::Restream
-                )
+                !matches!(p, Protocol::Internal | Protocol::Relay | Protocol::Restream)
             })
             .map(|(_, n)| n)
             .sum()

@@ -88,7 +88,10 @@ impl fmt::Debug for RestreamUpdate {
         f.debug_struct("RestreamUpdate")
             .field("name", &self.name)
             .field("url", &self.url)
-            .field("stream_key", &self.stream_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "stream_key",
+                &self.stream_key.as_ref().map(|_| "[redacted]"),
+            )
             .field("enabled", &self.enabled)
             .finish()
     }

@@ -163,7 +163,10 @@ async fn deleting_a_destination_or_its_channel_removes_it(store: Store) {
         .unwrap();
     assert!(store.delete_restream(a.id).await.unwrap());
     assert!(!store.delete_restream(a.id).await.unwrap(), "already gone");
-    assert_eq!(store.restreams_of_channel(alice.id).await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        store.restreams_of_channel(alice.id).await.unwrap(),
+        vec![b.clone()]
+    );
     assert!(store.delete_channel(alice.id).await.unwrap());
     assert_eq!(store.restream_by_id(b.id).await.unwrap(), None);
 }

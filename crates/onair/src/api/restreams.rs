@@ -266,7 +266,11 @@ pub async fn create(
             serde_json::json!({ "id": d.id, "name": d.name, "url": d.url, "enabled": d.enabled }),
         )
         .await;
-    info!(channel = channel.slug, destination = d.id, "restream destination added");
+    info!(
+        channel = channel.slug,
+        destination = d.id,
+        "restream destination added"
+    );
     state.ctx.restreams.destination_changed(&channel.slug, &d);
     let location = format!("/api/v1/channels/{}/restreams/{}", channel.slug, d.id);
     Ok(no_store(created(location, view(&state, d))))
@@ -321,7 +325,9 @@ pub async fn update(
             },
         )
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no restream destination {id} on this channel")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no restream destination {id} on this channel"))
+        })?;
     state
         .audit(
             caller.user().id,
@@ -373,7 +379,11 @@ pub async fn delete(
             serde_json::json!({ "id": d.id, "name": d.name }),
         )
         .await;
-    info!(channel = channel.slug, destination = d.id, "restream destination removed");
+    info!(
+        channel = channel.slug,
+        destination = d.id,
+        "restream destination removed"
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

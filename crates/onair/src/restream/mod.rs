@@ -248,7 +248,9 @@ impl Restreams {
                             this.start(&channel, &d);
                         }
                     }
-                    Err(e) => warn!(error = %e, "cannot read the restream destinations; none started"),
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the restream destinations; none started")
+                    }
                 }
             }
             .instrument(span),

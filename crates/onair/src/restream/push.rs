@@ -127,7 +127,10 @@ impl Push {
                 backoff.next(up_since.map(|at: Instant| at.elapsed()), rand::random())
             };
             let Some(retry) = retry else {
-                warn!(error = shown, "restream refused for good; no more attempts in this live");
+                warn!(
+                    error = shown,
+                    "restream refused for good; no more attempts in this live"
+                );
                 self.shared.update(|s| {
                     s.state = PushState::Failed;
                     s.last_error = Some(shown);
@@ -149,7 +152,10 @@ impl Push {
             }
         }
         info!(
-            bytes = self.shared.bytes_sent.load(std::sync::atomic::Ordering::Relaxed),
+            bytes = self
+                .shared
+                .bytes_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
             "restream ended"
         );
         self.restreams.finished(self.destination, self.run);
@@ -416,9 +422,7 @@ impl Timeline {
             };
             // A keyframe older than what went out already (a fresh subscription's GOP cache)
             // would take the destination back in time.
-            let fresh = self
-                .newest()
-                .is_none_or(|n| frame.timestamp.since(n) >= 0);
+            let fresh = self.newest().is_none_or(|n| frame.timestamp.since(n) >= 0);
             if !(opens && fresh) {
                 return Ok(());
             }

@@ -800,11 +800,17 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             .token(alice)
             .body(json!({ "name": "cdn", "url": "http://cdn.example/live", "stream_key": "k" })),
         Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 400)
-            .uri(format!("/api/v1/channels/alice-2/restreams/{}", f.restream_id))
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
             .token(alice)
             .body(json!({ "name": "" })),
         Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 403)
-            .uri(format!("/api/v1/channels/alice-2/restreams/{}", f.restream_id))
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
             .token(vic)
             .body(json!({ "enabled": false })),
         Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 404)
@@ -812,14 +818,20 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             .token(alice)
             .body(json!({ "enabled": false })),
         Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 422)
-            .uri(format!("/api/v1/channels/alice-2/restreams/{}", f.restream_id))
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
             .token(alice)
             .body(json!({ "url": "srt://cdn.example:9000" })),
         Case::new(M::DELETE, "/api/v1/channels/{slug}/restreams/{id}", 400)
             .uri("/api/v1/channels/alice-2/restreams/zero")
             .token(alice),
         Case::new(M::DELETE, "/api/v1/channels/{slug}/restreams/{id}", 403)
-            .uri(format!("/api/v1/channels/alice-2/restreams/{}", f.restream_id))
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
             .token(vic),
         Case::new(M::DELETE, "/api/v1/channels/{slug}/restreams/{id}", 404)
             .uri("/api/v1/channels/alice/restreams/999999")

@@ -37,11 +37,13 @@ async fn destinations_are_added_listed_changed_and_removed(store: Store) {
     assert_eq!(created["status"]["bytes_sent"], 0);
 
     let list = api.get(path, Some(&admin)).await.ok(StatusCode::OK);
-    assert_eq!(list.as_array().unwrap().len(), 1, "admins see any channel's");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "admins see any channel's"
+    );
     assert!(!list.to_string().contains(KEY));
-    api.get(path, Some(&bob))
-        .await
-        .problem(403, "forbidden");
+    api.get(path, Some(&bob)).await.problem(403, "forbidden");
 
     let changed = api
         .patch(
@@ -56,25 +58,45 @@ async fn destinations_are_added_listed_changed_and_removed(store: Store) {
     assert_eq!(changed["url"], "rtmp://a.rtmp.example.com/live2");
 
     // Refusals: the field named, a scheme that is not RTMP, the cap.
-    api.post(path, Some(&alice), json!({ "name": "", "url": "rtmp://h/app", "stream_key": "k" }))
-        .await
-        .invalid(&["name"]);
+    api.post(
+        path,
+        Some(&alice),
+        json!({ "name": "", "url": "rtmp://h/app", "stream_key": "k" }),
+    )
+    .await
+    .invalid(&["name"]);
     let wrong = api
-        .post(path, Some(&alice), json!({ "name": "x", "url": "srt://h:9000/app", "stream_key": "k" }))
+        .post(
+            path,
+            Some(&alice),
+            json!({ "name": "x", "url": "srt://h:9000/app", "stream_key": "k" }),
+        )
         .await
         .problem(422, "unprocessable");
     assert_eq!(wrong["errors"][0]["field"], "url", "{wrong}");
     let no_app = api
-        .post(path, Some(&alice), json!({ "name": "x", "url": "rtmp://h", "stream_key": "k" }))
+        .post(
+            path,
+            Some(&alice),
+            json!({ "name": "x", "url": "rtmp://h", "stream_key": "k" }),
+        )
         .await
         .problem(422, "unprocessable");
     assert_eq!(no_app["errors"][0]["field"], "url", "{no_app}");
-    api.post(path, Some(&alice), json!({ "name": "tls", "url": "rtmps://h/app", "stream_key": "k" }))
-        .await
-        .ok(StatusCode::CREATED);
-    api.post(path, Some(&alice), json!({ "name": "third", "url": "rtmp://h/app", "stream_key": "k" }))
-        .await
-        .problem(409, "conflict");
+    api.post(
+        path,
+        Some(&alice),
+        json!({ "name": "tls", "url": "rtmps://h/app", "stream_key": "k" }),
+    )
+    .await
+    .ok(StatusCode::CREATED);
+    api.post(
+        path,
+        Some(&alice),
+        json!({ "name": "third", "url": "rtmp://h/app", "stream_key": "k" }),
+    )
+    .await
+    .problem(409, "conflict");
 
     let status = api.delete(&format!("{path}/{id}"), Some(&bob)).await;
     assert_eq!(status.status, StatusCode::FORBIDDEN);
