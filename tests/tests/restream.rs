@@ -147,6 +147,14 @@ async fn node_b(rtmp: SocketAddr, channel: &str, key: &str) -> TestServer {
 }
 
 fn assert_plays_from_a_keyframe(probe: &onair_e2e::Probe, what: &str) {
+    println!(
+        "{what}: {:?}/{:?}, {} video frames, {} audio frames, first video packet keyframe {:?}",
+        probe.video_codec,
+        probe.audio_codec,
+        probe.video_frames,
+        probe.audio_frames,
+        probe.first_video_packet_keyframe
+    );
     assert!(probe.success, "{what}: ffprobe failed: {}", probe.stderr);
     assert_eq!(probe.video_codec.as_deref(), Some("h264"), "{what}");
     assert_eq!(probe.audio_codec.as_deref(), Some("aac"), "{what}");
@@ -348,6 +356,107 @@ async fn a_destination_that_refuses_the_key_fails_once_and_says_why() {
             == 0)
         .await,
         "no push left"
+    );
+    ffmpeg.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_rtmps_destination_is_reached_over_tls_and_a_private_one_is_refused_by_default() {
+    if !require_ffmpeg() {
+        return;
+    }
+    let ca = onair_e2e::tls::TestCa::new();
+    let dir = onair_e2e::binary::TempDir::new("onair-restream-tls");
+    let cert = ca.issue(dir.path(), "b");
+    let (b_channel, b_key) = (random_name("mirror"), random_name("b-key"));
+    let files = cert.clone();
+    let (channel, key) = (b_channel.clone(), b_key.clone());
+    let b = TestServer::start(move |c| {
+        c.tls.certificate = Some(files.certificate);
+        c.tls.private_key = Some(files.private_key);
+        c.dev.keys = vec![DevKey {
+            channel,
+            key: StreamKey::new(key),
+        }];
+    })
+    .await;
+    let rtmps = b.rtmps_addr.expect("B listens for RTMPS");
+    // A trusts the test CA (the chain file holds it) and may reach loopback.
+    let ca_file = cert.certificate.clone();
+    let a = TestServer::start(move |c| {
+        c.restream.allow_private_addresses = true;
+        c.restream.ca_file = Some(ca_file);
+    })
+    .await;
+    let s = streamer(&a).await;
+    let (status, tls) = api(
+        &a,
+        "POST",
+        &restreams_path(&s),
+        &s.token,
+        Some(json!({
+            "name": "B over TLS",
+            "url": format!("rtmps://localhost:{}/live", rtmps.port()),
+            "stream_key": b_key,
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{tls}");
+    let mut ffmpeg = Ffmpeg::publish_test_pattern(&a.publish_url(&s.key), PUBLISH_SECONDS);
+    assert!(
+        a.wait_live(&s.channel.slug, LIVE_TIMEOUT).await,
+        "A live: {}",
+        ffmpeg.stderr()
+    );
+    assert!(
+        b.wait_live(&b_channel, LIVE_TIMEOUT).await,
+        "the push reaches B over RTMPS"
+    );
+    wait_state(&a, &s, tls["id"].as_i64().unwrap(), "live", LIVE_TIMEOUT).await;
+    let probe = ffprobe(&b.play_url(&b_channel), 3, PROBE_TIMEOUT).await;
+    assert_plays_from_a_keyframe(&probe, "B over RTMPS");
+    ffmpeg.kill().await;
+
+    // A server with the default configuration does not connect into its own network.
+    let heard = b.metric("onair_rtmp_connections_total").await;
+    let strict = TestServer::start(|_| {}).await;
+    let s = streamer(&strict).await;
+    let (status, private) = api(
+        &strict,
+        "POST",
+        &restreams_path(&s),
+        &s.token,
+        Some(json!({
+            "name": "loopback",
+            "url": format!("rtmp://{}/live", b.rtmp_addr),
+            "stream_key": random_name("k"),
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{private}");
+    let mut ffmpeg = Ffmpeg::publish_test_pattern(&strict.publish_url(&s.key), PUBLISH_SECONDS);
+    assert!(
+        strict.wait_live(&s.channel.slug, LIVE_TIMEOUT).await,
+        "live: {}",
+        ffmpeg.stderr()
+    );
+    let failed = wait_state(
+        &strict,
+        &s,
+        private["id"].as_i64().unwrap(),
+        "failed",
+        LIVE_TIMEOUT,
+    )
+    .await;
+    let error = failed["status"]["last_error"].as_str().expect("an error");
+    assert!(
+        error.contains("restream.allow_private_addresses"),
+        "{error:?}"
+    );
+    assert_eq!(
+        b.metric("onair_rtmp_connections_total").await,
+        heard,
+        "B heard nothing of the refused push"
     );
     ffmpeg.kill().await;
 }
