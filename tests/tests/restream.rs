@@ -260,6 +260,37 @@ async fn a_live_is_pushed_to_another_server_and_again_after_that_server_restarts
     assert!(a.metric("onair_restream_connects_total").await >= Some(2.0));
     assert!(a.metric("onair_restream_failures_total").await >= Some(1.0));
 
+    // A new URL for the same server while live: the push restarts, the old connection gone
+    // before the new one publishes, so B never sees the key twice and refuses it.
+    let connects = a
+        .metric("onair_restream_connects_total")
+        .await
+        .expect("a count");
+    let failures = a.metric("onair_restream_failures_total").await;
+    let (status, moved) = api(
+        &a,
+        "PATCH",
+        &format!("{}/{id}", restreams_path(&s)),
+        &s.token,
+        Some(json!({ "url": format!("rtmp://localhost:{}/live", b_rtmp.port()) })),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert!(
+        wait_until_async(LIVE_TIMEOUT, || async {
+            a.metric("onair_restream_connects_total").await > Some(connects)
+        })
+        .await,
+        "the push publishes again"
+    );
+    wait_state(&a, &s, id, "live", LIVE_TIMEOUT).await;
+    assert_eq!(
+        a.metric("onair_restream_failures_total").await,
+        failures,
+        "no refusal"
+    );
+    assert!(b.hub().is_live(&b_channel));
+
     // Disabled while live: the push stops and B goes offline.
     let (status, patched) = api(
         &a,

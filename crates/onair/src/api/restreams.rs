@@ -339,7 +339,8 @@ pub async fn update(
             }),
         )
         .await;
-    if d != old {
+    // A new name changes nothing on the wire: the push goes on.
+    if (&d.url, &d.stream_key, d.enabled) != (&old.url, &old.stream_key, old.enabled) {
         state.ctx.restreams.destination_changed(&channel.slug, &d);
     }
     Ok(no_store(Json(view(&state, d))))

@@ -113,6 +113,8 @@ impl Shared {
 struct Running {
     run: u64,
     stop: CancellationToken,
+    /// Cancelled when the push's task has ended, its connection closed.
+    done: CancellationToken,
     shared: Arc<Shared>,
 }
 
@@ -126,6 +128,10 @@ pub struct Restreams {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     running: Mutex<HashMap<i64, Running>>,
+    /// Pushes stopped but maybe still saying goodbye, by destination: a new push of the same
+    /// destination waits for its predecessor, or the destination would see two publishes of
+    /// one key and refuse the second for good.
+    ending: Mutex<HashMap<i64, CancellationToken>>,
     next_run: AtomicU64,
     /// The TLS client for `rtmps://` destinations, made at the first one (reading the
     /// system's roots takes a while); the error says why there is none.
@@ -215,6 +221,7 @@ impl Restreams {
             tasks,
             shutdown,
             running: Mutex::new(HashMap::new()),
+            ending: Mutex::new(HashMap::new()),
             next_run: AtomicU64::new(1),
             tls: std::sync::OnceLock::new(),
         })
@@ -271,6 +278,7 @@ impl Restreams {
         let mut running = self.running.lock();
         if let Some(push) = running.remove(&id) {
             push.stop.cancel();
+            self.ending.lock().insert(id, push.done);
         }
         self.note_running(running.len());
     }
@@ -310,27 +318,36 @@ impl Restreams {
         }
         let run = self.next_run.fetch_add(1, Ordering::Relaxed);
         let stop = self.shutdown.child_token();
+        let done = CancellationToken::new();
         let shared = Arc::new(Shared::new());
-        {
+        let predecessor = {
             let mut running = self.running.lock();
-            if let Some(old) = running.insert(
+            let replaced = running.insert(
                 destination.id,
                 Running {
                     run,
                     stop: stop.clone(),
+                    done: done.clone(),
                     shared: shared.clone(),
                 },
-            ) {
-                old.stop.cancel();
-            }
+            );
             self.note_running(running.len());
-        }
+            let ending = self.ending.lock().remove(&destination.id);
+            replaced
+                .map(|old| {
+                    old.stop.cancel();
+                    old.done
+                })
+                .or(ending)
+        };
         let push = push::Push {
             restreams: self.clone(),
             destination: destination.id,
             run,
             target,
             stop,
+            done,
+            predecessor,
             shared,
         };
         let span = info_span!(
@@ -349,6 +366,7 @@ impl Restreams {
             running.remove(&destination);
         }
         self.note_running(running.len());
+        self.ending.lock().retain(|_, done| !done.is_cancelled());
     }
 }
 

@@ -26,6 +26,10 @@ use crate::metrics::Metrics;
 /// than the stream leaves its backlog in the ring, where the hub's lag check skips it.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Longest a push waits for the destination to take its goodbye (`FCUnpublish`,
+/// `deleteStream`, the close).
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What one running push needs.
 pub(super) struct Push {
     pub(super) restreams: Arc<Restreams>,
@@ -33,6 +37,10 @@ pub(super) struct Push {
     pub(super) run: u64,
     pub(super) target: Target,
     pub(super) stop: CancellationToken,
+    /// Cancelled when this push has ended.
+    pub(super) done: CancellationToken,
+    /// The push of the same destination this one replaces, still closing maybe.
+    pub(super) predecessor: Option<CancellationToken>,
     pub(super) shared: Arc<Shared>,
 }
 
@@ -88,6 +96,14 @@ impl Push {
         let mut backoff = Backoff::new(policy);
         let mut timeline = Timeline::default();
         let mut batch = Vec::new();
+        if let Some(before) = &self.predecessor {
+            // Its goodbye is bounded by CLOSE_WAIT; past that the destination times it out.
+            tokio::select! {
+                _ = before.cancelled() => {}
+                _ = tokio::time::sleep(CLOSE_WAIT) => {}
+                _ = self.stop.cancelled() => {}
+            }
+        }
         info!(url = %self.target.url.redacted(), "restream started");
         loop {
             if self.stop.is_cancelled() || !subscriber.is_live() {
@@ -158,6 +174,7 @@ impl Push {
                 .load(std::sync::atomic::Ordering::Relaxed),
             "restream ended"
         );
+        self.done.cancel();
         self.restreams.finished(self.destination, self.run);
     }
 
@@ -235,9 +252,12 @@ impl Push {
                 _ = self.stop.cancelled() => break End::Stopped,
             }
         };
-        // A goodbye the destination does not take in time changes nothing for us.
-        if let Err(e) = client.close().await {
-            debug!(error = %e, "restream close");
+        // A goodbye the destination does not take in time changes nothing for us, and must
+        // not hold a shutdown or the push that replaces this one.
+        match tokio::time::timeout(CLOSE_WAIT, client.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "restream close"),
+            Err(_) => debug!("the destination did not take the goodbye in time"),
         }
         Ok(end)
     }
