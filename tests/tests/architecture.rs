@@ -318,7 +318,7 @@ fn the_server_is_built_without_the_fuzzing_harnesses() {
 /// The binary's top-level modules, by role. Composition builds the server from the rest;
 /// services are what drivers share; drivers each serve one protocol or surface.
 const COMPOSITION: [&str; 3] = ["server", "state", "http"];
-const SERVICES: [&str; 15] = [
+const SERVICES: [&str; 16] = [
     "auth",
     "channel",
     "cluster",
@@ -331,6 +331,7 @@ const SERVICES: [&str; 15] = [
     "platform",
     "problem",
     "relay",
+    "restream",
     "secret",
     "tls",
     "vod",

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use onair_media::MediaKind;
 use onair_rtmp::session::{ClientConfig, ClientEvent, ClientOutput, ClientSession, SessionError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -316,6 +316,12 @@ impl ClientError {
     }
 }
 
+/// A byte stream RTMP runs over: a [`TcpStream`], or a TLS stream over one for `rtmps://`
+/// (which the caller sets up and hands to [`RtmpClient::connect_over`]).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
 /// An RTMP connection: the socket plus the sans-IO [`ClientSession`].
 ///
 /// Every method that waits is cancel-safe: dropping its future loses neither bytes read nor
@@ -323,7 +329,7 @@ impl ClientError {
 pub struct RtmpClient {
     url: RtmpUrl,
     options: ClientOptions,
-    socket: TcpStream,
+    socket: Box<dyn Transport>,
     session: ClientSession,
     out: VecDeque<Bytes>,
     events: VecDeque<ClientEvent>,
@@ -361,6 +367,17 @@ impl RtmpClient {
             .map_err(|source| ClientError::Connect { authority, source })?;
         // Media is batched by the caller; Nagle would only hold frames back.
         socket.set_nodelay(true)?;
+        Self::connect_over(url, options, Box::new(socket)).await
+    }
+
+    /// Does the handshake and `connect` over a stream the caller opened (a TLS stream for
+    /// `rtmps://`). Returns once the server accepted the connect, within
+    /// [`ClientOptions::timeout`].
+    pub async fn connect_over(
+        url: &RtmpUrl,
+        options: &ClientOptions,
+        socket: Box<dyn Transport>,
+    ) -> Result<RtmpClient, ClientError> {
         let idle = options.idle_timeout.unwrap_or(Duration::ZERO);
         let config = ClientConfig {
             app: url.app.clone(),

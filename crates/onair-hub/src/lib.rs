@@ -560,6 +560,24 @@ mod tests {
     }
 
     #[test]
+    fn restream_pushes_are_no_viewers() {
+        let hub = Hub::new(HubConfig {
+            max_viewers: 1,
+            ..HubConfig::default()
+        });
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let pushes: Vec<_> = (0..3)
+            .map(|_| hub.subscribe("c", Protocol::Restream))
+            .collect();
+        let _viewer = hub.subscribe_viewer("c", Protocol::Rtmp).unwrap();
+        assert_eq!(hub.viewer_count("c"), 1, "pushes do not take viewer places");
+        let snapshot = p.snapshot().unwrap();
+        assert_eq!(snapshot.total_viewers(), 1);
+        assert!(snapshot.viewers.contains(&(Protocol::Restream, 3)));
+        drop(pushes);
+    }
+
+    #[test]
     fn a_new_publish_does_not_serve_the_old_gop() {
         let hub = Hub::new(HubConfig::default());
         let p = hub.publish("c", PublishOptions::default()).unwrap();

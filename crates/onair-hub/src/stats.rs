@@ -18,16 +18,20 @@ pub enum Protocol {
     /// Another node pulling the channel to serve its own viewers (an edge's relay); counted
     /// apart from viewers and never against their cap.
     Relay,
+    /// A push of the channel to another server (a restream destination); counted apart from
+    /// viewers and never against their cap.
+    Restream,
 }
 
 impl Protocol {
     /// Every protocol, in a fixed order.
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Rtmp,
         Protocol::HttpFlv,
         Protocol::WsFlv,
         Protocol::Internal,
         Protocol::Relay,
+        Protocol::Restream,
     ];
 
     /// A short lower-case name, as used in metrics and the API.
@@ -38,6 +42,7 @@ impl Protocol {
             Protocol::WsFlv => "ws-flv",
             Protocol::Internal => "internal",
             Protocol::Relay => "relay",
+            Protocol::Restream => "restream",
         }
     }
 }
@@ -87,11 +92,14 @@ pub struct ChannelSnapshot {
 }
 
 impl ChannelSnapshot {
-    /// Viewers across the playback protocols (internal consumers and relays excluded).
+    /// Viewers across the playback protocols (internal consumers, relays and restreams
+    /// excluded).
     pub fn total_viewers(&self) -> usize {
         self.viewers
             .iter()
-            .filter(|(p, _)| !matches!(p, Protocol::Internal | Protocol::Relay))
+            .filter(|(p, _)| {
+                !matches!(p, Protocol::Internal | Protocol::Relay | Protocol::Restream)
+            })
             .map(|(_, n)| n)
             .sum()
     }

@@ -34,6 +34,7 @@ pub mod passwords;
 pub mod platform;
 pub mod problem;
 pub mod relay;
+pub mod restream;
 pub mod secret;
 pub mod server;
 pub mod state;

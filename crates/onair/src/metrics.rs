@@ -56,7 +56,9 @@ impl Wire {
             onair_hub::Protocol::Rtmp => Some(Wire::Rtmp),
             onair_hub::Protocol::HttpFlv => Some(Wire::HttpFlv),
             onair_hub::Protocol::WsFlv => Some(Wire::WsFlv),
-            onair_hub::Protocol::Internal | onair_hub::Protocol::Relay => None,
+            onair_hub::Protocol::Internal
+            | onair_hub::Protocol::Relay
+            | onair_hub::Protocol::Restream => None,
         }
     }
 }
@@ -223,6 +225,14 @@ pub struct Metrics {
     pub relay_pulls: AtomicU64,
     /// Pull attempts that did not get a feed (origin unreachable, not live, refused).
     pub relay_pull_failures: AtomicU64,
+    /// Restream connections that reached a destination and started publishing.
+    pub restream_connects: AtomicU64,
+    /// Restream connections that failed (refused, lost, too slow).
+    pub restream_failures: AtomicU64,
+    /// Media bytes sent to restream destinations.
+    pub restream_bytes_out: AtomicU64,
+    /// Restream pushes running now (connecting, live, retrying or failed until the live ends).
+    pub restream_running: AtomicU64,
     /// HTTP requests by matched route template, to the response head.
     pub http_requests: Mutex<BTreeMap<String, Histogram>>,
     /// RTMP VOD block requests served from the cache (or from a read already under way).
@@ -334,6 +344,26 @@ pub fn render(src: Sources<'_>) -> String {
             "onair_relay_pull_failures_total",
             "pull attempts of another node's channel that got no feed",
             m.relay_pull_failures.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_restream_connects_total",
+            "restream connections that started publishing to a destination",
+            m.restream_connects.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_restream_failures_total",
+            "restream connections that failed (refused, lost, too slow)",
+            m.restream_failures.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_restream_bytes_out_total",
+            "media bytes sent to restream destinations",
+            m.restream_bytes_out.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_restream_pushes",
+            "restream pushes running now, in any state",
+            m.restream_running.load(Ordering::Relaxed),
         ),
         (
             "onair_bytes_in_total",

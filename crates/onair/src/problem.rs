@@ -309,6 +309,15 @@ impl ApiError {
         Self::new(ProblemKind::Unprocessable, detail)
     }
 
+    /// 422 naming the field whose well-formed value cannot be used (a URL of another
+    /// scheme), in the same `errors` list a 400 has.
+    pub fn unprocessable_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            errors: vec![FieldError::new(field, message)],
+            ..Self::new(ProblemKind::Unprocessable, "1 field cannot be used")
+        }
+    }
+
     /// 429 with `Retry-After`.
     pub fn rate_limited(retry_after: Duration) -> Self {
         ApiError {

@@ -181,6 +181,7 @@ impl RunningServer {
             connection_limits: connection_limits.clone(),
             vod: state.vod.clone(),
             relay: state.relay.clone(),
+            restreams: state.restreams.clone(),
         });
         state
             .tasks

@@ -20,6 +20,7 @@ use crate::lives::{LiveStream, Lives};
 use crate::metrics::Metrics;
 use crate::platform::Platform;
 use crate::relay::Relay;
+use crate::restream::Restreams;
 use crate::vod::VodLibrary;
 use crate::vod::uploads::{Thumbnailer, Uploads};
 
@@ -54,6 +55,8 @@ pub struct AppState {
     pub relay: Option<Arc<Relay>>,
     /// The link to the other nodes, when `cluster.nats_url` is set.
     pub cluster: Option<Arc<Cluster>>,
+    /// The pushes of live channels to their restream destinations.
+    pub restreams: Arc<Restreams>,
 }
 
 impl AppState {
@@ -128,7 +131,17 @@ impl AppState {
                     shutdown.clone(),
                 )
             });
+        let restreams = Restreams::new(
+            config.restream.clone(),
+            hub.clone(),
+            platform.store().clone(),
+            lives.clone(),
+            metrics.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
         Arc::new(AppState {
+            restreams,
             vod,
             relay,
             hub,

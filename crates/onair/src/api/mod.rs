@@ -23,6 +23,7 @@ pub mod model;
 pub use crate::problem;
 pub mod rate_limit;
 mod replays;
+mod restreams;
 pub mod session;
 mod uploads;
 pub mod validate;
@@ -100,6 +101,8 @@ pub struct ApiContext {
     pub shutdown: CancellationToken,
     /// Tracks chat socket tasks.
     pub tasks: TaskTracker,
+    /// The pushes to restream destinations: their status, starts and stops.
+    pub restreams: Arc<crate::restream::Restreams>,
 }
 
 /// What the API handlers share: their context, the login limiter and the document.
@@ -409,6 +412,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(me::rotate_key))
         .routes(routes!(me::live))
         .routes(routes!(me::sessions))
+        .routes(routes!(restreams::list, restreams::create))
+        .routes(routes!(restreams::update, restreams::delete))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::user, admin::update_user))
         .routes(routes!(admin::list_channels))

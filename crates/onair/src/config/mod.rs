@@ -66,6 +66,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Several nodes over one store and NATS; off by default (one node, no NATS).
     pub cluster: ClusterConfig,
+    /// Pushing a channel's live to other RTMP servers.
+    pub restream: RestreamConfig,
 }
 
 impl Default for Config {
@@ -84,6 +86,36 @@ impl Default for Config {
             chat: ChatSection::default(),
             tls: TlsConfig::default(),
             cluster: ClusterConfig::default(),
+            restream: RestreamConfig::default(),
+        }
+    }
+}
+
+/// `[restream]`: each channel's restream destinations, where its lives are pushed.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestreamConfig {
+    /// Destinations one channel may have.
+    pub max_per_channel: u32,
+    /// The longest wait between two attempts to reach a destination that failed.
+    #[serde(with = "duration::serde_required")]
+    pub max_backoff: Duration,
+    /// A PEM file of CA certificates trusted for `rtmps://` destinations besides the
+    /// system's (a private CDN's own CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Whether a destination may be on a loopback, private, link-local or shared address;
+    /// off, a streamer cannot make the server connect into its own network.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for RestreamConfig {
+    fn default() -> Self {
+        RestreamConfig {
+            max_per_channel: 5,
+            max_backoff: Duration::from_secs(30),
+            ca_file: None,
+            allow_private_addresses: false,
         }
     }
 }
@@ -908,6 +940,18 @@ impl Config {
                     message: "must be at least 1".into(),
                 });
             }
+        }
+        if self.restream.max_per_channel > 100 {
+            return Err(ConfigError::Invalid {
+                key: "restream.max_per_channel",
+                message: format!("{} is outside 0..=100", self.restream.max_per_channel),
+            });
+        }
+        if self.restream.max_backoff < Duration::from_millis(500) {
+            return Err(ConfigError::Invalid {
+                key: "restream.max_backoff",
+                message: "must be at least 500ms, the first retry's wait".into(),
+            });
         }
         if listens_on_one_port(self.rtmp.listen, self.http.listen) {
             return Err(ConfigError::Invalid {

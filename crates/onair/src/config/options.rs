@@ -386,6 +386,24 @@ pub const OPTIONS: &[Opt] = &[
         "(none)",
         "\"a-long-random-token\"",
     ),
+    Opt::new(
+        "restream.max_per_channel",
+        "restream destinations one channel may have (0: restreaming off)",
+    ),
+    Opt::new(
+        "restream.max_backoff",
+        "longest wait between attempts to reach a restream destination that failed",
+    ),
+    Opt::unset(
+        "restream.ca_file",
+        "PEM file of CA certificates trusted for rtmps:// destinations, besides the system's",
+        "(system roots only)",
+        "\"/etc/onair/cdn-ca.pem\"",
+    ),
+    Opt::new(
+        "restream.allow_private_addresses",
+        "let destinations be on loopback, private or link-local addresses (off: only public ones)",
+    ),
 ];
 
 /// The options whose values differ between `a` and `b` (secrets compare as redacted, so a

@@ -141,6 +141,7 @@ pub fn api_context(state: &AppState) -> crate::api::ApiContext {
         login_attempts_per_minute: state.config.auth.login_attempts_per_minute,
         shutdown: state.shutdown.clone(),
         tasks: state.tasks.clone(),
+        restreams: state.restreams.clone(),
     }
 }
 

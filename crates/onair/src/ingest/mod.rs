@@ -80,6 +80,8 @@ pub struct Ingest {
     pub vod: Arc<VodLibrary>,
     /// Pulls a channel live on another node for a viewer here; `None` on a single node.
     pub relay: Option<Arc<crate::relay::Relay>>,
+    /// Starts the pushes of a publish to its restream destinations.
+    pub restreams: Arc<crate::restream::Restreams>,
 }
 
 /// The message stream id players get from their first `createStream`; shared media chunks

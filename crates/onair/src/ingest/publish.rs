@@ -80,6 +80,9 @@ impl Connection {
                 self.ctx
                     .hls
                     .publish_started(&channel, authorized.channel_id, session_row.clone());
+                self.ctx
+                    .restreams
+                    .publish_started(&channel, authorized.channel_id);
                 if let Some(jti) = &authorized.key_jti {
                     self.spawn_key_touch(jti.clone());
                 }

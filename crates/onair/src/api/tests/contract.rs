@@ -30,7 +30,7 @@ use super::{Api, PASSWORD, Reply};
 use crate::api::validate::{LIMIT_DEFAULT, LIMIT_MAX, OFFSET_MAX};
 
 /// GETs that answer a plain JSON array by design, and why they are not paged.
-const PLAIN_ARRAYS: [(&str, &str); 3] = [
+const PLAIN_ARRAYS: [(&str, &str); 4] = [
     (
         "/api/v1/video-categories",
         "the catalogue's categories: a short list admins keep, shown whole as a filter",
@@ -38,6 +38,11 @@ const PLAIN_ARRAYS: [(&str, &str); 3] = [
     (
         "/api/v1/gifts",
         "the gift catalogue: a handful of rows, seeded by a migration",
+    ),
+    (
+        "/api/v1/channels/{slug}/restreams",
+        "a channel's restream destinations: at most restream.max_per_channel (5), shown whole \
+         with each one's live status",
     ),
     (
         "/api/v1/recordings/{id}/danmaku",
@@ -74,6 +79,8 @@ struct Fixtures {
     category_id: i64,
     /// Alice's upload, nothing received of its 100 bytes; she may start no other.
     upload_id: i64,
+    /// One of the restream destinations that fill alice-2's places.
+    restream_id: i64,
     /// Publishers held for the walk: alice and bob are live.
     _live: Vec<onair_hub::Publisher>,
 }
@@ -252,6 +259,26 @@ async fn fixtures(api: &Api) -> Fixtures {
         .await
         .unwrap()
         .id;
+    // alice-2 (not live, so no push starts) has every restream place taken.
+    let alice_2 = store.channel_by_slug("alice-2").await.unwrap().unwrap();
+    let mut restream_id = 0;
+    for n in 0..crate::config::RestreamConfig::default().max_per_channel {
+        restream_id = store
+            .create_restream(
+                onair_store::NewRestream {
+                    channel_id: alice_2.id,
+                    name: format!("cdn {n}"),
+                    url: "rtmp://127.0.0.1:9/live".into(),
+                    stream_key: format!("restream-key-{n}"),
+                    enabled: true,
+                },
+                100,
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+    }
     let live = vec![
         api.go_live("alice", Some(&jti)).await,
         api.go_live("bob", None).await,
@@ -273,6 +300,7 @@ async fn fixtures(api: &Api) -> Fixtures {
         comment_id: comments[0],
         category_id,
         upload_id,
+        restream_id,
         _live: live,
     }
 }
@@ -742,6 +770,72 @@ fn cases(f: &Fixtures) -> Vec<Case<'static>> {
             .uri("/api/v1/channels/alice/gifts")
             .token(vic)
             .body(json!({ "gift_id": 999_999, "idempotency_key": "k4" })),
+        Case::new(M::GET, "/api/v1/channels/{slug}/restreams", 400)
+            .uri("/api/v1/channels/Not%20a%20slug/restreams")
+            .token(alice),
+        Case::new(M::GET, "/api/v1/channels/{slug}/restreams", 403)
+            .uri("/api/v1/channels/alice-2/restreams")
+            .token(vic),
+        Case::new(M::GET, "/api/v1/channels/{slug}/restreams", 404)
+            .uri("/api/v1/channels/nobody/restreams")
+            .token(alice),
+        Case::new(M::POST, "/api/v1/channels/{slug}/restreams", 400)
+            .uri("/api/v1/channels/alice-2/restreams")
+            .token(alice)
+            .body(json!({ "name": "", "url": "rtmp://cdn.example/live", "stream_key": "k" })),
+        Case::new(M::POST, "/api/v1/channels/{slug}/restreams", 403)
+            .uri("/api/v1/channels/alice-2/restreams")
+            .token(vic)
+            .body(json!({ "name": "cdn", "url": "rtmp://cdn.example/live", "stream_key": "k" })),
+        Case::new(M::POST, "/api/v1/channels/{slug}/restreams", 404)
+            .uri("/api/v1/channels/nobody/restreams")
+            .token(alice)
+            .body(json!({ "name": "cdn", "url": "rtmp://cdn.example/live", "stream_key": "k" })),
+        Case::new(M::POST, "/api/v1/channels/{slug}/restreams", 409)
+            .uri("/api/v1/channels/alice-2/restreams")
+            .token(alice)
+            .body(json!({ "name": "sixth", "url": "rtmp://cdn.example/live", "stream_key": "k" })),
+        Case::new(M::POST, "/api/v1/channels/{slug}/restreams", 422)
+            .uri("/api/v1/channels/alice-2/restreams")
+            .token(alice)
+            .body(json!({ "name": "cdn", "url": "http://cdn.example/live", "stream_key": "k" })),
+        Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 400)
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
+            .token(alice)
+            .body(json!({ "name": "" })),
+        Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 403)
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
+            .token(vic)
+            .body(json!({ "enabled": false })),
+        Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 404)
+            .uri("/api/v1/channels/alice-2/restreams/999999")
+            .token(alice)
+            .body(json!({ "enabled": false })),
+        Case::new(M::PATCH, "/api/v1/channels/{slug}/restreams/{id}", 422)
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
+            .token(alice)
+            .body(json!({ "url": "srt://cdn.example:9000" })),
+        Case::new(M::DELETE, "/api/v1/channels/{slug}/restreams/{id}", 400)
+            .uri("/api/v1/channels/alice-2/restreams/zero")
+            .token(alice),
+        Case::new(M::DELETE, "/api/v1/channels/{slug}/restreams/{id}", 403)
+            .uri(format!(
+                "/api/v1/channels/alice-2/restreams/{}",
+                f.restream_id
+            ))
+            .token(vic),
+        Case::new(M::DELETE, "/api/v1/channels/{slug}/restreams/{id}", 404)
+            .uri("/api/v1/channels/alice/restreams/999999")
+            .token(alice),
         Case::new(M::POST, "/api/v1/channels/{slug}/mutes", 400)
             .uri("/api/v1/channels/alice/mutes")
             .token(alice)

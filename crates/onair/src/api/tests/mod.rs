@@ -8,6 +8,7 @@ mod contract;
 mod openapi;
 mod public;
 mod replays;
+mod restreams;
 mod streamer;
 mod uploads;
 mod videos;

@@ -13,7 +13,7 @@ use crate::state::AppState;
 
 /// Every route of the API. Adding a route means adding it here, to the router and to the
 /// document at once (they come from one list in `api::routes`).
-const ROUTES: [(&str, &str); 70] = [
+const ROUTES: [(&str, &str); 74] = [
     ("GET", "/api/openapi.json"),
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -57,6 +57,10 @@ const ROUTES: [(&str, &str); 70] = [
     ("GET", "/api/v1/me/wallet"),
     ("POST", "/api/v1/channels/{slug}/gifts"),
     ("POST", "/api/v1/admin/users/{id}/wallet"),
+    ("GET", "/api/v1/channels/{slug}/restreams"),
+    ("POST", "/api/v1/channels/{slug}/restreams"),
+    ("PATCH", "/api/v1/channels/{slug}/restreams/{id}"),
+    ("DELETE", "/api/v1/channels/{slug}/restreams/{id}"),
     ("POST", "/api/v1/channels/{slug}/mutes"),
     ("DELETE", "/api/v1/channels/{slug}/mutes/{user_id}"),
     ("POST", "/api/v1/channels/{slug}/bans"),
@@ -221,9 +225,10 @@ async fn every_operation_documents_its_errors() {
             checked_path || query || op.get("requestBody").is_some(),
             "{method} {path} and 400"
         );
-        // Reading the directory, a channel's chat, danmaku and the gift catalogue is public; sending gifts
-        // and moderating under /channels are not.
+        // Reading the directory, a channel's chat, danmaku and the gift catalogue is public; sending gifts,
+        // moderating and restream destinations under /channels are not.
         let public = (method == "GET"
+            && !path.contains("/restreams")
             && [
                 "/api/v1/channels",
                 "/api/v1/categories",
