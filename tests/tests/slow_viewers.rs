@@ -31,7 +31,7 @@ const SLOW_RCVBUF: u32 = 8 * 1024;
 const WATCH: Duration = Duration::from_secs(16);
 /// The publish outlasts the watch.
 const PUBLISH_SECONDS: u32 = 40;
-/// `hub.max_lag` (3 s) plus one GOP of the test pattern (1 s), plus what the viewer has been
+/// `hub.max_lag` (2 s) plus one GOP of the test pattern (1 s), plus what the viewer has been
 /// sent and acknowledged but not read when the watch ends: its receive buffer (16 KiB as
 /// doubled), over a second and a half at 10 KiB/s. What the server's socket holds unsent or
 /// in flight counts toward `max_lag` (the hub is told it), so it adds nothing here.

@@ -60,7 +60,7 @@ pub struct HubConfig {
     /// Skips within [`HubConfig::skip_window`] (of media time) after which a subscriber is
     /// given up on ([`RecvError::TooSlow`]). Skipping is what keeps a viewer on a slow link
     /// watching near live, so the default leaves room for it: a viewer at a tenth of the
-    /// stream's rate skips about every 3 s of media (`max_lag`), ten times in the window, and
+    /// stream's rate skips about once a GOP (2 s with OBS's default), fifteen times in the window, and
     /// is kept; one that needs a skip at nearly every keyframe is not being helped by them.
     pub max_skips: u32,
     /// The media-time window in which skips are counted.
@@ -88,7 +88,11 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             gop_cache: true,
-            max_lag: Duration::from_secs(3),
+            // Two seconds, not three: a viewer on a link a tenth of the stream's rate still
+            // has its receive buffer and the keyframe it was moved to to take in after a
+            // skip (about 2 s at that rate), so it peaks at `max_lag` + ~2.4 s behind. With
+            // 3 s that was 5.4 s, over the 5 s a live viewer should ever be behind.
+            max_lag: Duration::from_secs(2),
             max_lag_bytes: 16 << 20,
             max_skips: 20,
             skip_window: Duration::from_secs(30),
