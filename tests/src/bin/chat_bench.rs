@@ -34,6 +34,8 @@
 //! Receivers speak just enough WebSocket (RFC 6455) to read unfragmented server frames and
 //! answer pings: a full client per connection costs the load core more than the server.
 
+// Shared with `onair-bench`, which also waits for edges to serve a channel.
+#[allow(dead_code)]
 #[path = "bench/cluster.rs"]
 mod cluster;
 #[path = "bench/histogram.rs"]

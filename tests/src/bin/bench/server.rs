@@ -73,6 +73,9 @@ impl ServerProcess {
         }
         let stderr =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        // Every load connection comes from one address: lift the per-address cap (256 by
+        // default) first, so a bench's own settings can still set it.
+        command.env("ONAIR_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "1000000");
         command.envs(env.iter().copied());
         let child = command
             .env("ONAIR_RTMP_LISTEN", rtmp.to_string())
