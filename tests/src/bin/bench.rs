@@ -31,8 +31,23 @@
 //! target/release/onair-bench --vod --warmup 3s --measure 20s
 //! ```
 //!
-//! Every phase is bounded in time and every connection goes to 127.0.0.1.
+//! `--edges N` runs a cluster instead of one server (issue 14): the origin on 127.0.0.1 and N
+//! edges on 127.0.0.2, 127.0.0.3, …, each its own `onair` process with `[cluster]` set, all
+//! sharing NATS and a PostgreSQL database made for the run (and dropped after). The
+//! publisher pushes to the origin; the viewers go round-robin over every node, or over the
+//! edges only with `--viewers-on edges`. Under each run's row the bench prints every node's
+//! viewers, delivered %, latency (through the edge's pull for an edge), TTFF, CPU and RSS;
+//! the row's server CPU is the origin's. All servers share the server core:
+//!
+//! ```text
+//! target/release/onair-bench --viewers 600 --protocol http-flv --measure 20s --edges 0
+//! target/release/onair-bench --viewers 600 --protocol http-flv --measure 20s --edges 2
+//! ```
+//!
+//! Every phase is bounded in time and every connection goes to a loopback address.
 
+#[path = "bench/cluster.rs"]
+mod cluster;
 #[path = "bench/histogram.rs"]
 mod histogram;
 #[path = "bench/publisher.rs"]
@@ -47,6 +62,7 @@ mod viewer;
 mod vod;
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -56,7 +72,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use tokio::sync::watch;
 
-use crate::histogram::quantile_of;
+use crate::cluster::{Cluster, ClusterArgs, Node, Servers};
+use crate::histogram::{Histogram, quantile_of};
 use crate::publisher::PublisherStats;
 use crate::server::{CoreTicks, ServerProcess};
 use crate::stream::{Shape, Window};
@@ -69,7 +86,8 @@ const BATCH_LIMIT: Duration = Duration::from_secs(10);
 /// After the window closes, probes sent inside it may still be on their way.
 const DRAIN: Duration = Duration::from_secs(1);
 
-/// Fan-out benchmark: one publisher, N viewers, one server core.
+/// Fan-out benchmark: one publisher, N viewers, one server core (one server, or an origin
+/// and its edges).
 #[derive(Debug, Parser)]
 #[command(name = "onair-bench")]
 struct Cli {
@@ -128,6 +146,25 @@ struct Cli {
     /// The `media.flv` to play [default: 60 s of test pattern made with ffmpeg].
     #[arg(long)]
     vod_file: Option<PathBuf>,
+    /// Edges besides the origin (issue 14): each a server process on its own loopback
+    /// address (127.0.0.2, 127.0.0.3, …) pulling the channel from the origin, all sharing a
+    /// fresh PostgreSQL database and NATS; 0 runs the one server on its own.
+    #[arg(long, default_value_t = 0)]
+    edges: usize,
+    /// Which nodes the viewers play from (round-robin), when there are edges.
+    #[arg(long, value_enum, default_value = "all")]
+    viewers_on: ViewersOn,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Where the viewers of a cluster run connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViewersOn {
+    /// The origin and every edge, in turn.
+    All,
+    /// Only the edges, in turn: the origin serves only their pulls.
+    Edges,
 }
 
 /// The slow viewers' figures at the end of a run.
@@ -196,6 +233,8 @@ struct RunResult {
     /// Server RSS when the window opened.
     server_rss_start: u64,
     slow: Option<SlowResult>,
+    /// Each node's figures (one entry for a single server).
+    nodes: Vec<NodeResult>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -230,8 +269,20 @@ fn main() -> anyhow::Result<()> {
         return runtime.block_on(vod::run(&server, run));
     }
     let shape = Shape::for_bitrate(cli.bitrate);
+    let servers = if cli.edges == 0 {
+        "server".to_owned()
+    } else {
+        format!(
+            "origin and {} edges (viewers on {})",
+            cli.edges,
+            match cli.viewers_on {
+                ViewersOn::All => "all nodes",
+                ViewersOn::Edges => "the edges",
+            }
+        )
+    };
     println!(
-        "onair-bench: server {} on core {}, load on core {}; stream {:.0} kbps (video {} B inter / {} B key at {} fps, audio {} B every {:.1} ms)",
+        "onair-bench: {servers} {} pinned to core {}, publisher and viewers pinned to core {}; stream {:.0} kbps (video {} B inter / {} B key at {} fps, audio {} B every {:.1} ms)",
         server.display(),
         if cli.no_pin {
             "any".into()
@@ -265,6 +316,9 @@ fn main() -> anyhow::Result<()> {
             match runtime.block_on(run_one(&cli, &server, shape, protocol, n)) {
                 Ok(r) => {
                     println!("{}", row(&r));
+                    if r.nodes.len() > 1 {
+                        println!("{}", node_rows(&r));
+                    }
                     println!("{}", slow_row(&r, cli.measure));
                     for e in &r.errors {
                         println!("    viewer ended: {e}");
@@ -289,17 +343,54 @@ async fn run_one(
     protocol: Protocol,
     n: usize,
 ) -> anyhow::Result<RunResult> {
-    let log = std::env::temp_dir().join(format!("onair-bench-server-{}-{n}.log", protocol.name()));
     let core = (!cli.no_pin).then_some(cli.server_core);
     let overflows0 = server::listen_overflows();
-    let mut server = ServerProcess::start(binary, core, log)?;
+    let servers = if cli.edges == 0 {
+        let log =
+            std::env::temp_dir().join(format!("onair-bench-server-{}-{n}.log", protocol.name()));
+        Servers::Single(Node {
+            name: "server".into(),
+            process: ServerProcess::start(binary, core, log)?,
+        })
+    } else {
+        let names: Vec<String> = std::iter::once("origin".to_owned())
+            .chain((1..=cli.edges).map(|i| format!("edge-{i}")))
+            .collect();
+        let cluster = Cluster::start(&cli.cluster, binary, &names, core, &[]).await?;
+        println!("    {}", cluster.describe());
+        Servers::Cluster(cluster)
+    };
+    let mut servers = servers;
+    let result = measure(cli, &mut servers, shape, protocol, n, overflows0).await;
+    servers.stop().await;
+    result
+}
+
+/// The viewers of one run on one node.
+struct NodeViewers {
+    /// Index into the run's nodes.
+    node: usize,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stats: Vec<Arc<ViewerStats>>,
+}
+
+async fn measure(
+    cli: &Cli,
+    servers: &mut Servers,
+    shape: Shape,
+    protocol: Protocol,
+    n: usize,
+    overflows0: Option<u64>,
+) -> anyhow::Result<RunResult> {
+    let origin = &servers.nodes()[0].process;
     let epoch = Instant::now();
     let window = Arc::new(Window::unset());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let publisher_stats = Arc::new(PublisherStats::default());
     let publisher = publisher::spawn(
-        server.rtmp,
+        origin.rtmp,
         shape,
         epoch,
         window.clone(),
@@ -310,7 +401,6 @@ async fn run_one(
     while !publisher_stats.started.load(Ordering::Acquire) {
         if publisher.is_finished() || Instant::now() > deadline {
             let _ = stop_tx.send(true);
-            server.stop();
             return match publisher.join() {
                 Ok(Err(e)) => Err(e.context("publisher")),
                 _ => bail!("the publisher did not start within 15 s"),
@@ -321,45 +411,75 @@ async fn run_one(
     // Let the metadata, sequence headers and first keyframe reach the hub: HTTP-FLV answers
     // 404 for a channel that is not live yet.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // An edge answers 404 until the origin's announce reaches it; waiting for one answer
+    // also starts its pull, so the first viewers' TTFF is not the pull's start-up.
+    for node in &servers.nodes()[1..] {
+        let path = format!("/live/{}.flv", publisher::CHANNEL);
+        if let Err(e) = cluster::wait_serving(node.process.http, &path).await {
+            let _ = stop_tx.send(true);
+            let _ = publisher.join();
+            return Err(e.context(format!("{} never served the channel", node.name)));
+        }
+    }
 
-    let shared = Arc::new(Shared::new(epoch, window.clone()));
-    let addr = match protocol {
-        Protocol::Rtmp => server.rtmp,
-        Protocol::HttpFlv => server.http,
+    let first_target = match cli.viewers_on {
+        ViewersOn::All => 0,
+        ViewersOn::Edges if servers.nodes().len() > 1 => 1,
+        ViewersOn::Edges => bail!("--viewers-on edges needs --edges 1 or more"),
     };
+    let mut targets: Vec<NodeViewers> = servers.nodes()[first_target..]
+        .iter()
+        .enumerate()
+        .map(|(i, node)| NodeViewers {
+            node: first_target + i,
+            addr: match protocol {
+                Protocol::Rtmp => node.process.rtmp,
+                Protocol::HttpFlv => node.process.http,
+            },
+            shared: Arc::new(Shared::new(epoch, window.clone())),
+            stats: Vec::with_capacity(n.div_ceil(servers.nodes().len())),
+        })
+        .collect();
     let mut tasks = Vec::with_capacity(n);
-    let mut stats = Vec::with_capacity(n);
     let ramp_start = Instant::now();
     let ramp_deadline = ramp_start + RAMP_LIMIT;
-    while stats.len() < n && Instant::now() < ramp_deadline {
-        let batch = cli.batch.max(1).min(n - stats.len());
+    let settled = |targets: &[NodeViewers]| -> usize {
+        targets
+            .iter()
+            .map(|t| t.shared.settled.load(Ordering::Relaxed))
+            .sum()
+    };
+    while tasks.len() < n && Instant::now() < ramp_deadline {
+        let batch = cli.batch.max(1).min(n - tasks.len());
         for _ in 0..batch {
+            let i = tasks.len() % targets.len();
+            let target = &mut targets[i];
             let s = Arc::new(ViewerStats::default());
-            let (shared, s2) = (shared.clone(), s.clone());
+            let (shared, s2, addr) = (target.shared.clone(), s.clone(), target.addr);
             tasks.push(tokio::spawn(async move {
                 viewer::run(protocol, addr, &shared, &s2, None).await
             }));
-            stats.push(s);
+            target.stats.push(s);
         }
         let batch_deadline = (Instant::now() + BATCH_LIMIT).min(ramp_deadline);
-        while shared.settled.load(Ordering::Relaxed) < stats.len()
-            && Instant::now() < batch_deadline
-        {
+        while settled(&targets) < tasks.len() && Instant::now() < batch_deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
     let ramp = ramp_start.elapsed();
+    let viewers = tasks.len();
     // The slow viewers get their own figures: their latency is not the normal viewers'.
     let slow_shared = Arc::new(Shared::new(epoch, window.clone()));
     let slow = viewer::Slow {
         rate: shape.bitrate() / 8.0 * cli.slow_rate,
     };
+    let slow_addr = targets[0].addr;
     let mut slow_stats = Vec::with_capacity(cli.slow);
     for _ in 0..cli.slow {
         let s = Arc::new(ViewerStats::default());
         let (shared, s2) = (slow_shared.clone(), s.clone());
         tasks.push(tokio::spawn(async move {
-            viewer::run(protocol, addr, &shared, &s2, Some(slow)).await
+            viewer::run(protocol, slow_addr, &shared, &s2, Some(slow)).await
         }));
         slow_stats.push(s);
     }
@@ -367,21 +487,30 @@ async fn run_one(
         .zip(server::listen_overflows())
         .map(|(a, b)| b.saturating_sub(a));
 
+    let pids: Vec<u32> = servers.nodes().iter().map(|n| n.process.pid).collect();
+    let cpu_times = || -> anyhow::Result<Vec<Duration>> {
+        pids.iter()
+            .map(|&pid| server::cpu_time(Some(pid)))
+            .collect()
+    };
     let start = epoch.elapsed() + cli.warmup;
     let end = start + cli.measure;
     window.set(start.as_nanos() as u64, end.as_nanos() as u64);
     tokio::time::sleep_until((epoch + start).into()).await;
-    let (server_cpu0, client_cpu0) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
+    let (server_cpu0, client_cpu0) = (cpu_times()?, server::cpu_time(None)?);
     let cores0 = (
         CoreTicks::read(cli.server_core).ok(),
         CoreTicks::read(cli.load_core).ok(),
     );
     publisher_stats.max_late_ns.store(0, Ordering::Relaxed);
-    let (server_rss_start, _) = server::memory(server.pid)?;
+    let (server_rss_start, _) = server::memory(pids[0])?;
     tokio::time::sleep_until((epoch + end).into()).await;
     let slow_result = (cli.slow > 0).then(|| slow_figures(&slow_shared, &slow_stats));
-    let (server_cpu1, client_cpu1) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
-    let (server_rss, server_hwm) = server::memory(server.pid)?;
+    let (server_cpu1, client_cpu1) = (cpu_times()?, server::cpu_time(None)?);
+    let memories = pids
+        .iter()
+        .map(|&pid| server::memory(pid))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let max_late_ns = publisher_stats.max_late_ns.load(Ordering::Relaxed);
     let cores1 = (
         CoreTicks::read(cli.server_core).ok(),
@@ -392,8 +521,17 @@ async fn run_one(
     let pinned = !cli.no_pin;
     tokio::time::sleep(DRAIN).await;
 
-    let server_alive = server.is_running();
-    let server_dropped_slow = scrape_dropped_slow(server.http).await;
+    let alive: Vec<bool> = servers
+        .nodes_mut()
+        .iter_mut()
+        .map(|n| n.process.is_running())
+        .collect();
+    let mut server_dropped_slow = None;
+    for node in servers.nodes() {
+        if let Some(d) = scrape_dropped_slow(node.process.http).await {
+            *server_dropped_slow.get_or_insert(0) += d;
+        }
+    }
     for t in &tasks {
         t.abort();
     }
@@ -401,7 +539,6 @@ async fn run_one(
         let _ = t.await;
     }
     let _ = stop_tx.send(true);
-    server.stop();
     match publisher.join() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => eprintln!("publisher: {e:#}"),
@@ -410,40 +547,57 @@ async fn run_one(
 
     let secs = cli.measure.as_secs_f64();
     let sent = publisher_stats.window_bytes.load(Ordering::Relaxed);
-    let received: u64 = stats
+    let cpu = |i: usize| server_cpu1[i].saturating_sub(server_cpu0[i]).as_secs_f64() / secs * 100.0;
+    let nodes: Vec<NodeResult> = servers
+        .nodes()
         .iter()
-        .map(|s| s.window_bytes.load(Ordering::Relaxed))
-        .sum();
-    let mut ttffs: Vec<Duration> = stats
-        .iter()
-        .map(|s| s.ttff_ns.load(Ordering::Relaxed))
-        .filter(|&ns| ns != 0)
-        .map(Duration::from_nanos)
+        .enumerate()
+        .map(|(i, node)| {
+            let figures = targets
+                .iter()
+                .find(|t| t.node == i)
+                .map(|t| ViewerFigures::of(&t.stats, &t.shared.latency, sent));
+            NodeResult {
+                name: node.name.clone(),
+                viewers: figures.unwrap_or_default(),
+                cpu: cpu(i),
+                rss: memories[i].0,
+                alive: alive[i],
+            }
+        })
         .collect();
-    let errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    let all_stats: Vec<Arc<ViewerStats>> = targets
+        .iter()
+        .flat_map(|t| t.stats.iter().cloned())
+        .collect();
+    let latency = Histogram::new();
+    for t in &targets {
+        latency.add(&t.shared.latency);
+    }
+    let all = ViewerFigures::of(&all_stats, &latency, sent);
+    let mut errors = Vec::new();
+    for t in &targets {
+        errors.append(&mut t.shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    }
     Ok(RunResult {
         protocol,
-        viewers: n,
-        started: ttffs.len(),
-        delivered: if sent == 0 {
-            0.0
-        } else {
-            received as f64 / (n as f64 * sent as f64) * 100.0
-        },
-        latency_p50: shared.latency.quantile(0.5),
-        latency_p99: shared.latency.quantile(0.99),
-        latency_max: shared.latency.quantile(1.0),
-        ttff_p50: quantile_of(&mut ttffs, 0.5),
-        ttff_p99: quantile_of(&mut ttffs, 0.99),
-        server_cpu: (server_cpu1.saturating_sub(server_cpu0)).as_secs_f64() / secs * 100.0,
-        server_rss,
-        server_hwm,
+        viewers,
+        started: all.started,
+        delivered: all.delivered,
+        latency_p50: all.latency_p50,
+        latency_p99: all.latency_p99,
+        latency_max: latency.quantile(1.0),
+        ttff_p50: all.ttff_p50,
+        ttff_p99: all.ttff_p99,
+        server_cpu: cpu(0),
+        server_rss: memories[0].0,
+        server_hwm: memories[0].1,
         client_cpu: (client_cpu1.saturating_sub(client_cpu0)).as_secs_f64() / secs * 100.0,
-        disconnected: stats
+        disconnected: all_stats
             .iter()
             .filter(|s| s.disconnected.load(Ordering::Relaxed))
             .count(),
-        first_not_key: stats
+        first_not_key: all_stats
             .iter()
             .filter(|s| s.first_not_key.load(Ordering::Relaxed))
             .count(),
@@ -451,14 +605,67 @@ async fn run_one(
         publisher_max_late: Duration::from_nanos(max_late_ns),
         ramp,
         server_dropped_slow,
-        server_alive,
+        server_alive: alive.iter().all(|&a| a),
         server_core_busy: busy(cores0.0, cores1.0).filter(|_| pinned),
         load_core_busy: busy(cores0.1, cores1.1).filter(|_| pinned),
         listen_overflows,
         errors,
         server_rss_start,
         slow: slow_result,
+        nodes,
     })
+}
+
+/// What a set of viewers got in the window.
+#[derive(Debug, Default, Clone)]
+struct ViewerFigures {
+    viewers: usize,
+    /// Viewers that received a first video frame.
+    started: usize,
+    /// Received bytes ÷ (viewers × bytes the publisher sent), in %.
+    delivered: f64,
+    latency_p50: Option<Duration>,
+    latency_p99: Option<Duration>,
+    ttff_p50: Option<Duration>,
+    ttff_p99: Option<Duration>,
+}
+
+impl ViewerFigures {
+    fn of(stats: &[Arc<ViewerStats>], latency: &Histogram, sent: u64) -> ViewerFigures {
+        let received: u64 = stats
+            .iter()
+            .map(|s| s.window_bytes.load(Ordering::Relaxed))
+            .sum();
+        let mut ttffs: Vec<Duration> = stats
+            .iter()
+            .map(|s| s.ttff_ns.load(Ordering::Relaxed))
+            .filter(|&ns| ns != 0)
+            .map(Duration::from_nanos)
+            .collect();
+        ViewerFigures {
+            viewers: stats.len(),
+            started: ttffs.len(),
+            delivered: if sent == 0 || stats.is_empty() {
+                0.0
+            } else {
+                received as f64 / (stats.len() as f64 * sent as f64) * 100.0
+            },
+            latency_p50: latency.quantile(0.5),
+            latency_p99: latency.quantile(0.99),
+            ttff_p50: quantile_of(&mut ttffs, 0.5),
+            ttff_p99: quantile_of(&mut ttffs, 0.99),
+        }
+    }
+}
+
+/// One node's figures in a cluster run: its viewers' and its own CPU and memory.
+#[derive(Debug)]
+struct NodeResult {
+    name: String,
+    viewers: ViewerFigures,
+    cpu: f64,
+    rss: u64,
+    alive: bool,
 }
 
 /// The slow viewers as they stand now, at the end of the window.
@@ -615,12 +822,13 @@ fn row(r: &RunResult) -> String {
     }
     // What the core did beyond the server's own CPU time and the kernel's softirq work:
     // other processes on a shared machine.
+    let servers_cpu: f64 = r.nodes.iter().map(|n| n.cpu).sum();
     if let Some((busy, softirq)) = r.server_core_busy
-        && busy - softirq - r.server_cpu > 5.0
+        && busy - softirq - servers_cpu > 5.0
     {
         notes.push(format!(
             "other processes took ~{:.0}% of the server core",
-            busy - softirq - r.server_cpu
+            busy - softirq - servers_cpu
         ));
     }
     if let Some(o) = r.listen_overflows.filter(|&o| o > 0) {
@@ -640,14 +848,62 @@ fn row(r: &RunResult) -> String {
     s
 }
 
+/// Per node of a cluster run: its viewers' figures, its CPU and RSS; then the nodes' total.
+fn node_rows(r: &RunResult) -> String {
+    let mut s = format!(
+        "    {:<8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "node", "viewers", "deliv%", "lat p50", "lat p99", "ttff p50", "ttff p99", "cpu%", "RSS MB"
+    );
+    for n in &r.nodes {
+        let v = &n.viewers;
+        let _ = write!(
+            s,
+            "\n    {:<8} {:>7} {:>9.2} {:>8} {:>8} {:>8} {:>8} {:>8.1} {:>8}",
+            n.name,
+            v.viewers,
+            v.delivered,
+            ms(v.latency_p50),
+            ms(v.latency_p99),
+            ms(v.ttff_p50),
+            ms(v.ttff_p99),
+            n.cpu,
+            mb(n.rss),
+        );
+        if v.started < v.viewers {
+            let _ = write!(s, "  (only {} got a first frame)", v.started);
+        }
+        if !n.alive {
+            s.push_str("  (died)");
+        }
+    }
+    let _ = write!(
+        s,
+        "\n    {:<8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8.1} {:>8}",
+        "all",
+        r.viewers,
+        format!("{:.2}", r.delivered),
+        ms(r.latency_p50),
+        ms(r.latency_p99),
+        ms(r.ttff_p50),
+        ms(r.ttff_p99),
+        r.nodes.iter().map(|n| n.cpu).sum::<f64>(),
+        mb(r.nodes.iter().map(|n| n.rss).sum()),
+    );
+    s
+}
+
 fn table(results: &[RunResult]) -> String {
     let mut s = String::from(
-        "results (latency = receive time − send time of the same tag, in ms; MB = MiB)\n",
+        "results (latency = receive time − send time of the same tag, in ms; MB = MiB; srv = the server, or the origin of a cluster)\n",
     );
     s.push_str(&header());
     for r in results {
         s.push('\n');
         s.push_str(&row(r));
+        if r.nodes.len() > 1 {
+            s.push('\n');
+            s.push_str(&node_rows(r));
+        }
     }
     s
 }
@@ -686,6 +942,19 @@ fn json(results: &[RunResult]) -> serde_json::Value {
                     "listen_overflows": r.listen_overflows,
                     "errors": r.errors,
                     "server_rss_start_bytes": r.server_rss_start,
+                    "nodes": r.nodes.iter().map(|n| serde_json::json!({
+                        "node": n.name,
+                        "viewers": n.viewers.viewers,
+                        "viewers_started": n.viewers.started,
+                        "delivered_percent": n.viewers.delivered,
+                        "latency_p50_ms": ms(n.viewers.latency_p50),
+                        "latency_p99_ms": ms(n.viewers.latency_p99),
+                        "ttff_p50_ms": ms(n.viewers.ttff_p50),
+                        "ttff_p99_ms": ms(n.viewers.ttff_p99),
+                        "cpu_percent": n.cpu,
+                        "rss_bytes": n.rss,
+                        "alive": n.alive,
+                    })).collect::<Vec<_>>(),
                     "slow_viewers": r.slow.as_ref().map(|s| serde_json::json!({
                         "viewers": s.viewers,
                         "lag_p50_ms": ms(s.lag_p50),

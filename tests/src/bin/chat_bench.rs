@@ -1,4 +1,5 @@
-//! `onair-chat-bench`: chat fan-out benchmark of one OnAir server process.
+//! `onair-chat-bench`: chat fan-out benchmark of one OnAir server process, or of several
+//! as one cluster.
 //!
 //! K WebSocket clients join one room (`demo`); a few signed-in senders send M chat messages
 //! per second between them. Every message's text carries its sequence number and send time,
@@ -19,9 +20,24 @@
 //! target/release/onair-chat-bench --clients 1000,5000 --rate 200
 //! ```
 //!
+//! `--nodes N` (issue 14) runs N server processes instead, node `i` on 127.0.0.`i`, sharing
+//! NATS and a PostgreSQL database made for the run (dropped after); clients and senders go
+//! round-robin over the nodes. Under each run's row the bench prints every node's delivered
+//! %, latency, CPU and RSS, and whether every client saw the window's messages in one order:
+//! each client folds the ids it received (the room's order) into a digest, and counts an id
+//! that is not above the one before it.
+//!
+//! ```text
+//! target/release/onair-chat-bench --clients 600 --rate 50 --measure 20 --nodes 3
+//! ```
+//!
 //! Receivers speak just enough WebSocket (RFC 6455) to read unfragmented server frames and
 //! answer pings: a full client per connection costs the load core more than the server.
 
+// Shared with `onair-bench`, which also waits for edges to serve a channel.
+#[allow(dead_code)]
+#[path = "bench/cluster.rs"]
+mod cluster;
 #[path = "bench/histogram.rs"]
 mod histogram;
 // Shared with `onair-bench`; this bench uses only part of it.
@@ -29,10 +45,11 @@ mod histogram;
 #[path = "bench/server.rs"]
 mod server;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -45,11 +62,15 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cluster::{Cluster, ClusterArgs, Node, Servers};
 use crate::histogram::{Histogram, quantile_of};
 use crate::server::ServerProcess;
 
 /// The room every client joins: the bootstrap's channel.
 const CHANNEL: &str = "demo";
+/// How a chat frame starts, up to its id (`ServerFrame::to_json` puts `v`, `type` and `id`
+/// first).
+const CHAT_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"chat\",\"id\":";
 /// Text that starts a bench message, rare enough never to occur elsewhere in a frame.
 const MARKER: &[u8] = b"\"~b ";
 /// How long one batch of clients may take to get their `history` frame.
@@ -92,15 +113,22 @@ struct Cli {
     /// Clients connected at a time during the ramp.
     #[arg(long, default_value_t = 250)]
     batch: usize,
+    /// Server processes (issue 14): more than 1 runs node `i` on 127.0.0.`i`, all sharing
+    /// NATS and a PostgreSQL database made for the run, clients and senders round-robin over
+    /// them; 1 runs one server on SQLite.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
-/// What every client of a run shares.
+/// What the clients of one node share.
 struct Shared {
     epoch: Instant,
     /// Send times (ns since `epoch`) inside `[start, end)` count.
     window: (AtomicU64, AtomicU64),
     latency: Histogram,
-    /// Counted messages received, over all clients.
+    /// Counted messages received, over the node's clients.
     received: AtomicU64,
     /// Clients that got their `history` frame or failed: the ramp waits on it.
     settled: AtomicUsize,
@@ -113,6 +141,30 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(epoch: Instant, clients: usize) -> Shared {
+        Shared {
+            epoch,
+            window: (AtomicU64::new(0), AtomicU64::new(0)),
+            latency: Histogram::new(),
+            received: AtomicU64::new(0),
+            settled: AtomicUsize::new(0),
+            joined: AtomicUsize::new(0),
+            ended: AtomicUsize::new(0),
+            join_times: std::sync::Mutex::new(Vec::with_capacity(clients)),
+            errors: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts messages sent inside `[start, end)` (since `epoch`) from now on.
+    fn open_window(&self, start: Duration, end: Duration) {
+        self.window
+            .1
+            .store(end.as_nanos() as u64, Ordering::Relaxed);
+        self.window
+            .0
+            .store(start.as_nanos() as u64, Ordering::Relaxed);
+    }
+
     fn counts(&self, sent_ns: u64) -> bool {
         let start = self.window.0.load(Ordering::Relaxed);
         let end = self.window.1.load(Ordering::Relaxed);
@@ -129,6 +181,96 @@ impl Shared {
             errors.push(e);
         }
     }
+
+    /// Adds another node's counts to these (the figures of all clients as one).
+    fn add(&self, other: &Shared) {
+        self.latency.add(&other.latency);
+        for (a, b) in [
+            (&self.settled, &other.settled),
+            (&self.joined, &other.joined),
+            (&self.ended, &other.ended),
+        ] {
+            a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.received
+            .fetch_add(other.received.load(Ordering::Relaxed), Ordering::Relaxed);
+        let lock = |m: &std::sync::Mutex<Vec<Duration>>| {
+            m.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        };
+        self.join_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(lock(&other.join_times));
+        for e in other
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            self.error(e.clone());
+        }
+    }
+}
+
+/// The order one client received the window's messages in: the ids (the room's order on
+/// every node) folded into an order-sensitive digest. Only that client's task writes it.
+#[derive(Debug, Default)]
+struct Order {
+    count: AtomicU64,
+    digest: AtomicU64,
+    last_id: AtomicU64,
+    /// An id came at or below the one before it.
+    reordered: AtomicBool,
+}
+
+impl Order {
+    fn see(&self, id: u64) {
+        if id <= self.last_id.load(Ordering::Relaxed) {
+            self.reordered.store(true, Ordering::Relaxed);
+        }
+        self.last_id.store(id, Ordering::Relaxed);
+        // FNV-1a over the ids: two clients with every message agree only in the same order.
+        let digest = (self.digest.load(Ordering::Relaxed) ^ id).wrapping_mul(0x0100_0000_01b3);
+        self.digest.store(digest, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether every client saw the same order.
+#[derive(Debug, Default)]
+struct OrderSummary {
+    /// Clients that received as many window messages as the most any client did.
+    complete: usize,
+    /// Distinct digests among those: 1 when they all saw one order.
+    orders: usize,
+    /// Clients that saw an id at or below the one before it.
+    reordered: usize,
+}
+
+impl OrderSummary {
+    fn of(orders: &[&Order]) -> OrderSummary {
+        let most = orders
+            .iter()
+            .map(|o| o.count.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        let mut digests: Vec<u64> = orders
+            .iter()
+            .filter(|o| o.count.load(Ordering::Relaxed) == most)
+            .map(|o| o.digest.load(Ordering::Relaxed))
+            .collect();
+        let complete = digests.len();
+        digests.sort_unstable();
+        digests.dedup();
+        OrderSummary {
+            complete,
+            orders: digests.len(),
+            reordered: orders
+                .iter()
+                .filter(|o| o.reordered.load(Ordering::Relaxed))
+                .count(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -140,24 +282,69 @@ struct SenderStats {
 
 struct RunResult {
     clients: usize,
-    joined: usize,
     connect: Duration,
-    join_p50: Option<Duration>,
-    join_p99: Option<Duration>,
     sent: u64,
     /// Length of the window.
     secs: f64,
     refused: u64,
+    figures: Figures,
+    /// Over all nodes.
+    server_cpu: f64,
+    server_rss: u64,
+    client_cpu: f64,
+    server_alive: bool,
+    order: OrderSummary,
+    errors: Vec<String>,
+    nodes: Vec<NodeResult>,
+}
+
+/// What a set of clients got.
+struct Figures {
+    joined: usize,
+    join_p50: Option<Duration>,
+    join_p99: Option<Duration>,
+    /// Messages received ÷ (clients × messages sent in the window), in %.
     delivered: f64,
     p50: Option<Duration>,
     p99: Option<Duration>,
     max: Option<Duration>,
-    server_cpu: f64,
-    server_rss: u64,
-    client_cpu: f64,
     ended: usize,
-    server_alive: bool,
-    errors: Vec<String>,
+}
+
+impl Figures {
+    fn of(shared: &Shared, sent: u64, clients: usize) -> Figures {
+        let mut joins = shared
+            .join_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let received = shared.received.load(Ordering::Relaxed);
+        Figures {
+            joined: shared.joined.load(Ordering::Relaxed),
+            join_p50: quantile_of(&mut joins, 0.5),
+            join_p99: quantile_of(&mut joins, 0.99),
+            delivered: if sent == 0 || clients == 0 {
+                0.0
+            } else {
+                received as f64 / (sent as f64 * clients as f64) * 100.0
+            },
+            p50: shared.latency.quantile(0.5),
+            p99: shared.latency.quantile(0.99),
+            max: shared.latency.quantile(1.0),
+            ended: shared.ended.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One node's clients and the node's own CPU and memory.
+struct NodeResult {
+    name: String,
+    clients: usize,
+    figures: Figures,
+    reordered: usize,
+    cpu: f64,
+    rss: u64,
+    alive: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,8 +354,16 @@ fn main() -> anyhow::Result<()> {
         server::pin_self(cli.load_core)
             .context("pinning the bench to the load core (use --no-pin to skip)")?;
     }
+    let servers = if cli.nodes > 1 {
+        format!(
+            "{} nodes (clients and senders round-robin over them)",
+            cli.nodes
+        )
+    } else {
+        "server".to_owned()
+    };
     println!(
-        "onair-chat-bench: server {} on core {}, clients on core {}; {} msg/s from {} senders; warm-up {:?}, window {:?}",
+        "onair-chat-bench: {servers} {} pinned to core {}, clients pinned to core {}; {} msg/s from {} senders; warm-up {:?}, window {:?}",
         server.display(),
         if cli.no_pin {
             "any".into()
@@ -193,15 +388,23 @@ fn main() -> anyhow::Result<()> {
         match runtime.block_on(run_one(&cli, &server, k)) {
             Ok(r) => {
                 println!("{}", row(&r));
+                if r.nodes.len() > 1 {
+                    println!("{}", node_rows(&r));
+                }
                 rows.push(r);
             }
             Err(e) => println!("{k:>6} clients: failed: {e:#}"),
         }
     }
-    println!("\nresults (latency = receive time − send time of the same message, ms)");
+    println!(
+        "\nresults (latency = receive time − send time of the same message, ms; srv = all nodes)"
+    );
     println!("{}", header());
     for r in &rows {
         println!("{}", row(r));
+        if r.nodes.len() > 1 {
+            println!("{}", node_rows(r));
+        }
         for e in &r.errors {
             println!("    client ended: {e}");
         }
@@ -210,64 +413,89 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run_one(cli: &Cli, binary: &Path, k: usize) -> anyhow::Result<RunResult> {
+    let core = (!cli.no_pin).then_some(cli.server_core);
+    let chat_limits: [(&str, &str); 5] = [
+        ("ONAIR_HLS_ENABLED", "false"),
+        ("ONAIR_AUTH_REGISTRATION", "true"),
+        ("ONAIR_AUTH_LOGIN_ATTEMPTS_PER_MINUTE", "100000"),
+        ("ONAIR_CHAT_USER_MESSAGES", "1000000"),
+        ("ONAIR_CHAT_FLOOD_FRAMES_PER_SECOND", "100000"),
+    ];
+    if cli.nodes > 1 {
+        let names: Vec<String> = (1..=cli.nodes).map(|i| format!("node-{i}")).collect();
+        let cluster = Cluster::start(&cli.cluster, binary, &names, core, &chat_limits).await?;
+        println!("    {}", cluster.describe());
+        let mut servers = Servers::Cluster(cluster);
+        let result = measure(cli, &mut servers, k).await;
+        servers.stop().await;
+        return result;
+    }
     let data = std::env::temp_dir().join(format!("onair-chat-bench-{}-{k}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
     let log = std::env::temp_dir().join(format!("onair-chat-bench-server-{k}.log"));
-    let core = (!cli.no_pin).then_some(cli.server_core);
     let data_dir = data.display().to_string();
-    let mut server = ServerProcess::start_with(
-        binary,
-        core,
-        log,
-        &[
-            ("ONAIR_STORAGE_DATA_DIR", &data_dir),
-            ("ONAIR_HLS_ENABLED", "false"),
-            ("ONAIR_AUTH_REGISTRATION", "true"),
-            ("ONAIR_AUTH_LOGIN_ATTEMPTS_PER_MINUTE", "100000"),
-            ("ONAIR_CHAT_USER_MESSAGES", "1000000"),
-            ("ONAIR_CHAT_FLOOD_FRAMES_PER_SECOND", "100000"),
-        ],
-    )?;
-    let result = measure(cli, &mut server, k).await;
-    server.stop();
+    let mut env = vec![("ONAIR_STORAGE_DATA_DIR", data_dir.as_str())];
+    env.extend_from_slice(&chat_limits);
+    let mut servers = Servers::Single(Node {
+        name: "server".into(),
+        process: ServerProcess::start_with(binary, core, log, &env)?,
+    });
+    let result = measure(cli, &mut servers, k).await;
+    servers.stop().await;
     let _ = std::fs::remove_dir_all(&data);
     result
 }
 
-async fn measure(cli: &Cli, server: &mut ServerProcess, k: usize) -> anyhow::Result<RunResult> {
-    let http = server.http;
+/// The clients of one node.
+struct NodeClients {
+    http: SocketAddr,
+    shared: Arc<Shared>,
+    orders: Vec<Arc<Order>>,
+}
+
+async fn measure(cli: &Cli, servers: &mut Servers, k: usize) -> anyhow::Result<RunResult> {
+    // Tokens made on one node work on every node: they share the database and its key.
     let mut tokens = Vec::new();
     for i in 0..cli.senders.max(1) {
-        tokens.push(register(http, &format!("sender{i}")).await?);
+        tokens.push(register(servers.nodes()[0].process.http, &format!("sender{i}")).await?);
     }
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        window: (AtomicU64::new(0), AtomicU64::new(0)),
-        latency: Histogram::new(),
-        received: AtomicU64::new(0),
-        settled: AtomicUsize::new(0),
-        joined: AtomicUsize::new(0),
-        ended: AtomicUsize::new(0),
-        join_times: std::sync::Mutex::new(Vec::with_capacity(k)),
-        errors: std::sync::Mutex::new(Vec::new()),
-    });
+    let epoch = Instant::now();
+    let mut nodes: Vec<NodeClients> = servers
+        .nodes()
+        .iter()
+        .map(|node| NodeClients {
+            http: node.process.http,
+            shared: Arc::new(Shared::new(epoch, k.div_ceil(servers.nodes().len()))),
+            orders: Vec::new(),
+        })
+        .collect();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let settled = |nodes: &[NodeClients]| -> usize {
+        nodes
+            .iter()
+            .map(|n| n.shared.settled.load(Ordering::Relaxed))
+            .sum()
+    };
 
     let ramp_start = Instant::now();
     let mut tasks = Vec::with_capacity(k + tokens.len());
     while tasks.len() < k {
         let batch = cli.batch.max(1).min(k - tasks.len());
         for _ in 0..batch {
-            let (shared, stop) = (shared.clone(), stop_rx.clone());
+            let i = tasks.len() % nodes.len();
+            let node = &mut nodes[i];
+            let order = Arc::new(Order::default());
+            node.orders.push(order.clone());
+            let (http, shared, stop) = (node.http, node.shared.clone(), stop_rx.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = receive(http, &shared, stop).await {
+                if let Err(e) = receive(http, &shared, &order, stop).await {
                     shared.error(format!("{e:#}"));
                 }
             }));
         }
         let deadline = Instant::now() + BATCH_LIMIT;
-        while shared.settled.load(Ordering::Relaxed) < tasks.len() && Instant::now() < deadline {
+        while settled(&nodes) < tasks.len() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -276,7 +504,8 @@ async fn measure(cli: &Cli, server: &mut ServerProcess, k: usize) -> anyhow::Res
     let senders = Arc::new(SenderStats::default());
     let per_sender = Duration::from_secs_f64(tokens.len() as f64 / f64::from(cli.rate.max(1)));
     for (i, token) in tokens.into_iter().enumerate() {
-        let (shared, stats, stop) = (shared.clone(), senders.clone(), stop_rx.clone());
+        let http = nodes[i % nodes.len()].http;
+        let (shared, stats, stop) = (nodes[0].shared.clone(), senders.clone(), stop_rx.clone());
         // Staggered so the senders' ticks spread over each interval instead of bunching.
         let offset = per_sender.mul_f64(i as f64 / cli.senders.max(1) as f64);
         tasks.push(tokio::spawn(async move {
@@ -287,28 +516,35 @@ async fn measure(cli: &Cli, server: &mut ServerProcess, k: usize) -> anyhow::Res
         }));
     }
 
-    let start = shared.epoch.elapsed() + cli.warmup;
+    let pids: Vec<u32> = servers.nodes().iter().map(|n| n.process.pid).collect();
+    let cpu_times = || -> anyhow::Result<Vec<Duration>> {
+        pids.iter()
+            .map(|&pid| server::cpu_time(Some(pid)))
+            .collect()
+    };
+    let start = epoch.elapsed() + cli.warmup;
     let end = start + cli.measure;
-    tokio::time::sleep_until((shared.epoch + start).into()).await;
+    tokio::time::sleep_until((epoch + start).into()).await;
     let sent0 = senders.sent.load(Ordering::Relaxed);
     let refused0 = senders.refused.load(Ordering::Relaxed);
-    shared
-        .window
-        .1
-        .store(end.as_nanos() as u64, Ordering::Relaxed);
-    shared
-        .window
-        .0
-        .store(start.as_nanos() as u64, Ordering::Relaxed);
-    let (server_cpu0, client_cpu0) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
-    tokio::time::sleep_until((shared.epoch + end).into()).await;
-    let (server_cpu1, client_cpu1) = (server::cpu_time(Some(server.pid))?, server::cpu_time(None)?);
+    for node in &nodes {
+        node.shared.open_window(start, end);
+    }
+    let (server_cpu0, client_cpu0) = (cpu_times()?, server::cpu_time(None)?);
+    tokio::time::sleep_until((epoch + end).into()).await;
+    let (server_cpu1, client_cpu1) = (cpu_times()?, server::cpu_time(None)?);
     let sent = senders.sent.load(Ordering::Relaxed) - sent0;
     let refused = senders.refused.load(Ordering::Relaxed) - refused0;
-    let (server_rss, _) = server::memory(server.pid)?;
+    let memories = pids
+        .iter()
+        .map(|&pid| server::memory(pid))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     tokio::time::sleep(DRAIN).await;
-    let server_alive = server.is_running();
-    let ended = shared.ended.load(Ordering::Relaxed);
+    let alive: Vec<bool> = servers
+        .nodes_mut()
+        .iter_mut()
+        .map(|n| n.process.is_running())
+        .collect();
     let _ = stop_tx.send(true);
     for t in &tasks {
         t.abort();
@@ -318,33 +554,48 @@ async fn measure(cli: &Cli, server: &mut ServerProcess, k: usize) -> anyhow::Res
     }
 
     let secs = cli.measure.as_secs_f64();
-    let received = shared.received.load(Ordering::Relaxed);
-    let mut joins =
-        std::mem::take(&mut *shared.join_times.lock().unwrap_or_else(|e| e.into_inner()));
-    let errors = std::mem::take(&mut *shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
+    let cpu = |i: usize| server_cpu1[i].saturating_sub(server_cpu0[i]).as_secs_f64() / secs * 100.0;
+    let node_results: Vec<NodeResult> = servers
+        .nodes()
+        .iter()
+        .zip(&nodes)
+        .enumerate()
+        .map(|(i, (node, clients))| NodeResult {
+            name: node.name.clone(),
+            clients: clients.orders.len(),
+            figures: Figures::of(&clients.shared, sent, clients.orders.len()),
+            reordered: clients
+                .orders
+                .iter()
+                .filter(|o| o.reordered.load(Ordering::Relaxed))
+                .count(),
+            cpu: cpu(i),
+            rss: memories[i].0,
+            alive: alive[i],
+        })
+        .collect();
+    let all = Shared::new(epoch, k);
+    for node in &nodes {
+        all.add(&node.shared);
+    }
+    let orders: Vec<&Order> = nodes
+        .iter()
+        .flat_map(|n| n.orders.iter().map(|o| &**o))
+        .collect();
     Ok(RunResult {
         clients: k,
-        joined: shared.joined.load(Ordering::Relaxed),
         connect,
-        join_p50: quantile_of(&mut joins, 0.5),
-        join_p99: quantile_of(&mut joins, 0.99),
         sent,
         secs,
         refused,
-        delivered: if sent == 0 {
-            0.0
-        } else {
-            received as f64 / (sent as f64 * k as f64) * 100.0
-        },
-        p50: shared.latency.quantile(0.5),
-        p99: shared.latency.quantile(0.99),
-        max: shared.latency.quantile(1.0),
-        server_cpu: server_cpu1.saturating_sub(server_cpu0).as_secs_f64() / secs * 100.0,
-        server_rss,
-        client_cpu: client_cpu1.saturating_sub(client_cpu0).as_secs_f64() / secs * 100.0,
-        ended,
-        server_alive,
-        errors,
+        figures: Figures::of(&all, sent, k),
+        server_cpu: node_results.iter().map(|n| n.cpu).sum(),
+        server_rss: node_results.iter().map(|n| n.rss).sum(),
+        client_cpu: (client_cpu1.saturating_sub(client_cpu0)).as_secs_f64() / secs * 100.0,
+        server_alive: alive.iter().all(|&a| a),
+        order: OrderSummary::of(&orders),
+        errors: std::mem::take(&mut *all.errors.lock().unwrap_or_else(|e| e.into_inner())),
+        nodes: node_results,
     })
 }
 
@@ -420,6 +671,7 @@ async fn send(
 async fn receive(
     http: SocketAddr,
     shared: &Shared,
+    order: &Order,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let began = Instant::now();
@@ -469,6 +721,9 @@ async fn receive(
                         {
                             shared.received.fetch_add(1, Ordering::Relaxed);
                             shared.latency.record(shared.now_ns().saturating_sub(sent));
+                            if let Some(id) = message_id(payload) {
+                                order.see(id);
+                            }
                         }
                     }
                     8 => bail!("the server closed the socket: {}", close_reason(payload)),
@@ -519,6 +774,13 @@ fn frame_at(buf: &[u8]) -> Option<(u8, usize, usize)> {
     (buf.len() >= header + len).then_some((b0 & 0x0f, header, len))
 }
 
+/// The stored id of a chat frame (`{"v":1,"type":"chat","id":N,…}`): the room's order.
+fn message_id(payload: &[u8]) -> Option<u64> {
+    let rest = payload.strip_prefix(CHAT_PREFIX)?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
 /// The send time in a bench message's text (`~b <seq> <ns>`).
 fn sent_at(payload: &[u8]) -> Option<u64> {
     let at = find(payload, MARKER)? + MARKER.len();
@@ -567,31 +829,32 @@ fn header() -> String {
 }
 
 fn row(r: &RunResult) -> String {
+    let f = &r.figures;
     let mut s = format!(
         "{:>7} {:>7} {:>9.1} {:>9} {:>9} {:>7.0} {:>8.2} {:>8} {:>8} {:>8} {:>7.1} {:>8.1} {:>6.0}",
         r.clients,
-        r.joined,
+        f.joined,
         r.connect.as_secs_f64(),
-        ms(r.join_p50),
-        ms(r.join_p99),
+        ms(f.join_p50),
+        ms(f.join_p99),
         r.sent as f64 / r.secs,
-        r.delivered,
-        ms(r.p50),
-        ms(r.p99),
-        ms(r.max),
+        f.delivered,
+        ms(f.p50),
+        ms(f.p99),
+        ms(f.max),
         r.server_cpu,
         r.client_cpu,
         r.server_rss as f64 / (1024.0 * 1024.0),
     );
     let mut notes = Vec::new();
-    if r.ended > 0 {
-        notes.push(format!("{} clients lost their socket", r.ended));
+    if f.ended > 0 {
+        notes.push(format!("{} clients lost their socket", f.ended));
     }
     if r.refused > 0 {
         notes.push(format!("{} sends refused", r.refused));
     }
     if !r.server_alive {
-        notes.push("the server died".into());
+        notes.push("a server died".into());
     }
     if r.client_cpu > 90.0 {
         notes.push("load core saturated: the server may do better than this".into());
@@ -601,6 +864,59 @@ fn row(r: &RunResult) -> String {
         s.push_str(&notes.join("; "));
         s.push(')');
     }
+    s
+}
+
+/// Per node of a cluster run: its clients' figures, its CPU and RSS; then the order check.
+fn node_rows(r: &RunResult) -> String {
+    let mut s = format!(
+        "    {:<8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9}",
+        "node",
+        "clients",
+        "joined",
+        "deliv%",
+        "lat p50",
+        "lat p99",
+        "lat max",
+        "cpu%",
+        "MB",
+        "reordered"
+    );
+    for n in &r.nodes {
+        let f = &n.figures;
+        let _ = write!(
+            s,
+            "\n    {:<8} {:>7} {:>7} {:>8.2} {:>8} {:>8} {:>8} {:>7.1} {:>6.0} {:>9}",
+            n.name,
+            n.clients,
+            f.joined,
+            f.delivered,
+            ms(f.p50),
+            ms(f.p99),
+            ms(f.max),
+            n.cpu,
+            n.rss as f64 / (1024.0 * 1024.0),
+            n.reordered,
+        );
+        if !n.alive {
+            s.push_str("  (died)");
+        }
+    }
+    let o = &r.order;
+    let _ = write!(
+        s,
+        "\n    order: {} clients saw an id out of order; {} of {} clients got every message any client got, in {} order{}{}",
+        o.reordered,
+        o.complete,
+        r.clients,
+        o.orders,
+        if o.orders == 1 { "" } else { "s" },
+        if o.reordered == 0 && o.orders == 1 {
+            " (the same order on every node)"
+        } else {
+            " (NOT one order)"
+        },
+    );
     s
 }
 
@@ -625,6 +941,8 @@ mod tests {
         assert_eq!(frame_at(&frame), Some((1, 4, text.len())));
         assert_eq!(frame_at(&frame[..10]), None);
         assert_eq!(sent_at(text), Some(123456));
+        assert_eq!(message_id(text), Some(3));
+        assert_eq!(message_id(br#"{"v":1,"type":"viewers","count":3}"#), None);
         assert_eq!(sent_at(br#"{"type":"viewers"}"#), None);
     }
 }

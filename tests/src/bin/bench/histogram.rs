@@ -37,6 +37,16 @@ impl Histogram {
         };
     }
 
+    /// Adds every duration `other` recorded to this one (the figures of several nodes' viewers
+    /// as one).
+    pub fn add(&self, other: &Histogram) {
+        for (b, o) in self.buckets.iter().zip(other.buckets.iter()) {
+            b.fetch_add(o.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.overflow
+            .fetch_add(other.overflow.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// How many durations were recorded.
     pub fn count(&self) -> u64 {
         self.buckets
@@ -89,6 +99,11 @@ mod tests {
         assert_eq!(h.quantile(0.99), Some(Duration::from_micros(99_100)));
         h.record(20_000_000_000);
         assert_eq!(h.quantile(1.0), Some(Duration::from_secs(10)));
+        let sum = Histogram::new();
+        sum.add(&h);
+        sum.add(&h);
+        assert_eq!(sum.count(), 202);
+        assert_eq!(sum.quantile(0.5), Some(Duration::from_micros(50_100)));
     }
 
     #[test]

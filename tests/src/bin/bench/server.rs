@@ -1,7 +1,7 @@
 //! The server under test as a child process pinned to its own core, and what `/proc` says
 //! about it (and about us).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,8 +40,25 @@ impl ServerProcess {
         log: PathBuf,
         env: &[(&str, &str)],
     ) -> anyhow::Result<ServerProcess> {
-        let rtmp = free_port()?;
-        let http = free_port()?;
+        Self::start_at(
+            binary,
+            Listen::free_on(Ipv4Addr::LOCALHOST)?,
+            core,
+            log,
+            env,
+        )
+    }
+
+    /// [`ServerProcess::start_with`] on addresses chosen beforehand (a cluster node's
+    /// settings name its own HTTP address).
+    pub fn start_at(
+        binary: &Path,
+        listen: Listen,
+        core: Option<usize>,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
+        let Listen { rtmp, http } = listen;
         let mut command = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -56,6 +73,9 @@ impl ServerProcess {
         }
         let stderr =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        // Every load connection comes from one address: lift the per-address cap (256 by
+        // default) first, so a bench's own settings can still set it.
+        command.env("ONAIR_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "1000000");
         command.envs(env.iter().copied());
         let child = command
             .env("ONAIR_RTMP_LISTEN", rtmp.to_string())
@@ -129,9 +149,28 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A loopback port nobody listens on right now.
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a probe socket")?;
+/// Where a server listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    /// RTMP.
+    pub rtmp: SocketAddr,
+    /// HTTP.
+    pub http: SocketAddr,
+}
+
+impl Listen {
+    /// Two ports on `ip` (a loopback address) nobody listens on right now.
+    pub fn free_on(ip: Ipv4Addr) -> anyhow::Result<Listen> {
+        Ok(Listen {
+            rtmp: free_port(ip)?,
+            http: free_port(ip)?,
+        })
+    }
+}
+
+fn free_port(ip: Ipv4Addr) -> anyhow::Result<SocketAddr> {
+    let listener =
+        TcpListener::bind(SocketAddr::from((ip, 0))).context("binding a probe socket")?;
     Ok(listener.local_addr()?)
 }
 
