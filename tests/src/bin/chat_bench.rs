@@ -227,6 +227,8 @@ async fn run_one(cli: &Cli, binary: &Path, k: usize) -> anyhow::Result<RunResult
             ("ONAIR_AUTH_LOGIN_ATTEMPTS_PER_MINUTE", "100000"),
             ("ONAIR_CHAT_USER_MESSAGES", "1000000"),
             ("ONAIR_CHAT_FLOOD_FRAMES_PER_SECOND", "100000"),
+            // Every client comes from 127.0.0.1, past the per-address cap (256).
+            ("ONAIR_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "100000"),
         ],
     )?;
     let result = measure(cli, &mut server, k).await;
