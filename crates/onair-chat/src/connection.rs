@@ -299,23 +299,34 @@ fn ack(nonce: Option<String>, id: Option<i64>) -> ServerFrame {
 /// How long a closing connection waits for its last frames to be written.
 const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Most frames written to a client between two flushes (a room batch is never split).
+/// Most queue entries written to a client between two flushes (a room batch is never split).
 const WRITE_BATCH: usize = 64;
 
-/// Feeds one queue entry to `outbound` without flushing: a room batch as consecutive text
-/// frames. How many frames it held.
+/// What [`serve_with`] hands its sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every text frame on its own: a room batch becomes consecutive [`Outbound::Text`].
+    Frames,
+    /// Queue entries as they are, [`Outbound::Batch`] too: for a sink that writes a batch's
+    /// shared bytes in one go.
+    Batches,
+}
+
+/// Feeds one queue entry to `outbound` without flushing: with [`Delivery::Frames`] a room
+/// batch as consecutive text frames.
 async fn feed<O: Sink<Outbound> + Unpin>(
     outbound: &mut O,
     out: Outbound,
-) -> Result<usize, O::Error> {
+    delivery: Delivery,
+) -> Result<(), O::Error> {
     match out {
-        Outbound::Batch(frames) => {
+        Outbound::Batch(frames) if delivery == Delivery::Frames => {
             for frame in frames.iter() {
                 outbound.feed(Outbound::Text(frame.clone())).await?;
             }
-            Ok(frames.len())
+            Ok(())
         }
-        other => outbound.feed(other).await.map(|()| 1),
+        other => outbound.feed(other).await,
     }
 }
 
@@ -335,13 +346,29 @@ pub enum Ended {
 }
 
 /// Drives `connection` until the client leaves, is too slow, stays silent past the idle
-/// timeout, or `shutdown` is cancelled: client frames from `inbound`, queued frames and
-/// pings to `outbound`. Only this client ever waits on its own socket.
+/// timeout, or `shutdown` is cancelled: client frames from `inbound`, queued frames (one by
+/// one, [`Delivery::Frames`]) and pings to `outbound`. Only this client ever waits on its
+/// own socket.
 pub async fn serve<I, O>(
+    connection: Connection,
+    inbound: I,
+    outbound: O,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Ended
+where
+    I: Stream<Item = Inbound> + Unpin,
+    O: Sink<Outbound> + Unpin,
+{
+    serve_with(connection, inbound, outbound, shutdown, Delivery::Frames).await
+}
+
+/// [`serve`], handing `outbound` queue entries as `delivery` says.
+pub async fn serve_with<I, O>(
     mut connection: Connection,
     inbound: I,
     outbound: O,
     shutdown: tokio_util::sync::CancellationToken,
+    delivery: Delivery,
 ) -> Ended
 where
     I: Stream<Item = Inbound> + Unpin,
@@ -354,37 +381,42 @@ where
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.reset();
     let kicked = connection.membership.kicked.clone();
+    // Made once, not per wake-up: each makes and drops a waiter on its token, and the
+    // shutdown token is one every client of the server waits on.
+    let shut = shutdown.cancelled();
+    let slow = kicked.cancelled();
+    tokio::pin!(shut, slow);
     let ended = loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
+            _ = &mut shut => {
                 // Messages the room has stored but not yet handed out (a busy room's window)
                 // go to the queue, and out below before the goodbye.
                 connection.membership.room.flush();
                 break Ended::Shutdown;
             }
-            _ = kicked.cancelled() => {
-                // The socket of a client too slow for the room is likely full: the goodbye
-                // gets a moment, never a wait on a peer that may not read again.
-                let _ = tokio::time::timeout(
-                    GOODBYE_WAIT,
-                    outbound.send(Outbound::Close("too slow")),
-                )
-                .await;
-                break Ended::TooSlow;
-            }
+            _ = &mut slow => break Ended::TooSlow,
             out = connection.membership.rx.recv() => {
                 // The membership holds a sender itself, so the queue never closes first.
                 let Some(out) = out else { break Ended::ClientClosed };
                 // Everything queued since the last wake-up goes out with one flush: a client
                 // that fell behind a busy room catches up in one write, not one per frame.
-                let mut result = feed(&mut outbound, out).await;
-                while let Ok(batched) = result && batched < WRITE_BATCH {
+                let mut result = feed(&mut outbound, out, delivery).await;
+                let mut fed = 1;
+                while result.is_ok() && fed < WRITE_BATCH {
                     let Ok(more) = connection.membership.rx.try_recv() else { break };
-                    result = feed(&mut outbound, more).await.map(|n| batched + n);
+                    result = feed(&mut outbound, more, delivery).await;
+                    fed += 1;
                 }
-                if result.is_err() || outbound.flush().await.is_err() {
+                if result.is_err() {
                     break Ended::Transport;
+                }
+                // A client whose socket stays full is dropped by the room meanwhile; the
+                // wait for its socket ends there, not at the peer's pleasure.
+                tokio::select! {
+                    biased;
+                    flushed = outbound.flush() => if flushed.is_err() { break Ended::Transport },
+                    _ = &mut slow => break Ended::TooSlow,
                 }
             }
             frame = inbound.next() => match frame {
@@ -406,21 +438,32 @@ where
             }
         }
     };
-    // Frames already queued (the last messages, the acks of the last sends) still go out,
-    // best effort, and before a closing frame, after which a client reads nothing.
-    if matches!(ended, Ended::ClientClosed | Ended::Shutdown) {
-        let rx = &mut connection.membership.rx;
-        let _ = tokio::time::timeout(GOODBYE_WAIT, async {
-            while let Ok(out) = rx.try_recv() {
-                if feed(&mut outbound, out).await.is_err() || outbound.flush().await.is_err() {
-                    return;
+    match ended {
+        // The socket of a client too slow for the room is likely full: the goodbye gets a
+        // moment, never a wait on a peer that may not read again.
+        Ended::TooSlow => {
+            let _ = tokio::time::timeout(GOODBYE_WAIT, outbound.send(Outbound::Close("too slow")))
+                .await;
+        }
+        // Frames already queued (the last messages, the acks of the last sends) still go
+        // out, best effort, and before a closing frame, after which a client reads nothing.
+        Ended::ClientClosed | Ended::Shutdown => {
+            let rx = &mut connection.membership.rx;
+            let _ = tokio::time::timeout(GOODBYE_WAIT, async {
+                while let Ok(out) = rx.try_recv() {
+                    if feed(&mut outbound, out, delivery).await.is_err()
+                        || outbound.flush().await.is_err()
+                    {
+                        return;
+                    }
                 }
-            }
-            if ended == Ended::Shutdown {
-                let _ = outbound.send(Outbound::Close("server shutting down")).await;
-            }
-        })
-        .await;
+                if ended == Ended::Shutdown {
+                    let _ = outbound.send(Outbound::Close("server shutting down")).await;
+                }
+            })
+            .await;
+        }
+        Ended::Idle | Ended::Transport => {}
     }
     let _ = tokio::time::timeout(GOODBYE_WAIT, outbound.close()).await;
     ended

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | wire format | [`protocol`]: JSON text frames with `type` and version `v`; every client send gets an `ack` (with the stored id) or an `error` with a code |
 //! | nothing lost (design decision 6) | a message is stored, then broadcast, then acked; a store that does not answer gives an `error` frame, never a silent drop |
-//! | fan-out | each client has a bounded queue; a broadcast is serialised once and `try_send` to every member (a room of `batch_min_members` or more gathers a `broadcast_window` of them into one queue entry per member); a client whose queue is full is dropped, so it never slows the room |
+//! | fan-out | each client has a bounded queue; a broadcast is serialised once and `try_send` to every member (a room of `batch_min_members` or more whose members × broadcasts a second pass `batch_writes_per_second` gathers a window that grows with its size, at most `broadcast_window`, into one queue entry per member, its WebSocket frames encoded once in one buffer); a client whose queue is full is dropped, so it never slows the room |
 //! | order | a room's messages are numbered by the store (dense per room, in id order) and go out in that order, held briefly past a gap; with several nodes ([`cluster`]) every node delivers the same order |
 //! | limits | per-connection flood guard, per-user rate, slow mode per channel, length; over a limit is an `error` frame, not a disconnect |
 //! | moderation | bans and mutes are read from the store on every send (a global ban counts at once); deletions, mutes and bans are announced in `system` frames |
@@ -31,9 +31,9 @@ pub mod protocol;
 mod service;
 
 pub use cluster::{BusEvent, ChatBus, RoomStats};
-pub use connection::{Connection, Ended, Inbound, serve};
+pub use connection::{Connection, Delivery, Ended, Inbound, serve, serve_with};
 pub use limits::{ChatConfig, Window};
 pub use service::{
-    BoxFuture, ChatHost, ChatMetrics, ChatService, ChatUser, FrameText, GiftError, JoinError,
-    Membership, ModerationError, Outbound, Refusal,
+    Batch, BoxFuture, ChatHost, ChatMetrics, ChatService, ChatUser, FrameText, GiftError,
+    JoinError, Membership, ModerationError, Outbound, Refusal, ws_header,
 };

@@ -23,11 +23,16 @@ pub struct ChatConfig {
     pub slow_mode: Option<Duration>,
     /// Frames queued for one client; a client that falls this far behind is dropped.
     pub client_queue: usize,
-    /// How long a busy room gathers broadcasts before handing each member all of them in one
-    /// queue entry (one wake-up, one write). Rooms below `batch_min_members` send at once.
+    /// The longest a busy room gathers broadcasts before handing each member all of them in
+    /// one queue entry (one wake-up, one write). Rooms below `batch_min_members` send at once.
     pub broadcast_window: Duration,
     /// Rooms with fewer members than this send every broadcast at once, unbatched.
     pub batch_min_members: usize,
+    /// Member writes a second a busy room aims at: a room whose members times broadcasts a
+    /// second stay within it sends every frame at once; a busier one gathers for
+    /// members ÷ this (at most `broadcast_window`), so its writes stay near this figure
+    /// however large it grows. 0: always gather for `broadcast_window`.
+    pub batch_writes_per_second: u64,
     /// How often likes are added up, stored and broadcast.
     pub like_interval: Duration,
     /// How often the audience is broadcast (and, with several nodes, told to the others).
@@ -54,6 +59,7 @@ impl Default for ChatConfig {
             client_queue: 256,
             broadcast_window: Duration::from_millis(50),
             batch_min_members: 200,
+            batch_writes_per_second: 50_000,
             like_interval: Duration::from_millis(500),
             viewers_interval: Duration::from_secs(5),
             reorder_hold: Duration::from_millis(100),

@@ -80,25 +80,60 @@ pub trait ChatHost: Send + Sync + 'static {
 }
 
 /// The JSON text of one server frame, serialised once and shared by every member of the
-/// room: cloning it is a reference count, and a transport that takes `Bytes` (axum's
-/// `Utf8Bytes`) sends it without a copy per client.
+/// room: cloning it is a reference count. The buffer also holds the frame's WebSocket header
+/// (RFC 6455 §5.2: an unmasked, final text frame) just before the text, so a transport that
+/// writes bytes sends [`FrameText::wire`] as it is, with no encoding or copy per client.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FrameText(Bytes);
+pub struct FrameText {
+    /// The header, then the text.
+    wire: Bytes,
+    header: u8,
+}
 
 impl FrameText {
     pub(crate) fn new(json: String) -> Self {
-        FrameText(Bytes::from(json))
+        let mut wire = Vec::with_capacity(json.len() + 10);
+        ws_header(0x1, json.len(), &mut wire);
+        let header = wire.len() as u8;
+        wire.extend_from_slice(json.as_bytes());
+        FrameText {
+            wire: Bytes::from(wire),
+            header,
+        }
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        // Built only from a `String` in `FrameText::new`, so the bytes are UTF-8.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // Built only from a `String` in `FrameText::new`, so the bytes past the header are
+        // UTF-8.
+        std::str::from_utf8(&self.wire[usize::from(self.header)..]).unwrap_or_default()
     }
 
     /// The UTF-8 bytes, shared.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.wire.slice(usize::from(self.header)..)
+    }
+
+    /// The whole WebSocket text frame (header and text), shared.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+}
+
+/// Appends the header of an unmasked, final WebSocket frame of `opcode` carrying `len`
+/// payload bytes (RFC 6455 §5.2): the length in 7 bits, or 126 and 16 bits, or 127 and 64.
+pub fn ws_header(opcode: u8, len: usize, out: &mut Vec<u8>) {
+    out.push(0x80 | opcode);
+    match len {
+        0..=125 => out.push(len as u8),
+        126..=0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
     }
 }
 
@@ -110,6 +145,41 @@ impl std::ops::Deref for FrameText {
     }
 }
 
+/// Several text frames of a busy room, in order, shared by every member, with their
+/// WebSocket frames laid end to end in one buffer: serialised once per batch, so a member
+/// that writes bytes sends a whole window in one write.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Batch {
+    frames: Vec<FrameText>,
+    wire: Bytes,
+}
+
+impl Batch {
+    fn new(frames: Vec<FrameText>) -> Self {
+        let mut wire = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
+        for frame in &frames {
+            wire.extend_from_slice(&frame.wire);
+        }
+        Batch {
+            frames,
+            wire: Bytes::from(wire),
+        }
+    }
+
+    /// Every frame's WebSocket encoding, in order, in one shared buffer.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+}
+
+impl std::ops::Deref for Batch {
+    type Target = [FrameText];
+
+    fn deref(&self) -> &[FrameText] {
+        &self.frames
+    }
+}
+
 /// A frame queued for a client: JSON text shared by every member of the room (serialised
 /// once per broadcast), a busy room's batch of such frames, a ping, or the end of the
 /// connection.
@@ -117,12 +187,13 @@ impl std::ops::Deref for FrameText {
 pub enum Outbound {
     /// A text frame.
     Text(FrameText),
-    /// Several text frames of a busy room, in order, shared by every member: [`serve`]
-    /// writes them as consecutive text frames with one flush (a sink never sees this
-    /// variant from [`serve`]).
+    /// Several text frames of a busy room, in order, shared by every member. [`serve`]
+    /// hands a sink consecutive text frames instead unless it was asked for batches
+    /// ([`Delivery::Batches`]).
     ///
     /// [`serve`]: crate::serve
-    Batch(Arc<[FrameText]>),
+    /// [`Delivery::Batches`]: crate::Delivery::Batches
+    Batch(Arc<Batch>),
     /// A heartbeat ping.
     Ping,
     /// Close the connection with this reason.
@@ -225,6 +296,48 @@ struct Pending {
     replies: Vec<(mpsc::Sender<Outbound>, CancellationToken, FrameText)>,
     /// A flush task is waiting out the window.
     scheduled: bool,
+    rate: Rate,
+}
+
+/// Broadcasts per second, counted in one-second windows: the larger of the last whole
+/// window and the one running, so a burst counts from its first second.
+#[derive(Default)]
+struct Rate {
+    start: Option<Instant>,
+    count: u64,
+    last: u64,
+}
+
+impl Rate {
+    fn hit(&mut self, now: Instant) -> u64 {
+        match self.start {
+            Some(start) if now.saturating_duration_since(start) < Duration::from_secs(1) => {}
+            Some(start) => {
+                // A quiet second in between leaves nothing of the last burst.
+                let whole = now.saturating_duration_since(start) < Duration::from_secs(2);
+                self.last = if whole { self.count } else { 0 };
+                self.start = Some(now);
+                self.count = 0;
+            }
+            None => self.start = Some(now),
+        }
+        self.count += 1;
+        self.count.max(self.last)
+    }
+}
+
+/// How long a room of `members` that broadcasts `rate` frames a second gathers them, so that
+/// it makes about `writes_per_second` member writes a second: none (send at once) while
+/// sending every frame at once stays within that, else `members / writes_per_second`, at
+/// most `max`. Zero `writes_per_second` always gathers for `max`.
+fn batch_window(members: usize, rate: u64, writes_per_second: u64, max: Duration) -> Duration {
+    if writes_per_second == 0 {
+        return max;
+    }
+    if (members as u64).saturating_mul(rate) <= writes_per_second {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(members as f64 / writes_per_second as f64).min(max)
 }
 
 /// Queues `out` for one client; a full queue drops the client (counted once).
@@ -256,11 +369,11 @@ pub(crate) struct Room {
     pending_likes: AtomicU64,
     live: Mutex<LiveState>,
     metrics: Arc<ChatMetrics>,
-    /// Broadcasts gathered for one `broadcast_window` in a room of `batch_min_members` or
-    /// more. Taken before `members`.
+    /// Broadcasts gathered for one window of a busy room. Taken before `members`.
     pending: Mutex<Pending>,
     broadcast_window: Duration,
     batch_min_members: usize,
+    batch_writes_per_second: u64,
     me: Weak<Room>,
 }
 
@@ -273,10 +386,11 @@ struct LiveState {
 impl Room {
     /// Queues `frame` for every member. Never waits: a member whose queue is full is dropped.
     ///
-    /// A room of `batch_min_members` or more gathers its broadcasts for `broadcast_window`
-    /// (at most [`MAX_PENDING_FRAMES`]) and hands each member all of them in one queue entry,
-    /// so a busy room costs one wake-up and one write per member per window, not per frame.
-    /// Smaller rooms queue every frame at once.
+    /// A room of `batch_min_members` or more, once its members times its broadcasts a
+    /// second exceed `batch_writes_per_second`, gathers its broadcasts for a window that
+    /// grows with its size (see [`batch_window`]; at most [`MAX_PENDING_FRAMES`]) and hands
+    /// each member all of them in one queue entry, so a busy room costs one wake-up and one
+    /// write per member per window, not per frame. Other rooms queue every frame at once.
     fn broadcast(&self, frame: &ServerFrame) -> FrameText {
         let text = FrameText::new(frame.to_json());
         self.broadcast_text(text.clone());
@@ -295,11 +409,23 @@ impl Room {
 
     fn broadcast_text(&self, text: FrameText) {
         let mut pending = self.pending.lock();
+        let rate = pending.rate.hit(Instant::now());
         pending.frames.push(text);
-        if pending.frames.len() >= MAX_PENDING_FRAMES
-            || self.broadcast_window.is_zero()
-            || self.members.lock().len() < self.batch_min_members
-        {
+        if pending.frames.len() >= MAX_PENDING_FRAMES {
+            return self.flush_locked(&mut pending);
+        }
+        let members = self.members.lock().len();
+        let window = if members < self.batch_min_members {
+            Duration::ZERO
+        } else {
+            batch_window(
+                members,
+                rate,
+                self.batch_writes_per_second,
+                self.broadcast_window,
+            )
+        };
+        if window.is_zero() {
             return self.flush_locked(&mut pending);
         }
         if pending.scheduled {
@@ -309,7 +435,6 @@ impl Room {
             Ok(runtime) => {
                 pending.scheduled = true;
                 let room = self.me.clone();
-                let window = self.broadcast_window;
                 runtime.spawn(async move {
                     tokio::time::sleep(window).await;
                     if let Some(room) = room.upgrade() {
@@ -332,7 +457,7 @@ impl Room {
         let out = match frames.len() {
             0 => None,
             1 => frames.pop().map(Outbound::Text),
-            _ => Some(Outbound::Batch(Arc::from(frames))),
+            _ => Some(Outbound::Batch(Arc::new(Batch::new(frames)))),
         };
         if let Some(out) = out {
             self.queue_to_members(&out);
@@ -622,6 +747,7 @@ impl ChatService {
             pending: Mutex::default(),
             broadcast_window: self.config.broadcast_window,
             batch_min_members: self.config.batch_min_members,
+            batch_writes_per_second: self.config.batch_writes_per_second,
             me: me.clone(),
         });
         // Another join may have made the room meanwhile; the first one stays.

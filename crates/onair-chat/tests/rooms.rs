@@ -586,6 +586,8 @@ async fn a_busy_room_batches_broadcasts_in_order_with_acks_after_them(store: Sto
     let config = ChatConfig {
         batch_min_members: 3,
         broadcast_window: Duration::from_millis(100),
+        // However light the load: this test is about what a batch holds.
+        batch_writes_per_second: 0,
         user_messages: 1000,
         flood_frames: 1000,
         ..ChatConfig::default()
@@ -691,6 +693,7 @@ async fn a_shutdown_hands_out_the_last_messages_before_the_goodbye(store: Store)
         batch_min_members: 2,
         // Far longer than the test: only the shutdown hands the message out.
         broadcast_window: Duration::from_secs(60),
+        batch_writes_per_second: 0,
         ..ChatConfig::default()
     };
     let (service, owner, viewer) = setup(&store, config).await;

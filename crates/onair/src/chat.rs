@@ -1,18 +1,32 @@
 //! The chat's place in the server: [`Host`] answers `onair_chat`'s questions (tokens, the
-//! audience, live state) from the platform, hub and live registry, and [`serve_socket`]
-//! drives one chat client over an axum WebSocket.
+//! audience, live state) from the platform, hub and live registry, [`accept`] answers the
+//! WebSocket handshake and [`serve_socket`] drives one chat client over the upgraded
+//! connection, writing the room's shared frame bytes itself.
 
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Buf, Bytes};
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use onair_chat::{
-    BoxFuture, ChatBus, ChatHost, ChatService, ChatUser, Connection, Ended, Inbound, Membership,
-    Outbound,
+    BoxFuture, ChatBus, ChatHost, ChatService, ChatUser, Connection, Delivery, Ended, Inbound,
+    Membership, Outbound, ws_header,
 };
 use onair_hub::Hub;
 use onair_store::{Role, StoreError};
+use tokio::io::AsyncWrite;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -98,53 +112,206 @@ impl ChatHost for Host {
     }
 }
 
-/// Drives one chat client on `socket` until it leaves (see [`onair_chat::serve`]). Pongs and
-/// pings count as signs of life; binary frames are ignored.
-pub async fn serve_socket(socket: WebSocket, membership: Membership, shutdown: CancellationToken) {
+/// The answer to a chat socket request: `101 Switching Protocols` (RFC 6455 §4.2.2) and
+/// the upgrade to wait on, or the refusal of a request that is no WebSocket handshake, with
+/// the statuses axum's `WebSocketUpgrade` gives.
+pub fn accept(request: &mut axum::extract::Request) -> Result<(Response, OnUpgrade), Response> {
+    fn has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+    let refuse = |status: StatusCode, why: &'static str| (status, why).into_response();
+    if request.method() != Method::GET {
+        return Err(refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Request method must be `GET`",
+        ));
+    }
+    let headers = request.headers();
+    if !has(headers, header::CONNECTION, "upgrade") {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "Connection header did not include 'upgrade'",
+        ));
+    }
+    if !has(headers, header::UPGRADE, "websocket") {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "`Upgrade` header did not include 'websocket'",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Version` header did not include '13'",
+        ));
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "`Sec-WebSocket-Key` header missing",
+        ));
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return Err(refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket request couldn't be upgraded since no upgrade state was present",
+        ));
+    };
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    Ok((response, on_upgrade))
+}
+
+/// Drives one chat client on its upgraded connection until it leaves (see
+/// [`onair_chat::serve`]). Pongs and pings count as signs of life; binary frames are
+/// ignored.
+pub async fn serve_socket(upgraded: Upgraded, membership: Membership, shutdown: CancellationToken) {
     let channel = membership.channel().slug.clone();
-    let (sink, stream) = socket.split();
-    let inbound = stream
-        .take_while(|m| {
-            futures_util::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_))))
-        })
-        .filter_map(|m| {
-            futures_util::future::ready(match m {
-                Ok(Message::Text(text)) => Some(Inbound::Text(text.as_str().to_owned())),
-                Ok(_) => Some(Inbound::Alive),
-                Err(_) => None,
-            })
-        });
-    // `serve` writes a room batch frame by frame, so `Outbound::Batch` never reaches here;
-    // if it did, the connection would end rather than lose frames silently.
-    let outbound = sink.with(|out: Outbound| {
-        futures_util::future::ready(Ok::<_, axum::Error>(match out {
-            Outbound::Batch(_) => {
-                return futures_util::future::ready(Err(axum::Error::new(
-                    "a chat batch reached the socket unsplit",
-                )));
-            }
-            // `FrameText` is UTF-8 by construction; the check reads the bytes once, the
-            // shared buffer is not copied.
-            Outbound::Text(text) => Message::Text(
-                axum::extract::ws::Utf8Bytes::try_from(text.into_bytes()).unwrap_or_default(),
-            ),
-            Outbound::Ping => Message::Ping(Default::default()),
-            Outbound::Close(reason) => Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: if reason == "too slow" { 1008 } else { 1001 },
-                reason: reason.into(),
-            })),
-        }))
-    });
-    let ended = onair_chat::serve(
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
+        .await;
+    let (outbound, inbound) = Socket {
+        ws,
+        queue: VecDeque::new(),
+        ended: false,
+    }
+    .split();
+    let ended = onair_chat::serve_with(
         Connection::new(membership),
-        Box::pin(inbound),
-        Box::pin(outbound),
+        inbound,
+        outbound,
         shutdown,
+        Delivery::Batches,
     )
     .await;
     match ended {
         Ended::TooSlow => debug!(channel, "chat client dropped: too slow"),
         Ended::Idle => debug!(channel, "chat client dropped: idle"),
         _ => debug!(channel, ?ended, "chat client left"),
+    }
+}
+
+/// Slices per `writev`: a flush rarely holds more than a few queue entries, and a longer
+/// backlog simply takes a few calls.
+const MAX_IOV: usize = 64;
+
+/// A chat WebSocket. tungstenite reads the client's frames (unmasking, fragments, UTF-8,
+/// the answers to pings and to a close); every frame the server sends is written here as
+/// bytes: a broadcast's and a room batch's WebSocket encoding was made once for the whole
+/// room ([`onair_chat::FrameText::wire`], [`onair_chat::Batch::wire`]), so a flush is one
+/// `writev` of shared buffers, with no per-client encoding or copy.
+///
+/// The two writers never interleave inside a frame: tungstenite writes only while reading,
+/// and `serve` never reads while a flush of ours is unfinished; ours starts by finishing
+/// whatever tungstenite left buffered.
+struct Socket {
+    ws: WebSocketStream<TokioIo<Upgraded>>,
+    queue: VecDeque<Bytes>,
+    ended: bool,
+}
+
+impl Stream for Socket {
+    type Item = Inbound;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let inbound = match ready!(self.ws.poll_next_unpin(cx)) {
+            Some(Ok(Message::Text(text))) => Some(Inbound::Text(text.as_str().to_owned())),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => None,
+            Some(Ok(_)) => Some(Inbound::Alive),
+        };
+        self.ended = inbound.is_none();
+        Poll::Ready(inbound)
+    }
+}
+
+impl Sink<Outbound> for Socket {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // `serve` flushes after at most a few dozen queue entries: the queue stays short.
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, out: Outbound) -> io::Result<()> {
+        let bytes = match out {
+            Outbound::Text(text) => text.wire().clone(),
+            Outbound::Batch(batch) => batch.wire().clone(),
+            Outbound::Ping => Bytes::from_static(&[0x89, 0x00]),
+            Outbound::Close(reason) => {
+                let code: u16 = if reason == "too slow" { 1008 } else { 1001 };
+                let mut frame = Vec::with_capacity(4 + reason.len());
+                ws_header(0x8, 2 + reason.len(), &mut frame);
+                frame.extend_from_slice(&code.to_be_bytes());
+                frame.extend_from_slice(reason.as_bytes());
+                Bytes::from(frame)
+            }
+        };
+        self.queue.push_back(bytes);
+        Ok(())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        // A pong or close reply tungstenite could not finish goes first, whole. Its errors
+        // (the client closed) are not ours: what we write next reports the socket's state.
+        let _ = ready!(this.ws.poll_flush_unpin(cx));
+        while !this.queue.is_empty() {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                for b in this.queue.iter().take(MAX_IOV) {
+                    slices[n] = IoSlice::new(b);
+                    n += 1;
+                }
+                ready!(Pin::new(this.ws.get_mut()).poll_write_vectored(cx, &slices[..n]))?
+            };
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            advance(&mut this.queue, written);
+        }
+        Pin::new(this.ws.get_mut()).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(self.ws.get_mut()).poll_shutdown(cx)
+    }
+}
+
+/// Drops `n` written bytes off the front of `queue`.
+fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = queue.front_mut() else {
+            return;
+        };
+        if front.len() <= n {
+            n -= front.len();
+            queue.pop_front();
+        } else {
+            front.advance(n);
+            return;
+        }
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use tracing::Instrument as _;
 
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -202,8 +201,12 @@ fn moderation_error(e: ModerationError) -> ApiError {
 pub async fn socket(
     State(state): State<ApiState>,
     axum::extract::Path(slug): axum::extract::Path<String>,
-    upgrade: WebSocketUpgrade,
+    mut request: axum::extract::Request,
 ) -> Response {
+    let (response, on_upgrade) = match crate::chat::accept(&mut request) {
+        Ok(accepted) => accepted,
+        Err(refusal) => return refusal,
+    };
     if let Err(e) = path_slug(&slug) {
         return e.into_response();
     }
@@ -216,20 +219,20 @@ pub async fn socket(
         Err(other) => return ApiError::internal(other).into_response(),
     };
     let shutdown = state.ctx.shutdown.clone();
-    let tasks = state.ctx.tasks.clone();
     // Under the request's span (and the connection's, with the peer), so the socket's logs
-    // say whose it is after the upgrade leaves the request behind.
+    // say whose it is after the upgrade leaves the request behind. Tracked, so shutdown
+    // waits for the goodbye frame.
     let span = tracing::info_span!("chat", channel = %slug);
-    upgrade
-        .max_message_size(crate::chat::MAX_FRAME_BYTES)
-        .read_buffer_size(crate::chat::READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| async move {
-            // Tracked, so shutdown waits for the goodbye frame.
-            tasks
-                .spawn(crate::chat::serve_socket(socket, membership, shutdown).instrument(span))
-                .await
-                .ok();
-        })
+    state.ctx.tasks.spawn(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => crate::chat::serve_socket(upgraded, membership, shutdown).await,
+                Err(e) => tracing::debug!(error = %e, "chat upgrade failed"),
+            }
+        }
+        .instrument(span),
+    );
+    response
 }
 
 /// A channel's chat messages, newest first (deleted ones left out).

@@ -192,12 +192,15 @@ pub struct ChatSection {
     pub slow_mode: Option<Duration>,
     /// Frames queued for one client before it is dropped as too slow.
     pub client_queue: usize,
-    /// How long a busy room gathers broadcasts before each member gets them in one write
+    /// The longest a busy room gathers broadcasts before each member gets them in one write
     /// (`0ms`: never batch).
     #[serde(with = "duration::serde_required")]
     pub broadcast_window: Duration,
     /// Rooms with fewer members send every broadcast at once.
     pub batch_min_members: usize,
+    /// Member writes a second a busy room aims at; its window is members ÷ this, at most
+    /// `broadcast_window` (0: always the whole window).
+    pub batch_writes_per_second: u64,
     /// How often the audience is sent to every room.
     #[serde(with = "duration::serde_required")]
     pub viewers_interval: Duration,
@@ -222,6 +225,7 @@ impl Default for ChatSection {
             client_queue: d.client_queue,
             broadcast_window: d.broadcast_window,
             batch_min_members: d.batch_min_members,
+            batch_writes_per_second: d.batch_writes_per_second,
             viewers_interval: d.viewers_interval,
             ping_interval: d.ping_interval,
             idle_timeout: d.idle_timeout,
@@ -243,6 +247,7 @@ impl ChatSection {
             client_queue: self.client_queue,
             broadcast_window: self.broadcast_window,
             batch_min_members: self.batch_min_members,
+            batch_writes_per_second: self.batch_writes_per_second,
             viewers_interval: self.viewers_interval,
             ping_interval: self.ping_interval,
             idle_timeout: self.idle_timeout,

@@ -306,11 +306,15 @@ pub const OPTIONS: &[Opt] = &[
     ),
     Opt::new(
         "chat.broadcast_window",
-        "how long a busy room gathers broadcasts into one write per client",
+        "the longest a busy room gathers broadcasts into one write per client",
     ),
     Opt::new(
         "chat.batch_min_members",
         "rooms with fewer members send every broadcast at once",
+    ),
+    Opt::new(
+        "chat.batch_writes_per_second",
+        "client writes a second a busy room aims at: its window is members / this (0: always the longest)",
     ),
     Opt::new(
         "chat.viewers_interval",
