@@ -83,9 +83,6 @@ impl ServerProcess {
             .env("ONAIR_DEV_OPEN", "true")
             .env("ONAIR_SHUTDOWN_GRACE", "1s")
             .env("ONAIR_LOG", "warn")
-            // Every viewer comes from 127.0.0.1: the per-address cap (256 by default) would
-            // answer all but the first few hundred 503.
-            .env("ONAIR_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "1000000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
