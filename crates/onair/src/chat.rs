@@ -115,6 +115,9 @@ impl ChatHost for Host {
 /// The answer to a chat socket request: `101 Switching Protocols` (RFC 6455 §4.2.2) and
 /// the upgrade to wait on, or the refusal of a request that is no WebSocket handshake, with
 /// the statuses axum's `WebSocketUpgrade` gives.
+// The refusal is the response itself, made once per refused handshake: boxing it would
+// only add an allocation at the one caller that sends it.
+#[allow(clippy::result_large_err)]
 pub fn accept(request: &mut axum::extract::Request) -> Result<(Response, OnUpgrade), Response> {
     fn has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
         headers
