@@ -341,11 +341,13 @@ const DRIVERS: [&str; 5] = ["ingest", "flv", "hls", "api", "chat"];
 /// The only places a driver reaches into another, each with its reason: a publish starts
 /// its HLS recorder; the API deletes replay files and sets the retention policy; the chat
 /// route hands its socket to the chat adapter.
-const DRIVER_EDGES: [(&str, &str); 6] = [
+const DRIVER_EDGES: [(&str, &str); 7] = [
     ("ingest", "hls::Hls"),
     ("api", "hls::Hls"),
     ("api", "hls::retention"),
     ("api", "chat::serve_socket"),
+    // The chat socket's own handshake, whose upgrade `serve_socket` then drives.
+    ("api", "chat::accept"),
     ("api", "chat::MAX_FRAME_BYTES"),
     ("api", "chat::READ_BUFFER_BYTES"),
 ];

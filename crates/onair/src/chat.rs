@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Config;
+use crate::net::advance;
 use crate::lives::Lives;
 use crate::platform::{Platform, PlatformError};
 
@@ -303,18 +304,3 @@ impl Sink<Outbound> for Socket {
     }
 }
 
-/// Drops `n` written bytes off the front of `queue`.
-fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
-    while n > 0 {
-        let Some(front) = queue.front_mut() else {
-            return;
-        };
-        if front.len() <= n {
-            n -= front.len();
-            queue.pop_front();
-        } else {
-            front.advance(n);
-            return;
-        }
-    }
-}

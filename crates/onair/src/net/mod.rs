@@ -122,7 +122,8 @@ async fn write_some<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
+/// Drops `n` written bytes off the front of `queue` (and any empty pieces after them).
+pub(crate) fn advance(queue: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
         let Some(front) = queue.front_mut() else {
             return;
