@@ -31,8 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Config;
-use crate::net::advance;
 use crate::lives::Lives;
+use crate::net::advance;
 use crate::platform::{Platform, PlatformError};
 
 /// Largest client frame read from a chat socket; a chat frame is a few hundred bytes.
@@ -303,4 +303,3 @@ impl Sink<Outbound> for Socket {
         Pin::new(self.ws.get_mut()).poll_shutdown(cx)
     }
 }
-
