@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use onair_media::{Frame, MediaKind, Timestamp};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant as Clock;
 
 use crate::entry::Entry;
 use crate::stats::{ChannelSnapshot, Protocol, ViewerCounts};
@@ -41,6 +42,8 @@ pub(crate) struct Channel {
     kick: Notify,
     viewers: ViewerCounts,
     subscribers: AtomicUsize,
+    /// The hub's count of wakes, over every channel (a metric).
+    wakes: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +84,101 @@ pub(crate) struct State {
     video_frames: u64,
     audio_frames: u64,
     dropped_slow: u64,
+
+    pacing: Pacing,
+}
+
+/// When the subscribers are woken for new frames ([`HubConfig::max_write_delay`]).
+///
+/// Every wake costs each viewer a write: a system call, and on the receiving side a wake-up,
+/// which over loopback the sender's core pays too. At a few thousand viewers those writes are
+/// the server's whole cost, so a busy channel announces frames in batches instead of one by
+/// one; an idle one announces each frame at once. Nothing is withheld from a subscriber that
+/// polls on its own: a hold delays only the wake, and every delivery takes everything ready.
+#[derive(Debug, Default)]
+struct Pacing {
+    /// Subscribers parked on `wake` in the current epoch.
+    parked: usize,
+    /// Subscribers a wake released that have not polled yet: while there are any, the
+    /// fan-out of that wake is still running, and whatever arrives meanwhile is picked up
+    /// by those still to run anyway.
+    unrun: usize,
+    /// Counts wakes; a parked subscriber remembers the epoch it parked in, so it knows
+    /// whether it was released (and counted in `unrun`) or is still counted in `parked`.
+    epoch: u64,
+    /// When the fan-out now running (or the last one) began.
+    woke_at: Option<Clock>,
+    /// How long the last complete fan-out took, from its wake until every subscriber it
+    /// released had polled: the core's cost of one wake, queueing included.
+    last_fanout: Duration,
+    /// When the oldest frame not yet announced arrived; `None`: every frame is announced.
+    pending_since: Option<Clock>,
+    /// When the newest frame arrived, and the mean time between frames (a moving average,
+    /// 1/8 weight to the newest gap).
+    last_push: Option<Clock>,
+    frame_gap: Duration,
+    /// A flush timer is running for this channel.
+    timer: bool,
+}
+
+/// What to do with the frames not yet announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Nothing to announce.
+    Idle,
+    /// Wake the subscribers now.
+    Wake,
+    /// Hold until this instant at the latest.
+    Hold(Clock),
+}
+
+impl Pacing {
+    /// The one place the rule lives: a frame is announced at once unless the core is busy,
+    /// and never later than the budget after it arrived. Busy: a fan-out is still running,
+    /// or the last one took half the mean time between frames or more, so that waking for
+    /// every frame would spend half a core or more on this channel alone. The cost of a
+    /// fan-out does not fall when frames are batched (it is a write per viewer either way),
+    /// so batching does not talk itself out of being needed.
+    fn pace(&self, now: Clock, budget: Duration) -> Pace {
+        let Some(since) = self.pending_since else {
+            return Pace::Idle;
+        };
+        let deadline = since + budget;
+        if now >= deadline {
+            return Pace::Wake;
+        }
+        let busy = self.unrun > 0
+            || (!self.last_fanout.is_zero() && self.last_fanout * 2 >= self.frame_gap);
+        if busy {
+            Pace::Hold(deadline)
+        } else {
+            Pace::Wake
+        }
+    }
+
+    /// Counts a new frame as not yet announced.
+    fn arrived(&mut self, now: Clock) {
+        if let Some(last) = self.last_push {
+            let gap = now.saturating_duration_since(last);
+            self.frame_gap = if self.frame_gap.is_zero() {
+                gap
+            } else {
+                (self.frame_gap * 7 + gap) / 8
+            };
+        }
+        self.last_push = Some(now);
+        self.pending_since.get_or_insert(now);
+    }
+
+    /// Releases every parked subscriber; the caller notifies them after unlocking.
+    fn wake(&mut self, now: Clock) {
+        self.pending_since = None;
+        if self.unrun == 0 {
+            self.woke_at = Some(now);
+        }
+        self.unrun += std::mem::take(&mut self.parked);
+        self.epoch += 1;
+    }
 }
 
 /// Where one track stands on the channel's timeline.
@@ -213,23 +311,19 @@ impl State {
         };
     }
 
-    /// Whether a new frame wakes the subscribers now. Every wake costs each viewer a write
-    /// (a system call and, on the receiving side, a wake-up), so audio that arrives between
-    /// two video frames rides along with the next video frame instead of costing a write of
-    /// its own — unless the channel has no video, or video is late by more than
-    /// `max_audio_hold` of media time. Nothing else is ever held back.
-    fn should_wake(&mut self, frame: &Frame, config: &HubConfig) -> bool {
-        let plain_audio = frame.kind == MediaKind::Audio && !frame.sequence_header;
-        let hold = i64::try_from(config.max_audio_hold.as_millis()).unwrap_or(i64::MAX);
-        let wake = !plain_audio
-            || !self.has_video
-            || self
-                .last_wake
-                .is_none_or(|last| i64::from(frame.timestamp.since(last)) >= hold);
-        if wake {
-            self.last_wake = Some(frame.timestamp);
+    /// Counts a new frame as not yet announced and says what to do now.
+    fn pace_new_frame(&mut self, config: &HubConfig, now: Clock) -> Pace {
+        self.pacing.arrived(now);
+        if config.max_write_delay.is_zero() {
+            return Pace::Wake;
         }
-        wake
+        self.pacing.pace(now, config.max_write_delay)
+    }
+
+    /// Wakes the subscribers (the caller notifies them after unlocking).
+    fn wake(&mut self, now: Clock) {
+        self.last_wake = self.head_timestamp();
+        self.pacing.wake(now);
     }
 
     fn trim(&mut self, config: &HubConfig) {
@@ -265,12 +359,27 @@ impl State {
     }
 }
 
+/// How far behind the head (in media time) a frame still counts as the live edge, which
+/// one delivery takes whole past [`Subscriber::set_batch_bytes`]: what one paced wake
+/// announces, plus what piles up while a busy core runs a fan-out (twice the last one's
+/// length, at least [`LIVE_EDGE_SLACK`]), up to half of `max_lag`. A viewer that far behind
+/// waits on the server, not on its link; cutting its batches would cost it a write per
+/// frame just when the core can least afford it, and each write it loses puts it further
+/// behind (at 8000 viewers on one core that spiral delivered half the stream).
+fn live_edge_millis(config: &HubConfig, last_fanout: Duration) -> i64 {
+    let edge = config.max_write_delay + (last_fanout * 2).max(LIVE_EDGE_SLACK);
+    i64::try_from(edge.min(config.max_lag / 2).as_millis()).unwrap_or(i64::MAX)
+}
+
+/// See [`live_edge_millis`]: three video frames at 30 fps.
+const LIVE_EDGE_SLACK: Duration = Duration::from_millis(100);
+
 fn lag_millis(config: &HubConfig) -> i64 {
     i64::try_from(config.max_lag.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str, config: HubConfig) -> Arc<Channel> {
+    pub(crate) fn new(name: &str, config: HubConfig, wakes: Arc<AtomicU64>) -> Arc<Channel> {
         Arc::new(Channel {
             name: name.to_owned(),
             config,
@@ -279,7 +388,62 @@ impl Channel {
             kick: Notify::new(),
             viewers: ViewerCounts::default(),
             subscribers: AtomicUsize::new(0),
+            wakes,
         })
+    }
+
+    /// Acts on a pacing decision taken under the channel's lock: wakes the subscribers
+    /// (returns true: the caller notifies them with [`Channel::notify`] once it has
+    /// unlocked), or makes sure a timer looks again by the deadline.
+    fn act(this: &Arc<Channel>, st: &mut State, pace: Pace, now: Clock) -> bool {
+        match pace {
+            Pace::Idle => false,
+            Pace::Wake => {
+                st.wake(now);
+                true
+            }
+            Pace::Hold(deadline) => {
+                if !st.pacing.timer {
+                    // Without a runtime (a synchronous caller) the next push or the end of
+                    // the running fan-out announces the frames instead.
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        st.pacing.timer = true;
+                        runtime.spawn(Channel::flush_at(Arc::downgrade(this), deadline));
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    fn notify(&self) {
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
+    /// The flush timer: at the deadline of the frames held, announce them if nothing else
+    /// has; one runs per channel at a time, and it ends when nothing is held.
+    async fn flush_at(channel: std::sync::Weak<Channel>, mut at: Clock) {
+        loop {
+            tokio::time::sleep_until(at).await;
+            let Some(this) = channel.upgrade() else {
+                return;
+            };
+            let mut st = this.state.lock();
+            let now = Clock::now();
+            match st.pacing.pace(now, this.config.max_write_delay) {
+                Pace::Hold(deadline) => at = deadline,
+                pace => {
+                    st.pacing.timer = false;
+                    let notify = Channel::act(&this, &mut st, pace, now);
+                    drop(st);
+                    if notify {
+                        this.notify();
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     pub(crate) fn is_live(&self) -> bool {
@@ -364,6 +528,7 @@ impl Channel {
             skipped_total: 0,
             batch_bytes: usize::MAX,
             unacknowledged: 0,
+            parked_in: None,
         }
     }
 
@@ -373,7 +538,14 @@ impl Channel {
     }
 
     pub(crate) fn kick(&self) -> bool {
-        let was_live = self.state.lock().live.take().is_some();
+        let was_live = {
+            let mut st = self.state.lock();
+            let was_live = st.live.take().is_some();
+            if was_live {
+                st.wake(Clock::now());
+            }
+            was_live
+        };
         if was_live {
             self.kick.notify_waiters();
             self.wake.notify_waiters();
@@ -387,6 +559,8 @@ impl Channel {
             if st.live == Some(id) {
                 st.live = None;
                 st.started = None;
+                // The frames still held go with this wake: the stream's last ones.
+                st.wake(Clock::now());
                 true
             } else {
                 false
@@ -397,9 +571,9 @@ impl Channel {
         }
     }
 
-    fn push(&self, id: u64, frame: Frame) -> bool {
-        let wake = {
-            let mut st = self.state.lock();
+    fn push(this: &Arc<Channel>, id: u64, frame: Frame) -> bool {
+        {
+            let mut st = this.state.lock();
             if st.live != Some(id) {
                 return false;
             }
@@ -428,15 +602,17 @@ impl Channel {
                 (MediaKind::Video, false, false) => st.has_video = true,
                 (MediaKind::Audio, false, _) => {}
             }
-            let wake = st.should_wake(entry.frame(), &self.config);
+            let now = Clock::now();
+            let pace = st.pace_new_frame(&this.config, now);
             st.ring_bytes += entry.size();
             st.total_bytes += entry.size() as u64;
             st.ring.push_back(entry);
-            st.trim(&self.config);
-            wake
-        };
-        if wake {
-            self.wake.notify_waiters();
+            st.trim(&this.config);
+            let notify = Channel::act(this, &mut st, pace, now);
+            drop(st);
+            if notify {
+                this.notify();
+            }
         }
         true
     }
@@ -491,7 +667,7 @@ impl Publisher {
     /// Appends a frame and wakes the subscribers. Never waits on anyone. Returns `false` once
     /// this publish has been kicked or taken over, and the frame is dropped.
     pub fn push(&self, frame: Frame) -> bool {
-        self.channel.push(self.id, frame)
+        Channel::push(&self.channel, self.id, frame)
     }
 
     /// Completes when this publish has been kicked ([`Hub::kick`]) or taken over.
@@ -582,6 +758,8 @@ pub struct Subscriber {
     /// Milliseconds of media the consumer has taken that its peer has not acknowledged yet
     /// ([`Subscriber::set_unacknowledged`]); the lag check counts them.
     unacknowledged: i64,
+    /// The pacing epoch this subscriber parked in, waiting for a wake ([`Pacing`]).
+    parked_in: Option<u64>,
 }
 
 impl Subscriber {
@@ -594,7 +772,7 @@ impl Subscriber {
             let notified = channel.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(delivery) = self.poll(out)? {
+            if let Some(delivery) = self.poll(out, true)? {
                 return Ok(delivery);
             }
             notified.await;
@@ -604,21 +782,72 @@ impl Subscriber {
     /// Like [`Subscriber::recv`] but never waits: `Ok(None)` when nothing is ready.
     pub fn try_recv(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Option<Delivery>, RecvError> {
         out.clear();
-        self.poll(out)
+        self.poll(out, false)
     }
 
-    fn poll(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Option<Delivery>, RecvError> {
-        if self.hub.is_closed() {
-            return Err(RecvError::Closed);
+    /// Takes what is ready; `park`: when nothing is, the caller waits on the channel's wake
+    /// (its `Notified` already enabled), which the pacing counts.
+    fn poll(
+        &mut self,
+        out: &mut Vec<Arc<Entry>>,
+        park: bool,
+    ) -> Result<Option<Delivery>, RecvError> {
+        let channel = self.channel.clone();
+        let mut st = channel.state.lock();
+        let notify = self.unpark(&mut st);
+        let delivery = if self.hub.is_closed() {
+            Err(RecvError::Closed)
+        } else {
+            self.poll_locked(&mut st, out)
+        };
+        if matches!(delivery, Ok(None)) && park {
+            self.parked_in = Some(st.pacing.epoch);
+            st.pacing.parked += 1;
         }
+        drop(st);
+        if notify {
+            channel.notify();
+        }
+        delivery
+    }
+
+    /// Settles this subscriber's place in the pacing count once it runs again (or goes):
+    /// still parked, or released by a wake. The last one a wake released ends that fan-out
+    /// and, if the pacing says so, announces what arrived meanwhile (returns true: the caller
+    /// notifies after unlocking).
+    fn unpark(&mut self, st: &mut State) -> bool {
+        let Some(epoch) = self.parked_in.take() else {
+            return false;
+        };
+        let p = &mut st.pacing;
+        if epoch == p.epoch {
+            p.parked = p.parked.saturating_sub(1);
+            return false;
+        }
+        p.unrun = p.unrun.saturating_sub(1);
+        if p.unrun > 0 {
+            return false;
+        }
+        let now = Clock::now();
+        if let Some(woke_at) = p.woke_at {
+            p.last_fanout = now.saturating_duration_since(woke_at);
+        }
+        let pace = p.pace(now, self.channel.config.max_write_delay);
+        Channel::act(&self.channel, st, pace, now)
+    }
+
+    fn poll_locked(
+        &mut self,
+        st: &mut State,
+        out: &mut Vec<Arc<Entry>>,
+    ) -> Result<Option<Delivery>, RecvError> {
         let channel = self.channel.clone();
         let config = &channel.config;
-        let mut st = channel.state.lock();
         match self.phase {
             Phase::Waiting { returning } => {
                 let Some(id) = st.live else { return Ok(None) };
                 self.phase = Phase::Live(id);
-                self.join(&st);
+                self.join(st);
                 if returning {
                     return Ok(Some(Delivery::PublisherBack));
                 }
@@ -653,26 +882,34 @@ impl Subscriber {
                         || st.total_bytes - e.offset() > config.max_lag_bytes as u64
                 });
             if fell_off || lagging {
-                self.skip(&mut st, head)?;
+                self.skip(st, head)?;
             }
         }
         // After `skip`, which may have queued the headers of the stretch it skipped.
         out.append(&mut self.prefix);
         let next = st.next_seq();
+        let head = st.head_timestamp();
+        let live_edge = live_edge_millis(config, st.pacing.last_fanout);
         let mut taken = 0usize;
-        while self.cursor < next && taken < self.batch_bytes {
+        while self.cursor < next {
             // The loop bound keeps `cursor` inside the ring, which `skip` ensured starts at
             // or before it.
             let Some(entry) = st.get(self.cursor).cloned() else {
                 break;
             };
+            // The cap is for a backlog; the live edge goes in one write however big it is,
+            // or a paced wake would cost a write per frame all the same.
+            if taken >= self.batch_bytes
+                && head.is_some_and(|h| i64::from(h.since(entry.frame().timestamp)) > live_edge)
+            {
+                break;
+            }
             self.cursor += 1;
-            if self.wanted(&st, &entry) {
+            if self.wanted(st, &entry) {
                 taken += entry.size();
                 out.push(entry);
             }
         }
-        drop(st);
         Ok((!out.is_empty()).then_some(Delivery::Frames))
     }
 
@@ -833,6 +1070,13 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        if self.parked_in.is_some() {
+            let channel = self.channel.clone();
+            let notify = self.unpark(&mut channel.state.lock());
+            if notify {
+                channel.notify();
+            }
+        }
         self.channel.viewers.remove(self.protocol);
         self.channel.subscribers.fetch_sub(1, Ordering::AcqRel);
         self.hub.release(&self.channel.name);
@@ -843,13 +1087,24 @@ impl Drop for Subscriber {
 pub(crate) mod tests_support {
     use super::*;
 
-    pub(crate) fn state() -> State {
-        State::default()
-    }
-
-    /// `should_wake` as `push` calls it, with the video flag `push` would have set first.
-    pub(crate) fn should_wake(st: &mut State, frame: &Frame, config: &HubConfig) -> bool {
-        st.has_video |= frame.kind == MediaKind::Video;
-        st.should_wake(frame, config)
+    /// The pacing rule on its own, for a channel whose last fan-out took `last_fanout`,
+    /// with `unrun` subscribers of a running one still to run, frames `frame_gap` apart,
+    /// and the oldest frame not yet announced `held` old: whether it wakes now.
+    pub(crate) fn wakes_now(
+        last_fanout: Duration,
+        unrun: usize,
+        frame_gap: Duration,
+        held: Duration,
+        budget: Duration,
+    ) -> bool {
+        let now = Clock::now();
+        let pacing = Pacing {
+            unrun,
+            last_fanout,
+            frame_gap,
+            pending_since: Some(now - held),
+            ..Pacing::default()
+        };
+        pacing.pace(now, budget) == Pace::Wake
     }
 }

@@ -65,10 +65,14 @@ pub struct HubConfig {
     pub max_skips: u32,
     /// The media-time window in which skips are counted.
     pub skip_window: Duration,
-    /// Longest (in media time) an audio frame waits for the next video frame to share its
-    /// write to the viewers; zero sends every audio frame at once. Audio-only channels are
-    /// never held.
-    pub max_audio_hold: Duration,
+    /// The latency budget of a write to the viewers: the longest a frame waits before its
+    /// subscribers are woken for it. An idle channel wakes them for each frame at once. A
+    /// busy one (a fan-out still running, or the last one took half the mean time between
+    /// frames or more) announces frames in batches, so each viewer writes several frames in
+    /// one system call; what arrives during a fan-out is announced when it ends. None of this
+    /// holds a frame longer than the budget after it arrived. Zero wakes for every frame at
+    /// once.
+    pub max_write_delay: Duration,
     /// Hard cap on the bytes one channel keeps in its ring (GOP cache plus lag window). A GOP
     /// larger than this is not cached: new subscribers wait for the next keyframe instead.
     ///
@@ -97,7 +101,7 @@ impl Default for HubConfig {
             max_skips: 20,
             skip_window: Duration::from_secs(30),
             max_channel_bytes: 64 << 20,
-            max_audio_hold: Duration::from_millis(50),
+            max_write_delay: Duration::from_millis(20),
             max_viewers: 0,
         }
     }
@@ -136,6 +140,8 @@ pub struct Hub {
     /// over: process-wide figures for metrics, one relaxed add per skip.
     pub(crate) skips: AtomicU64,
     pub(crate) frames_skipped: AtomicU64,
+    /// Times the subscribers of a channel were woken for new frames, over every channel.
+    wakes: Arc<AtomicU64>,
     max_viewers: AtomicUsize,
 }
 
@@ -157,6 +163,7 @@ impl Hub {
             channels: Mutex::new(HashMap::new()),
             skips: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
+            wakes: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -177,7 +184,7 @@ impl Hub {
         let mut channels = self.channels.lock();
         let ch = channels
             .entry(channel.to_owned())
-            .or_insert_with(|| Channel::new(channel, self.config.clone()));
+            .or_insert_with(|| Channel::new(channel, self.config.clone(), self.wakes.clone()));
         Channel::start_publish(ch, self.clone(), options)
     }
 
@@ -187,7 +194,7 @@ impl Hub {
         let mut channels = self.channels.lock();
         let ch = channels
             .entry(channel.to_owned())
-            .or_insert_with(|| Channel::new(channel, self.config.clone()));
+            .or_insert_with(|| Channel::new(channel, self.config.clone(), self.wakes.clone()));
         Channel::subscribe(ch, self.clone(), protocol)
     }
 
@@ -204,7 +211,7 @@ impl Hub {
         let mut channels = self.channels.lock();
         let ch = channels
             .entry(channel.to_owned())
-            .or_insert_with(|| Channel::new(channel, self.config.clone()));
+            .or_insert_with(|| Channel::new(channel, self.config.clone(), self.wakes.clone()));
         if max_viewers > 0 && ch.viewer_count() >= max_viewers {
             return Err(ChannelFull { max: max_viewers });
         }
@@ -223,6 +230,13 @@ impl Hub {
             self.skips.load(Ordering::Relaxed),
             self.frames_skipped.load(Ordering::Relaxed),
         )
+    }
+
+    /// How many times the subscribers of a channel were woken for new frames, over every
+    /// channel since start: with the viewer count, the writes per viewer the pacing
+    /// ([`HubConfig::max_write_delay`]) leads to.
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Relaxed)
     }
 
     /// Shuts the hub: every subscriber's `recv` ends with [`RecvError::Closed`] and new
@@ -801,44 +815,35 @@ mod tests {
     }
 
     #[test]
-    fn audio_between_video_frames_rides_with_the_next_video_frame() {
-        let config = HubConfig::default();
-        let mut st = channel::tests_support::state();
-        let wakes: Vec<bool> = [
-            video(0, true),
-            audio(10),
-            audio(33),
-            video(40, false),
-            audio(60),
-            audio(150),
-        ]
-        .iter()
-        .map(|f| channel::tests_support::should_wake(&mut st, f, &config))
-        .collect();
-        // audio(150) wakes: video is more than `max_audio_hold` late.
-        assert_eq!(wakes, [true, false, false, true, false, true]);
-
-        let mut st = channel::tests_support::state();
-        let only_audio: Vec<bool> = [audio(0), audio(23), audio(46)]
-            .iter()
-            .map(|f| channel::tests_support::should_wake(&mut st, f, &config))
-            .collect();
-        assert_eq!(
-            only_audio,
-            [true, true, true],
-            "audio-only channels are never held"
+    fn frames_wait_only_on_a_busy_core_and_never_past_the_budget() {
+        use channel::tests_support::wakes_now;
+        let ms = Duration::from_millis;
+        let budget = ms(20);
+        // Frames ~14 ms apart (30 fps video and 43 audio frames a second).
+        let gap = ms(14);
+        assert!(wakes_now(ms(1), 0, gap, ms(0), budget), "idle: at once");
+        assert!(
+            wakes_now(ms(6), 0, gap, ms(0), budget),
+            "fan-out under half the gap"
         );
-
-        let mut st = channel::tests_support::state();
-        let no_hold = HubConfig {
-            max_audio_hold: Duration::ZERO,
-            ..HubConfig::default()
-        };
-        let all: Vec<bool> = [video(0, true), audio(10)]
-            .iter()
-            .map(|f| channel::tests_support::should_wake(&mut st, f, &no_hold))
-            .collect();
-        assert_eq!(all, [true, true]);
+        assert!(!wakes_now(ms(7), 0, gap, ms(0), budget), "busy: held");
+        assert!(
+            !wakes_now(ms(1), 3, gap, ms(5), budget),
+            "a fan-out is running: held"
+        );
+        assert!(!wakes_now(ms(40), 0, gap, ms(19), budget));
+        assert!(
+            wakes_now(ms(40), 0, gap, ms(20), budget),
+            "the budget is spent"
+        );
+        assert!(
+            wakes_now(ms(40), 9, gap, ms(25), budget),
+            "even during a fan-out"
+        );
+        assert!(
+            wakes_now(ms(7), 0, ms(50), ms(0), budget),
+            "the same fan-out on a channel with fewer frames is not busy"
+        );
     }
 
     #[test]
@@ -1237,5 +1242,204 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         assert_eq!(sub.recv(&mut out).await.unwrap(), Delivery::PublisherLeft);
+    }
+
+    /// Polls a pinned future once, from inside a test's task.
+    async fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *fut).poll(cx)))
+            .await
+    }
+
+    fn paced(budget_ms: u64) -> Arc<Hub> {
+        Hub::new(HubConfig {
+            max_write_delay: Duration::from_millis(budget_ms),
+            ..HubConfig::default()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_channel_wakes_its_subscribers_for_each_frame_at_once() {
+        let hub = paced(20);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        p.push(video(0, true));
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let mut out = Vec::new();
+        sub.recv(&mut out).await.unwrap();
+        let start = tokio::time::Instant::now();
+        for ts in [33, 66, 100] {
+            let mut recv = Box::pin(sub.recv(&mut out));
+            assert!(poll_once(&mut recv).await.is_pending());
+            p.push(video(ts, false));
+            assert!(
+                poll_once(&mut recv).await.is_ready(),
+                "the wake for {ts} came at once"
+            );
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "nothing waited for a timer"
+        );
+        assert_eq!(hub.wakes(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_channel_announces_frames_in_batches_within_the_budget() {
+        let hub = paced(20);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let mut out = Vec::new();
+        {
+            let mut recv = Box::pin(sub.recv(&mut out));
+            assert!(poll_once(&mut recv).await.is_pending());
+            p.push(video(0, true));
+            assert_eq!(hub.wakes(), 1);
+            // The released subscriber runs 15 ms later: the fan-out took 15 ms, over half
+            // the budget, so the core counts as busy.
+            tokio::time::advance(Duration::from_millis(15)).await;
+            assert!(poll_once(&mut recv).await.is_ready());
+        }
+        let mut recv = Box::pin(sub.recv(&mut out));
+        assert!(poll_once(&mut recv).await.is_pending());
+        let held_from = tokio::time::Instant::now();
+        p.push(audio(23));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        p.push(video(33, false));
+        assert_eq!(hub.wakes(), 1, "held while the budget allows");
+        tokio::time::advance(Duration::from_millis(9)).await;
+        assert_eq!(hub.wakes(), 1);
+        // The flush timer announces both at the budget after the first arrived.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(hub.wakes(), 2);
+        assert_eq!(held_from.elapsed(), Duration::from_millis(20));
+        assert!(poll_once(&mut recv).await.is_ready());
+        drop(recv);
+        let kinds: Vec<MediaKind> = out.iter().map(|e| e.frame().kind).collect();
+        assert_eq!(
+            kinds,
+            [MediaKind::Audio, MediaKind::Video],
+            "one delivery, one write"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_that_arrive_during_a_fan_out_are_announced_when_it_ends() {
+        let hub = paced(20);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let (mut a, mut b) = (
+            hub.subscribe("c", Protocol::Rtmp),
+            hub.subscribe("c", Protocol::HttpFlv),
+        );
+        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+        // Frames 40 ms apart, each fan-out done at once: not busy.
+        for ts in [0, 40, 80, 120] {
+            let mut recv_a = Box::pin(a.recv(&mut out_a));
+            let mut recv_b = Box::pin(b.recv(&mut out_b));
+            assert!(poll_once(&mut recv_a).await.is_pending());
+            assert!(poll_once(&mut recv_b).await.is_pending());
+            p.push(video(ts, ts == 0));
+            assert!(poll_once(&mut recv_a).await.is_ready());
+            assert!(poll_once(&mut recv_b).await.is_ready());
+            tokio::time::advance(Duration::from_millis(40)).await;
+        }
+        assert_eq!(hub.wakes(), 4);
+        let mut recv_a = Box::pin(a.recv(&mut out_a));
+        let mut recv_b = Box::pin(b.recv(&mut out_b));
+        assert!(poll_once(&mut recv_a).await.is_pending());
+        assert!(poll_once(&mut recv_b).await.is_pending());
+        p.push(video(160, false));
+        assert!(poll_once(&mut recv_a).await.is_ready());
+        drop(recv_a);
+        let mut recv_a = Box::pin(a.recv(&mut out_a));
+        assert!(poll_once(&mut recv_a).await.is_pending());
+        // b has not run yet: the fan-out is still going, so this frame waits for its end.
+        tokio::time::advance(Duration::from_millis(5)).await;
+        p.push(video(165, false));
+        assert_eq!(hub.wakes(), 5);
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert!(poll_once(&mut recv_b).await.is_ready());
+        assert_eq!(
+            hub.wakes(),
+            6,
+            "b's run ended the fan-out and announced the frame"
+        );
+        assert!(poll_once(&mut recv_a).await.is_ready());
+        drop((recv_a, recv_b));
+        assert_eq!(out_a.len(), 1);
+        assert_eq!(
+            out_b.len(),
+            2,
+            "b, still to run, took the new frame with the first"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_that_goes_while_released_does_not_leave_the_channel_busy() {
+        let hub = paced(20);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut a = hub.subscribe("c", Protocol::Rtmp);
+        let mut b = hub.subscribe("c", Protocol::Rtmp);
+        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+        {
+            let mut recv_a = Box::pin(a.recv(&mut out_a));
+            let mut recv_b = Box::pin(b.recv(&mut out_b));
+            assert!(poll_once(&mut recv_a).await.is_pending());
+            assert!(poll_once(&mut recv_b).await.is_pending());
+        }
+        p.push(video(0, true));
+        // a goes without running again; b runs: the fan-out is over.
+        drop(a);
+        assert!(
+            poll_once(&mut Box::pin(b.recv(&mut out_b)))
+                .await
+                .is_ready()
+        );
+        let mut recv_b = Box::pin(b.recv(&mut out_b));
+        assert!(poll_once(&mut recv_b).await.is_pending());
+        p.push(video(33, false));
+        assert!(poll_once(&mut recv_b).await.is_ready(), "announced at once");
+        assert_eq!(hub.wakes(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_budget_wakes_for_every_frame_even_during_a_fan_out() {
+        let hub = paced(0);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut a = hub.subscribe("c", Protocol::Rtmp);
+        let mut out = Vec::new();
+        let mut recv = Box::pin(a.recv(&mut out));
+        assert!(poll_once(&mut recv).await.is_pending());
+        for ts in [0, 23, 33, 46] {
+            p.push(if ts == 0 { video(0, true) } else { audio(ts) });
+        }
+        assert_eq!(hub.wakes(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_s_last_frames_are_not_held_when_the_publisher_leaves() {
+        let hub = paced(50);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let mut out = Vec::new();
+        {
+            let mut recv = Box::pin(sub.recv(&mut out));
+            assert!(poll_once(&mut recv).await.is_pending());
+            p.push(video(0, true));
+            tokio::time::advance(Duration::from_millis(40)).await;
+            assert!(poll_once(&mut recv).await.is_ready());
+        }
+        let mut recv = Box::pin(sub.recv(&mut out));
+        assert!(poll_once(&mut recv).await.is_pending());
+        p.push(video(33, false));
+        assert_eq!(hub.wakes(), 1, "busy: held");
+        drop(p);
+        assert!(
+            poll_once(&mut recv).await.is_ready(),
+            "the end of the publish wakes"
+        );
+        drop(recv);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].frame().timestamp, Timestamp::from_millis(33));
     }
 }

@@ -86,7 +86,11 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => exit_with(load().and_then(|loaded| {
             let set_filter = init_logging(&loaded.config);
             warn_ignored(&loaded.ignored);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if loaded.config.worker_threads > 0 {
+                runtime.worker_threads(loaded.config.worker_threads);
+            }
+            let runtime = runtime
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;

@@ -471,6 +471,12 @@ pub fn render(src: Sources<'_>) -> String {
             hub.skip_totals().1,
         ),
         (
+            "onair_hub_wakes_total",
+            "times a channel's viewers were woken for new frames (each costs every viewer a \
+             write; hub.max_write_delay batches them on a busy core)",
+            hub.wakes(),
+        ),
+        (
             "onair_recordings_written_total",
             "HLS recordings ended with at least one segment written",
             src.recordings_written,

@@ -42,6 +42,8 @@ pub struct Config {
     /// How long shutdown waits for connections to finish before it closes them.
     #[serde(with = "duration::serde_required")]
     pub shutdown_grace: Duration,
+    /// Threads that run connections (0: one per core the process may run on).
+    pub worker_threads: usize,
     /// RTMP ingest and playback.
     pub rtmp: RtmpConfig,
     /// HTTP: HTTP-FLV, WebSocket-FLV, health and metrics.
@@ -74,6 +76,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             shutdown_grace: Duration::from_secs(5),
+            worker_threads: 0,
             rtmp: RtmpConfig::default(),
             http: HttpConfig::default(),
             hub: HubSection::default(),
@@ -429,9 +432,10 @@ pub struct HubSection {
     pub max_skips: u32,
     /// Most bytes one channel keeps for its GOP cache and lagging viewers.
     pub max_channel_bytes: usize,
-    /// Longest an audio frame waits for the next video frame to share a write to viewers.
-    #[serde(with = "duration::serde_required")]
-    pub max_audio_hold: Duration,
+    /// The latency budget of a write to viewers: on a busy core frames are announced in
+    /// batches, none held longer than this (the old key `max_audio_hold` is still read).
+    #[serde(with = "duration::serde_required", alias = "max_audio_hold")]
+    pub max_write_delay: Duration,
     /// A second publisher to a live channel takes over (true) or is refused (false).
     pub takeover: bool,
     /// How long viewers stay connected after the publisher leaves, waiting for it to return.
@@ -457,7 +461,7 @@ impl Default for HubSection {
             max_lag_bytes: hub.max_lag_bytes,
             max_skips: hub.max_skips,
             max_channel_bytes: hub.max_channel_bytes,
-            max_audio_hold: hub.max_audio_hold,
+            max_write_delay: hub.max_write_delay,
             takeover: false,
             republish_grace: Duration::from_secs(10),
             wait_for_publisher: Duration::from_secs(30),
@@ -476,7 +480,7 @@ impl HubSection {
             max_lag_bytes: self.max_lag_bytes,
             max_skips: self.max_skips,
             max_channel_bytes: self.max_channel_bytes,
-            max_audio_hold: self.max_audio_hold,
+            max_write_delay: self.max_write_delay,
             max_viewers: self.max_viewers_per_channel,
             ..onair_hub::HubConfig::default()
         }
@@ -945,6 +949,22 @@ impl Config {
                     message: "must be at least 1".into(),
                 });
             }
+        }
+        if self.worker_threads > 1024 {
+            return Err(ConfigError::Invalid {
+                key: "worker_threads",
+                message: format!("{} is outside 0..=1024", self.worker_threads),
+            });
+        }
+        if self.hub.max_write_delay > Duration::from_secs(1) {
+            // Past a second the "latency budget" is a buffer: players see it as stalls.
+            return Err(ConfigError::Invalid {
+                key: "hub.max_write_delay",
+                message: format!(
+                    "{} ms is more than 1000 ms",
+                    self.hub.max_write_delay.as_millis()
+                ),
+            });
         }
         if self.restream.max_per_channel > 100 {
             return Err(ConfigError::Invalid {

@@ -59,6 +59,10 @@ pub const OPTIONS: &[Opt] = &[
         "shutdown_grace",
         "how long shutdown waits for connections to finish",
     ),
+    Opt::new(
+        "worker_threads",
+        "threads that run connections (0: one per core)",
+    ),
     Opt::new("rtmp.listen", "RTMP listen address"),
     Opt::new(
         "rtmp.app",
@@ -146,8 +150,8 @@ pub const OPTIONS: &[Opt] = &[
         "memory cap per channel (GOP cache + lag)",
     ),
     Opt::new(
-        "hub.max_audio_hold",
-        "audio waits at most this for the next video frame's write",
+        "hub.max_write_delay",
+        "latency budget: a busy core batches writes, no frame waits longer",
     ),
     Opt::new(
         "hub.takeover",
