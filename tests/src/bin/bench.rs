@@ -46,6 +46,9 @@
 //!
 //! Every phase is bounded in time and every connection goes to a loopback address.
 
+// `serde_json::json!` of a run row nests deeper than the default allows.
+#![recursion_limit = "256"]
+
 #[path = "bench/cluster.rs"]
 mod cluster;
 #[path = "bench/histogram.rs"]
@@ -112,6 +115,18 @@ struct Cli {
     /// Core the server is pinned to.
     #[arg(long, default_value_t = 0)]
     server_core: usize,
+    /// CPUs the server may run on, as a `taskset -c` list (`0`, `0,1`); overrides
+    /// `--server-core` for the server (the core figures still read `--server-core`).
+    #[arg(long)]
+    server_cpus: Option<String>,
+    /// The server's worker threads (`worker_threads`) [default: the server's, one per CPU
+    /// it may run on].
+    #[arg(long)]
+    server_threads: Option<usize>,
+    /// Budgets to sweep (`hub.max_write_delay`), comma-separated, e.g. `0ms,10ms,20ms,50ms`
+    /// [default: the server's default only].
+    #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
+    max_write_delay: Vec<Duration>,
     /// Core the publisher and viewers are pinned to.
     #[arg(long, default_value_t = 1)]
     load_core: usize,
@@ -199,11 +214,19 @@ impl Protocol {
     }
 }
 
-/// The figures of one (protocol, N) run.
+/// The figures of one (protocol, budget, N) run.
 #[derive(Debug)]
 struct RunResult {
     protocol: Protocol,
+    /// `hub.max_write_delay` of the run; `None`: the server's default.
+    budget: Option<Duration>,
     viewers: usize,
+    /// Bits delivered to all viewers per second of the window, per core of server CPU time.
+    gbps_per_core: Option<f64>,
+    /// The server's writing system calls in the window, per viewer per second.
+    writes_per_viewer_s: Option<f64>,
+    /// Wakes of the channel's viewers per second (`onair_hub_wakes_total`).
+    wakes_per_s: Option<f64>,
     /// Viewers that received a first video frame.
     started: usize,
     delivered: f64,
@@ -311,9 +334,20 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let mut results = Vec::new();
-    for &protocol in &cli.protocol {
-        for &n in &cli.viewers {
-            match runtime.block_on(run_one(&cli, &server, shape, protocol, n)) {
+    let budgets: Vec<Option<Duration>> = if cli.max_write_delay.is_empty() {
+        vec![None]
+    } else {
+        cli.max_write_delay.iter().copied().map(Some).collect()
+    };
+    let mut runs = Vec::new();
+    for &p in &cli.protocol {
+        for &b in &budgets {
+            runs.extend(cli.viewers.iter().map(|&n| (p, b, n)));
+        }
+    }
+    for (protocol, budget, n) in runs {
+        {
+            match runtime.block_on(run_one(&cli, &server, shape, protocol, budget, n)) {
                 Ok(r) => {
                     println!("{}", row(&r));
                     if r.nodes.len() > 1 {
@@ -325,7 +359,12 @@ fn main() -> anyhow::Result<()> {
                     }
                     results.push(r);
                 }
-                Err(e) => println!("{:<9} {:>6}  failed: {e:#}", protocol.name(), n),
+                Err(e) => println!(
+                    "{:<9} {:>6} {:>6}  failed: {e:#}",
+                    protocol.name(),
+                    budget_name(budget),
+                    n
+                ),
             }
         }
     }
@@ -341,27 +380,50 @@ async fn run_one(
     binary: &std::path::Path,
     shape: Shape,
     protocol: Protocol,
+    budget: Option<Duration>,
     n: usize,
 ) -> anyhow::Result<RunResult> {
     let core = (!cli.no_pin).then_some(cli.server_core);
     let overflows0 = server::listen_overflows();
+    let budget_setting = budget.map(|b| format!("{}ms", b.as_millis()));
+    let threads_setting = cli.server_threads.map(|t| t.to_string());
+    let mut settings: Vec<(&str, &str)> = Vec::new();
+    if let Some(b) = &budget_setting {
+        settings.push(("ONAIR_HUB_MAX_WRITE_DELAY", b));
+    }
+    if let Some(t) = &threads_setting {
+        settings.push(("ONAIR_WORKER_THREADS", t));
+    }
     let servers = if cli.edges == 0 {
         let log =
             std::env::temp_dir().join(format!("onair-bench-server-{}-{n}.log", protocol.name()));
+        let cpus = match (&cli.server_cpus, core) {
+            _ if cli.no_pin => None,
+            (Some(list), _) => Some(list.clone()),
+            (None, core) => core.map(|c| c.to_string()),
+        };
         Servers::Single(Node {
             name: "server".into(),
-            process: ServerProcess::start(binary, core, log)?,
+            process: ServerProcess::start_at(
+                binary,
+                server::Listen::free_on(std::net::Ipv4Addr::LOCALHOST)?,
+                cpus.as_deref(),
+                log,
+                &settings,
+            )?,
         })
     } else {
         let names: Vec<String> = std::iter::once("origin".to_owned())
             .chain((1..=cli.edges).map(|i| format!("edge-{i}")))
             .collect();
-        let cluster = Cluster::start(&cli.cluster, binary, &names, core, &[]).await?;
+        let cluster = Cluster::start(&cli.cluster, binary, &names, core, &settings).await?;
         println!("    {}", cluster.describe());
         Servers::Cluster(cluster)
     };
     let mut servers = servers;
-    let result = measure(cli, &mut servers, shape, protocol, n, overflows0).await;
+    let result = measure(cli, &mut servers, shape, protocol, n, overflows0)
+        .await
+        .map(|r| RunResult { budget, ..r });
     servers.stop().await;
     result
 }
@@ -498,6 +560,8 @@ async fn measure(
     window.set(start.as_nanos() as u64, end.as_nanos() as u64);
     tokio::time::sleep_until((epoch + start).into()).await;
     let (server_cpu0, client_cpu0) = (cpu_times()?, server::cpu_time(None)?);
+    let writes0 = server::write_calls(pids[0]);
+    let wakes0 = scrape_metric(origin.http, "onair_hub_wakes_total").await;
     let cores0 = (
         CoreTicks::read(cli.server_core).ok(),
         CoreTicks::read(cli.load_core).ok(),
@@ -507,6 +571,8 @@ async fn measure(
     tokio::time::sleep_until((epoch + end).into()).await;
     let slow_result = (cli.slow > 0).then(|| slow_figures(&slow_shared, &slow_stats));
     let (server_cpu1, client_cpu1) = (cpu_times()?, server::cpu_time(None)?);
+    let writes1 = server::write_calls(pids[0]);
+    let wakes1 = scrape_metric(servers.nodes()[0].process.http, "onair_hub_wakes_total").await;
     let memories = pids
         .iter()
         .map(|&pid| server::memory(pid))
@@ -528,7 +594,8 @@ async fn measure(
         .collect();
     let mut server_dropped_slow = None;
     for node in servers.nodes() {
-        if let Some(d) = scrape_dropped_slow(node.process.http).await {
+        if let Some(d) = scrape_metric(node.process.http, "onair_viewers_dropped_slow_total").await
+        {
             *server_dropped_slow.get_or_insert(0) += d;
         }
     }
@@ -575,13 +642,25 @@ async fn measure(
         latency.add(&t.shared.latency);
     }
     let all = ViewerFigures::of(&all_stats, &latency, sent);
+    let delivered_bits = sent as f64 * 8.0 / secs * viewers as f64 * all.delivered / 100.0;
+    let per_viewer_s = |a: Option<u64>, b: Option<u64>| {
+        a.zip(b)
+            .filter(|_| viewers > 0)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / viewers as f64 / secs)
+    };
     let mut errors = Vec::new();
     for t in &targets {
         errors.append(&mut t.shared.errors.lock().unwrap_or_else(|e| e.into_inner()));
     }
     Ok(RunResult {
         protocol,
+        budget: None,
         viewers,
+        gbps_per_core: (cpu(0) > 0.0).then(|| delivered_bits / 1e9 / (cpu(0) / 100.0)),
+        writes_per_viewer_s: per_viewer_s(writes0, writes1),
+        wakes_per_s: wakes0
+            .zip(wakes1)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / secs),
         started: all.started,
         delivered: all.delivered,
         latency_p50: all.latency_p50,
@@ -726,8 +805,8 @@ fn slow_row(r: &RunResult, measure: Duration) -> String {
     s
 }
 
-/// `onair_viewers_dropped_slow_total` from the server's `/metrics`, if it answers within 2 s.
-async fn scrape_dropped_slow(http: std::net::SocketAddr) -> Option<u64> {
+/// A counter from the server's `/metrics`, if it answers within 2 s.
+async fn scrape_metric(http: std::net::SocketAddr, name: &str) -> Option<u64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(http).await.ok()?;
@@ -738,7 +817,7 @@ async fn scrape_dropped_slow(http: std::net::SocketAddr) -> Option<u64> {
         s.read_to_end(&mut body).await.ok()?;
         let text = String::from_utf8_lossy(&body).into_owned();
         text.lines()
-            .find_map(|l| l.strip_prefix("onair_viewers_dropped_slow_total "))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
     };
     tokio::time::timeout(Duration::from_secs(2), fetch)
@@ -758,11 +837,24 @@ fn mb(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// A run's budget as the tables show it.
+fn budget_name(budget: Option<Duration>) -> String {
+    budget.map_or_else(|| "dflt".into(), |b| format!("{}ms", b.as_millis()))
+}
+
+fn opt1(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
 fn header() -> String {
     format!(
-        "{:<9} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>7} {:>5} {:>8}",
+        "{:<9} {:>6} {:>6} {:>9} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>8} {:>7} {:>5} {:>8}",
         "protocol",
+        "budget",
         "viewers",
+        "Gb/s/core",
+        "wr/v/s",
+        "wakes/s",
         "deliv%",
         "lat p50",
         "lat p99",
@@ -781,9 +873,13 @@ fn header() -> String {
 
 fn row(r: &RunResult) -> String {
     let mut s = format!(
-        "{:<9} {:>6} {:>9.2} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.1} {:>8} {:>10} {:>8.1} {:>7} {:>5} {:>8.0}",
+        "{:<9} {:>6} {:>6} {:>9} {:>7} {:>6} {:>7.2} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8.1} {:>8} {:>10} {:>8.1} {:>7} {:>5} {:>8.0}",
         r.protocol.name(),
+        budget_name(r.budget),
         r.viewers,
+        opt1(r.gbps_per_core),
+        opt1(r.writes_per_viewer_s),
+        opt1(r.wakes_per_s),
         r.delivered,
         ms(r.latency_p50),
         ms(r.latency_p99),
@@ -916,7 +1012,11 @@ fn json(results: &[RunResult]) -> serde_json::Value {
             .map(|r| {
                 serde_json::json!({
                     "protocol": r.protocol.name(),
+                    "max_write_delay_ms": r.budget.map(|b| b.as_millis() as u64),
                     "viewers": r.viewers,
+                    "gbit_per_s_per_core": r.gbps_per_core,
+                    "writes_per_viewer_per_s": r.writes_per_viewer_s,
+                    "wakes_per_s": r.wakes_per_s,
                     "viewers_started": r.started,
                     "delivered_percent": r.delivered,
                     "latency_p50_ms": ms(r.latency_p50),

@@ -148,7 +148,13 @@ impl Cluster {
         settings.push(("ONAIR_STORAGE_DATA_DIR", &data));
         settings.extend_from_slice(env);
         let log = std::env::temp_dir().join(format!("{}-{name}.log", self.bucket));
-        ServerProcess::start_at(binary, listen, core, log, &settings)
+        ServerProcess::start_at(
+            binary,
+            listen,
+            core.map(|c| c.to_string()).as_deref(),
+            log,
+            &settings,
+        )
     }
 
     fn data_dir(&self, node: &str) -> PathBuf {

@@ -23,17 +23,8 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `binary` on free loopback ports, pinned to `core` when given, and waits until
-    /// both listeners accept connections.
-    pub fn start(
-        binary: &Path,
-        core: Option<usize>,
-        log: PathBuf,
-    ) -> anyhow::Result<ServerProcess> {
-        Self::start_with(binary, core, log, &[])
-    }
-
-    /// [`ServerProcess::start`] with more `ONAIR_*` settings.
+    /// Starts `binary` on free loopback ports, pinned to `core` when given, with these
+    /// `ONAIR_*` settings, and waits until both listeners accept connections.
     pub fn start_with(
         binary: &Path,
         core: Option<usize>,
@@ -43,26 +34,27 @@ impl ServerProcess {
         Self::start_at(
             binary,
             Listen::free_on(Ipv4Addr::LOCALHOST)?,
-            core,
+            core.map(|c| c.to_string()).as_deref(),
             log,
             env,
         )
     }
 
     /// [`ServerProcess::start_with`] on addresses chosen beforehand (a cluster node's
-    /// settings name its own HTTP address).
+    /// settings name its own HTTP address), pinned to `cpus` (a `taskset -c` list) when
+    /// given.
     pub fn start_at(
         binary: &Path,
         listen: Listen,
-        core: Option<usize>,
+        cpus: Option<&str>,
         log: PathBuf,
         env: &[(&str, &str)],
     ) -> anyhow::Result<ServerProcess> {
         let Listen { rtmp, http } = listen;
-        let mut command = match core {
-            Some(core) => {
+        let mut command = match cpus {
+            Some(cpus) => {
                 let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(binary);
+                c.arg("-c").arg(cpus).arg(binary);
                 c
             }
             None => Command::new(binary),
@@ -189,6 +181,18 @@ pub fn cpu_time(pid: Option<u32>) -> anyhow::Result<Duration> {
         |i: usize| -> anyhow::Result<u64> { Ok(fields.get(i).context("short stat")?.parse()?) };
     let total = ticks(11)? + ticks(12)?;
     Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
+}
+
+/// System calls that wrote (`syscw` in `/proc/{pid}/io`): every `write`, `writev` and
+/// `sendmsg` of the process, so over a window and per viewer, the writes each one cost.
+pub fn write_calls(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("syscw:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// `getconf CLK_TCK`, 100 when it cannot be asked.
