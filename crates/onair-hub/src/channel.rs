@@ -208,6 +208,8 @@ impl State {
     /// now, and subscribers waiting at the old head continue at the new first frame.
     fn reset_for_publish(&mut self) {
         self.first_seq = self.next_seq();
+        // The time without a publisher is no gap between frames.
+        self.pacing.last_push = None;
         for entry in self.ring.drain(..) {
             entry.retire();
         }
@@ -402,17 +404,20 @@ impl Channel {
                 st.wake(now);
                 true
             }
-            Pace::Hold(deadline) => {
-                if !st.pacing.timer {
-                    // Without a runtime (a synchronous caller) the next push or the end of
-                    // the running fan-out announces the frames instead.
-                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                        st.pacing.timer = true;
-                        runtime.spawn(Channel::flush_at(Arc::downgrade(this), deadline));
-                    }
+            Pace::Hold(_) if st.pacing.timer => false,
+            Pace::Hold(deadline) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    st.pacing.timer = true;
+                    runtime.spawn(Channel::flush_at(Arc::downgrade(this), deadline));
+                    false
                 }
-                false
-            }
+                // No runtime to run a timer on (a synchronous caller): nothing could keep
+                // the budget, so the frames go now.
+                Err(_) => {
+                    st.wake(now);
+                    true
+                }
+            },
         }
     }
 
@@ -424,9 +429,22 @@ impl Channel {
     /// The flush timer: at the deadline of the frames held, announce them if nothing else
     /// has; one runs per channel at a time, and it ends when nothing is held.
     async fn flush_at(channel: std::sync::Weak<Channel>, mut at: Clock) {
+        // A timer that never ends its loop (its runtime shut down, or it panicked) must
+        // not leave the channel believing one runs: the next hold arms a new one.
+        struct Armed(std::sync::Weak<Channel>, bool);
+        impl Drop for Armed {
+            fn drop(&mut self) {
+                if !self.1
+                    && let Some(this) = self.0.upgrade()
+                {
+                    this.state.lock().pacing.timer = false;
+                }
+            }
+        }
+        let mut armed = Armed(channel, false);
         loop {
             tokio::time::sleep_until(at).await;
-            let Some(this) = channel.upgrade() else {
+            let Some(this) = armed.0.upgrade() else {
                 return;
             };
             let mut st = this.state.lock();
@@ -434,6 +452,7 @@ impl Channel {
             match st.pacing.pace(now, this.config.max_write_delay) {
                 Pace::Hold(deadline) => at = deadline,
                 pace => {
+                    armed.1 = true;
                     st.pacing.timer = false;
                     let notify = Channel::act(&this, &mut st, pace, now);
                     drop(st);
@@ -768,11 +787,15 @@ impl Subscriber {
     pub async fn recv(&mut self, out: &mut Vec<Arc<Entry>>) -> Result<Delivery, RecvError> {
         out.clear();
         let channel = self.channel.clone();
+        // A caller that drops this future while it waits (a `select!` taking another
+        // branch) may not poll again for a long time: its place in the pacing count is
+        // settled now, or a wake would count it as a fan-out still running.
+        let this = Parked(self);
         loop {
             let notified = channel.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(delivery) = self.poll(out, true)? {
+            if let Some(delivery) = this.0.poll(out, true)? {
                 return Ok(delivery);
             }
             notified.await;
@@ -1068,8 +1091,18 @@ impl Subscriber {
     }
 }
 
-impl Drop for Subscriber {
+/// A subscriber inside [`Subscriber::recv`]; see there.
+struct Parked<'a>(&'a mut Subscriber);
+
+impl Drop for Parked<'_> {
     fn drop(&mut self) {
+        self.0.settle();
+    }
+}
+
+impl Subscriber {
+    /// Settles a park that no poll will follow (see [`Subscriber::unpark`]).
+    fn settle(&mut self) {
         if self.parked_in.is_some() {
             let channel = self.channel.clone();
             let notify = self.unpark(&mut channel.state.lock());
@@ -1077,6 +1110,12 @@ impl Drop for Subscriber {
                 channel.notify();
             }
         }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.settle();
         self.channel.viewers.remove(self.protocol);
         self.channel.subscribers.fetch_sub(1, Ordering::AcqRel);
         self.hub.release(&self.channel.name);

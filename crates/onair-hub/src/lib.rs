@@ -1257,6 +1257,26 @@ mod tests {
         })
     }
 
+    /// A channel with a budget of `budget_ms` whose one subscriber took the first frame (a
+    /// keyframe) `fan_out_ms` after the wake for it, as a busy core would have it run.
+    async fn after_one_fan_out(
+        budget_ms: u64,
+        fan_out_ms: u64,
+    ) -> (Arc<Hub>, Publisher, Subscriber) {
+        let hub = paced(budget_ms);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let mut out = Vec::new();
+        let mut recv = Box::pin(sub.recv(&mut out));
+        assert!(poll_once(&mut recv).await.is_pending());
+        p.push(video(0, true));
+        assert_eq!(hub.wakes(), 1);
+        tokio::time::advance(Duration::from_millis(fan_out_ms)).await;
+        assert!(poll_once(&mut recv).await.is_ready());
+        drop(recv);
+        (hub, p, sub)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_channel_wakes_its_subscribers_for_each_frame_at_once() {
         let hub = paced(20);
@@ -1285,20 +1305,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_busy_channel_announces_frames_in_batches_within_the_budget() {
-        let hub = paced(20);
-        let p = hub.publish("c", PublishOptions::default()).unwrap();
-        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        // The fan-out took 15 ms, and the next frame comes 15 ms after the first: busy.
+        let (hub, p, mut sub) = after_one_fan_out(20, 15).await;
         let mut out = Vec::new();
-        {
-            let mut recv = Box::pin(sub.recv(&mut out));
-            assert!(poll_once(&mut recv).await.is_pending());
-            p.push(video(0, true));
-            assert_eq!(hub.wakes(), 1);
-            // The released subscriber runs 15 ms later: the fan-out took 15 ms, over half
-            // the budget, so the core counts as busy.
-            tokio::time::advance(Duration::from_millis(15)).await;
-            assert!(poll_once(&mut recv).await.is_ready());
-        }
         let mut recv = Box::pin(sub.recv(&mut out));
         assert!(poll_once(&mut recv).await.is_pending());
         let held_from = tokio::time::Instant::now();
@@ -1403,6 +1412,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_wait_given_up_is_not_counted_as_a_fan_out_still_running() {
+        let hub = paced(20);
+        let p = hub.publish("c", PublishOptions::default()).unwrap();
+        let mut a = hub.subscribe("c", Protocol::Rtmp);
+        let mut b = hub.subscribe("c", Protocol::Rtmp);
+        let (mut out_a, mut out_b) = (Vec::new(), Vec::new());
+        // a's caller takes another branch of its `select!` and drops the wait.
+        let mut recv_a = Box::pin(a.recv(&mut out_a));
+        assert!(poll_once(&mut recv_a).await.is_pending());
+        drop(recv_a);
+        let mut recv_b = Box::pin(b.recv(&mut out_b));
+        assert!(poll_once(&mut recv_b).await.is_pending());
+        p.push(video(0, true));
+        assert!(poll_once(&mut recv_b).await.is_ready());
+        drop(recv_b);
+        // b was the only one released, so the fan-out is over and a new frame goes at once.
+        let mut recv_b = Box::pin(b.recv(&mut out_b));
+        assert!(poll_once(&mut recv_b).await.is_pending());
+        tokio::time::advance(Duration::from_millis(40)).await;
+        p.push(video(40, false));
+        assert_eq!(hub.wakes(), 2, "not held for a");
+        assert!(poll_once(&mut recv_b).await.is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_zero_budget_wakes_for_every_frame_even_during_a_fan_out() {
         let hub = paced(0);
         let p = hub.publish("c", PublishOptions::default()).unwrap();
@@ -1418,17 +1452,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_stream_s_last_frames_are_not_held_when_the_publisher_leaves() {
-        let hub = paced(50);
-        let p = hub.publish("c", PublishOptions::default()).unwrap();
-        let mut sub = hub.subscribe("c", Protocol::Rtmp);
+        let (hub, p, mut sub) = after_one_fan_out(50, 40).await;
         let mut out = Vec::new();
-        {
-            let mut recv = Box::pin(sub.recv(&mut out));
-            assert!(poll_once(&mut recv).await.is_pending());
-            p.push(video(0, true));
-            tokio::time::advance(Duration::from_millis(40)).await;
-            assert!(poll_once(&mut recv).await.is_ready());
-        }
         let mut recv = Box::pin(sub.recv(&mut out));
         assert!(poll_once(&mut recv).await.is_pending());
         p.push(video(33, false));
