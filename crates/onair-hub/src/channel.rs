@@ -77,8 +77,6 @@ pub(crate) struct State {
     last_out: Option<Timestamp>,
     audio: TrackClock,
     video: TrackClock,
-    /// Timestamp of the last frame that woke the subscribers.
-    last_wake: Option<Timestamp>,
 
     bytes_in: u64,
     video_frames: u64,
@@ -324,7 +322,6 @@ impl State {
 
     /// Wakes the subscribers (the caller notifies them after unlocking).
     fn wake(&mut self, now: Clock) {
-        self.last_wake = self.head_timestamp();
         self.pacing.wake(now);
     }
 
@@ -821,7 +818,7 @@ impl Subscriber {
         let delivery = if self.hub.is_closed() {
             Err(RecvError::Closed)
         } else {
-            self.poll_locked(&mut st, out)
+            self.poll_locked(&mut st, &channel.config, out)
         };
         if matches!(delivery, Ok(None)) && park {
             self.parked_in = Some(st.pacing.epoch);
@@ -862,10 +859,9 @@ impl Subscriber {
     fn poll_locked(
         &mut self,
         st: &mut State,
+        config: &HubConfig,
         out: &mut Vec<Arc<Entry>>,
     ) -> Result<Option<Delivery>, RecvError> {
-        let channel = self.channel.clone();
-        let config = &channel.config;
         match self.phase {
             Phase::Waiting { returning } => {
                 let Some(id) = st.live else { return Ok(None) };
