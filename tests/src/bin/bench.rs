@@ -346,26 +346,24 @@ fn main() -> anyhow::Result<()> {
         }
     }
     for (protocol, budget, n) in runs {
-        {
-            match runtime.block_on(run_one(&cli, &server, shape, protocol, budget, n)) {
-                Ok(r) => {
-                    println!("{}", row(&r));
-                    if r.nodes.len() > 1 {
-                        println!("{}", node_rows(&r));
-                    }
-                    println!("{}", slow_row(&r, cli.measure));
-                    for e in &r.errors {
-                        println!("    viewer ended: {e}");
-                    }
-                    results.push(r);
+        match runtime.block_on(run_one(&cli, &server, shape, protocol, budget, n)) {
+            Ok(r) => {
+                println!("{}", row(&r));
+                if r.nodes.len() > 1 {
+                    println!("{}", node_rows(&r));
                 }
-                Err(e) => println!(
-                    "{:<9} {:>6} {:>6}  failed: {e:#}",
-                    protocol.name(),
-                    budget_name(budget),
-                    n
-                ),
+                println!("{}", slow_row(&r, cli.measure));
+                for e in &r.errors {
+                    println!("    viewer ended: {e}");
+                }
+                results.push(r);
             }
+            Err(e) => println!(
+                "{:<9} {:>6} {:>6}  failed: {e:#}",
+                protocol.name(),
+                budget_name(budget),
+                n
+            ),
         }
     }
     println!("\n{}", table(&results));
@@ -807,23 +805,9 @@ fn slow_row(r: &RunResult, measure: Duration) -> String {
 
 /// A counter from the server's `/metrics`, if it answers within 2 s.
 async fn scrape_metric(http: std::net::SocketAddr, name: &str) -> Option<u64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(http).await.ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut body = Vec::new();
-        s.read_to_end(&mut body).await.ok()?;
-        let text = String::from_utf8_lossy(&body).into_owned();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    };
-    tokio::time::timeout(Duration::from_secs(2), fetch)
-        .await
-        .ok()
-        .flatten()
+    let value = vod::scrape(http, &[name]).await.pop().flatten()?;
+    // Counters are whole numbers in the exposition, written as such.
+    Some(value as u64)
 }
 
 fn ms(d: Option<Duration>) -> String {

@@ -139,7 +139,8 @@ async fn viewer(
     Ok(())
 }
 
-async fn scrape(http: std::net::SocketAddr, names: &[&str]) -> Vec<Option<f64>> {
+/// Values from the server's `/metrics` (`None` for a name it does not give), within 2 s.
+pub async fn scrape(http: std::net::SocketAddr, names: &[&str]) -> Vec<Option<f64>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(http).await.ok()?;
