@@ -853,6 +853,96 @@ async fn a_client_that_never_reads_is_dropped_while_others_keep_receiving() {
     server.shutdown().await;
 }
 
+/// The room writes each member's frames itself (issue 13); a socket that is full leaves the
+/// rest to the member's own task. A client that stops reading for a while must still get
+/// every message once it reads again, whole and in order, however the writes were split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_for_a_while_gets_every_message_in_order() {
+    const MESSAGES: usize = 300;
+    let server = TestServer::start(|c: &mut Config| {
+        c.chat.client_queue = 4 * MESSAGES;
+        c.chat.max_message_chars = 10_000;
+        c.chat.user_messages = 100_000;
+        c.chat.flood_frames_per_second = 100_000;
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    channel(&server, &owner, "pause").await;
+    // A small receive buffer: the server's socket fills long before 3 MB of messages.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(server.http_addr).await.unwrap();
+    let url = format!("ws://{}/api/v1/channels/pause/chat", server.http_addr);
+    let (mut paused, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let mut watcher = Client::join(&server, "pause").await;
+    let kept_before = metric(&server, "onair_chat_wire_kept_total").await;
+    let (mut sender_tx, mut sender_rx) =
+        Client::signed_in(&server, "pause", &token).await.0.split();
+    // The sender reads its acks and broadcasts, or it would be the one whose socket fills.
+    let draining = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < MESSAGES {
+            match tokio::time::timeout(Duration::from_secs(30), sender_rx.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains(r#""type":"ack""#) => {
+                    acks += 1
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("sender socket after {acks} acks: {other:?}"),
+            }
+        }
+    });
+    let send = |i: usize| {
+        let text = format!("{i:04} {}", "x".repeat(9_990));
+        Message::text(json!({"type": "chat", "v": 1, "text": text}).to_string())
+    };
+    // The first half while the client does not read...
+    for i in 0..MESSAGES / 2 {
+        sender_tx.send(send(i)).await.unwrap();
+    }
+    for _ in 0..MESSAGES / 2 {
+        watcher.next_of("chat").await;
+    }
+    assert!(
+        metric(&server, "onair_chat_wire_kept_total").await > kept_before,
+        "the paused client's socket took every write whole: nothing here was left to its task"
+    );
+    // ...and the second half while it reads again, so the socket drains and fills while
+    // the room still writes: nothing may pass what the client's task has yet to write.
+    let reading = tokio::spawn(async move {
+        let mut next = 0;
+        while next < MESSAGES {
+            let frame = match tokio::time::timeout(TIMEOUT, paused.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    serde_json::from_str::<Value>(t.as_str()).unwrap()
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("after {next} messages: {other:?}"),
+            };
+            if frame["type"] != "chat" {
+                continue;
+            }
+            let text = frame["text"].as_str().unwrap();
+            assert_eq!(text.len(), 9_995, "message {next} arrived cut");
+            assert_eq!(&text[..4], format!("{next:04}"), "out of order");
+            next += 1;
+            // A slow reader: the socket keeps filling and draining.
+            if next % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+    for i in MESSAGES / 2..MESSAGES {
+        sender_tx.send(send(i)).await.unwrap();
+    }
+    for _ in MESSAGES / 2..MESSAGES {
+        watcher.next_of("chat").await;
+    }
+    draining.await.unwrap();
+    reading.await.unwrap();
+    assert_eq!(metric(&server, "onair_chat_dropped_slow_total").await, 0);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     let server = TestServer::start(|c: &mut Config| {

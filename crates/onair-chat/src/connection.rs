@@ -326,6 +326,8 @@ async fn feed<O: Sink<Outbound> + Unpin>(
             }
             Ok(())
         }
+        // Only wakes the task: the flush after it finishes the wire's bytes.
+        Outbound::Drain => Ok(()),
         other => outbound.feed(other).await,
     }
 }

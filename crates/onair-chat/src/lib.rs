@@ -35,5 +35,5 @@ pub use connection::{Connection, Delivery, Ended, Inbound, serve, serve_with};
 pub use limits::{ChatConfig, Window};
 pub use service::{
     Batch, BoxFuture, ChatHost, ChatMetrics, ChatService, ChatUser, FrameText, GiftError,
-    JoinError, Membership, ModerationError, Outbound, Refusal, ws_header,
+    JoinError, Membership, ModerationError, Nudge, Offered, Outbound, Refusal, Wire, ws_header,
 };

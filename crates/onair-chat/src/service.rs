@@ -198,6 +198,50 @@ pub enum Outbound {
     Ping,
     /// Close the connection with this reason.
     Close(&'static str),
+    /// Nothing to write: the client's [`Wire`] holds bytes it could not write at once, and
+    /// the task that owns the socket is to finish them (its sink's flush).
+    Drain,
+}
+
+/// A client's socket that the room writes to itself (issue 13). A busy room's flush walks
+/// its members and writes each one the window's bytes in one call, from the task that
+/// flushes, instead of waking every member's task to write its own: at 5000 members the
+/// wake-ups, not the writes, were most of the cost, and a member's place in the run queue
+/// behind the others was most of the latency.
+///
+/// Everything for the client goes through [`Wire::offer`] once it is attached
+/// ([`Membership::attach`]), so its frames keep one order whoever offers them.
+pub trait Wire: Send + Sync {
+    /// Puts `out` on the socket after everything offered before it, without waiting:
+    /// written now if the socket takes it whole, else kept for the client's task to finish
+    /// (after [`Nudge::nudge`]). A socket with too much kept already answers
+    /// [`Offered::TooSlow`] to anything but a ping or close.
+    fn offer(&self, out: &Outbound) -> Offered;
+}
+
+/// What became of an [`Outbound`] offered to a [`Wire`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// Written whole, now.
+    Written,
+    /// Kept, in order, for the client's task to write.
+    Kept,
+    /// Refused: the client is too far behind.
+    TooSlow,
+    /// The socket has failed or closed.
+    Closed,
+}
+
+/// Wakes a client's task to finish what its [`Wire`] could not write at once: the task's
+/// queue gets an [`Outbound::Drain`], and `serve` flushes its sink on it.
+#[derive(Clone, Debug)]
+pub struct Nudge(mpsc::Sender<Outbound>);
+
+impl Nudge {
+    /// Asks the client's task to flush. A queue already full holds a nudge of its own.
+    pub fn nudge(&self) {
+        let _ = self.0.try_send(Outbound::Drain);
+    }
 }
 
 /// Why a send was refused: the `error` frame to answer with.
@@ -280,9 +324,47 @@ pub enum GiftError {
     Refused(Refusal),
 }
 
-struct Member {
+/// Where a member's frames go: its queue, read by its own task, until a [`Wire`] is
+/// attached; the wire from then on.
+pub(crate) struct Outlet {
     tx: mpsc::Sender<Outbound>,
+    wire: Mutex<Option<Arc<dyn Wire>>>,
     kicked: CancellationToken,
+}
+
+impl Outlet {
+    /// Hands `out` on; a member too slow for it is kicked (and counted once). False when the
+    /// member is gone or kicked: the room forgets it.
+    fn offer(&self, out: Outbound, metrics: &ChatMetrics) -> bool {
+        let offered = match &*self.wire.lock() {
+            Some(wire) => {
+                let offered = wire.offer(&out);
+                if matches!(offered, Offered::Written | Offered::Kept) {
+                    metrics.wire_offers.fetch_add(1, Ordering::Relaxed);
+                }
+                if offered == Offered::Kept {
+                    metrics.wire_kept.fetch_add(1, Ordering::Relaxed);
+                }
+                offered
+            }
+            None => match self.tx.try_send(out) {
+                Ok(()) => Offered::Kept,
+                Err(mpsc::error::TrySendError::Full(_)) => Offered::TooSlow,
+                Err(mpsc::error::TrySendError::Closed(_)) => Offered::Closed,
+            },
+        };
+        match offered {
+            Offered::Written | Offered::Kept => true,
+            Offered::TooSlow => {
+                if !self.kicked.is_cancelled() {
+                    self.kicked.cancel();
+                    metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            }
+            Offered::Closed => false,
+        }
+    }
 }
 
 /// Most broadcasts a busy room holds before flushing early, whatever the window.
@@ -293,7 +375,7 @@ pub(crate) const MAX_PENDING_FRAMES: usize = 64;
 #[derive(Default)]
 struct Pending {
     frames: Vec<FrameText>,
-    replies: Vec<(mpsc::Sender<Outbound>, CancellationToken, FrameText)>,
+    replies: Vec<(Arc<Outlet>, FrameText)>,
     /// A flush task is waiting out the window.
     scheduled: bool,
     rate: Rate,
@@ -340,25 +422,10 @@ fn batch_window(members: usize, rate: u64, writes_per_second: u64, max: Duration
     Duration::from_secs_f64(members as f64 / writes_per_second as f64).min(max)
 }
 
-/// Queues `out` for one client; a full queue drops the client (counted once).
-fn queue_to(
-    tx: &mpsc::Sender<Outbound>,
-    kicked: &CancellationToken,
-    metrics: &ChatMetrics,
-    out: Outbound,
-) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(out)
-        && !kicked.is_cancelled()
-    {
-        kicked.cancel();
-        metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// One channel's room.
 pub(crate) struct Room {
     pub(crate) channel: Channel,
-    members: Mutex<HashMap<u64, Member>>,
+    members: Mutex<HashMap<u64, Arc<Outlet>>>,
     /// Held from storing a message until it is in `sequence`, and by a join while it reads
     /// history, so this node's sends never pass each other or a joiner.
     send_lock: tokio::sync::Mutex<()>,
@@ -462,27 +529,40 @@ impl Room {
         if let Some(out) = out {
             self.queue_to_members(&out);
         }
-        for (tx, kicked, text) in pending.replies.drain(..) {
-            queue_to(&tx, &kicked, &self.metrics, Outbound::Text(text));
+        for (outlet, text) in pending.replies.drain(..) {
+            outlet.offer(Outbound::Text(text), &self.metrics);
         }
     }
 
+    /// Hands `out` to every member. Called with `pending` held, so flushes keep their order;
+    /// the members are walked from a copy of the list, because with wires attached the walk
+    /// is a write per member, and joins and leaves need not wait for it.
     fn queue_to_members(&self, out: &Outbound) {
-        let mut members = self.members.lock();
-        members.retain(|id, m| match m.tx.try_send(out.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                debug!(
-                    channel = self.channel.slug,
-                    conn = id,
-                    "chat client too slow; dropped"
-                );
-                m.kicked.cancel();
-                self.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                false
+        let members: Vec<(u64, Arc<Outlet>)> = self
+            .members
+            .lock()
+            .iter()
+            .map(|(id, m)| (*id, m.clone()))
+            .collect();
+        let mut gone = Vec::new();
+        for (id, outlet) in &members {
+            if !outlet.offer(out.clone(), &self.metrics) {
+                if outlet.kicked.is_cancelled() {
+                    debug!(
+                        channel = self.channel.slug,
+                        conn = id,
+                        "chat client too slow; dropped"
+                    );
+                }
+                gone.push(*id);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        }
+        if !gone.is_empty() {
+            let mut members = self.members.lock();
+            for id in gone {
+                members.remove(&id);
+            }
+        }
     }
 
     fn member_count(&self) -> u64 {
@@ -530,6 +610,12 @@ pub struct ChatMetrics {
     pub refused: AtomicU64,
     /// Clients dropped for falling `client_queue` frames behind.
     pub dropped_slow: AtomicU64,
+    /// Frames and batches handed to a client's [`Wire`]: written by whoever offered them,
+    /// without waking the client's task, unless counted in `wire_kept` too.
+    pub wire_offers: AtomicU64,
+    /// Of `wire_offers`, those the socket did not take whole at once, left for the client's
+    /// task.
+    pub wire_kept: AtomicU64,
     /// Messages read from the store to fill a gap in a room's order (cluster).
     pub gap_fetched: AtomicU64,
     /// Message numbers given up on: the store did not answer within the gap's age limit, or
@@ -542,7 +628,7 @@ pub struct Membership {
     pub(crate) service: Arc<ChatService>,
     pub(crate) room: Arc<Room>,
     pub(crate) id: u64,
-    pub(crate) tx: mpsc::Sender<Outbound>,
+    pub(crate) outlet: Arc<Outlet>,
     /// Frames for this client, in order.
     pub rx: mpsc::Receiver<Outbound>,
     /// Cancelled when the room dropped this client for being too slow.
@@ -575,20 +661,35 @@ impl Membership {
             drop(pending);
             self.send_now(text);
         } else {
-            pending
-                .replies
-                .push((self.tx.clone(), self.kicked.clone(), text));
+            pending.replies.push((self.outlet.clone(), text));
         }
     }
 
     /// Queues a frame for this client now, ahead of any pending room batch.
     fn send_now(&self, text: FrameText) {
-        queue_to(
-            &self.tx,
-            &self.kicked,
-            &self.room.metrics,
-            Outbound::Text(text),
-        );
+        self.outlet.offer(Outbound::Text(text), &self.room.metrics);
+    }
+
+    /// Hands this client's frames to `wire` from now on, after those queued so far: the room
+    /// then writes them itself, and the client's task only finishes what the socket did not
+    /// take at once (see [`Wire`]).
+    pub fn attach(&mut self, wire: Arc<dyn Wire>) {
+        let mut slot = self.outlet.wire.lock();
+        while let Ok(out) = self.rx.try_recv() {
+            if wire.offer(&out) == Offered::TooSlow && !self.kicked.is_cancelled() {
+                self.kicked.cancel();
+                self.room
+                    .metrics
+                    .dropped_slow
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        *slot = Some(wire);
+    }
+
+    /// What a [`Wire`] uses to wake this client's task.
+    pub fn nudge(&self) -> Nudge {
+        Nudge(self.outlet.tx.clone())
     }
 
     /// The channel.
@@ -647,13 +748,18 @@ impl ChatService {
             let (tx, rx) = mpsc::channel(self.config.client_queue.max(4));
             let kicked = CancellationToken::new();
             let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            let outlet = Arc::new(Outlet {
+                tx,
+                wire: Mutex::new(None),
+                kicked: kicked.clone(),
+            });
             let membership = Membership {
                 service: self.clone(),
                 room: room.clone(),
                 id,
-                tx: tx.clone(),
+                outlet: outlet.clone(),
                 rx,
-                kicked: kicked.clone(),
+                kicked,
             };
             // History is everything the room delivered up to `through`; what it delivers
             // while the history is read is handed over after it from the room's recent
@@ -704,7 +810,7 @@ impl ChatService {
                 if !rooms.get(slug).is_some_and(|r| Arc::ptr_eq(r, &room)) {
                     continue;
                 }
-                room.members.lock().insert(id, Member { tx, kicked });
+                room.members.lock().insert(id, outlet);
             }
             drop(sequence);
             return Ok(membership);

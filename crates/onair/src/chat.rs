@@ -1,7 +1,9 @@
 //! The chat's place in the server: [`Host`] answers `onair_chat`'s questions (tokens, the
 //! audience, live state) from the platform, hub and live registry, [`accept`] answers the
 //! WebSocket handshake and [`serve_socket`] drives one chat client over the upgraded
-//! connection, writing the room's shared frame bytes itself.
+//! connection. On plain TCP the room writes the client's frames itself ([`Direct`]); over
+//! TLS the client's task writes them ([`Socket`]). Either way a frame's bytes are the room's
+//! shared encoding, never copied per client.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -18,11 +20,11 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use onair_chat::{
     BoxFuture, ChatBus, ChatHost, ChatService, ChatUser, Connection, Delivery, Ended, Inbound,
-    Membership, Outbound, ws_header,
+    Membership, Nudge, Offered, Outbound, Wire, ws_header,
 };
 use onair_hub::Hub;
 use onair_store::{Role, StoreError};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -31,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Config;
+use crate::http::connections::Tracked;
 use crate::lives::Lives;
 use crate::net::advance;
 use crate::platform::{Platform, PlatformError};
@@ -184,28 +187,43 @@ pub fn accept(request: &mut axum::extract::Request) -> Result<(Response, OnUpgra
 /// Drives one chat client on its upgraded connection until it leaves (see
 /// [`onair_chat::serve`]). Pongs and pings count as signs of life; binary frames are
 /// ignored.
-pub async fn serve_socket(upgraded: Upgraded, membership: Membership, shutdown: CancellationToken) {
+pub async fn serve_socket(
+    upgraded: Upgraded,
+    mut membership: Membership,
+    shutdown: CancellationToken,
+    client_queue: usize,
+) {
     let channel = membership.channel().slug.clone();
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
-        .await;
-    let (outbound, inbound) = Socket {
-        ws,
-        queue: VecDeque::new(),
-        ended: false,
-    }
-    .split();
-    let ended = onair_chat::serve_with(
-        Connection::new(membership),
-        inbound,
-        outbound,
-        shutdown,
-        Delivery::Batches,
-    )
-    .await;
+    let ended = match upgraded.downcast::<TokioIo<Tracked>>() {
+        Ok(parts) => {
+            let direct = Arc::new(Direct {
+                tracked: parts.io.into_inner(),
+                backlog: parking_lot::Mutex::new(Backlog::default()),
+                nudge: membership.nudge(),
+                limit: client_queue.max(4),
+            });
+            let stream = Shared {
+                direct: direct.clone(),
+                unread: parts.read_buf,
+            };
+            let ws = WebSocketStream::from_raw_socket(stream, WsRole::Server, Some(config)).await;
+            membership.attach(direct);
+            serve(ws, membership, shutdown).await
+        }
+        Err(upgraded) => {
+            let ws = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                WsRole::Server,
+                Some(config),
+            )
+            .await;
+            serve(ws, membership, shutdown).await
+        }
+    };
     match ended {
         Ended::TooSlow => debug!(channel, "chat client dropped: too slow"),
         Ended::Idle => debug!(channel, "chat client dropped: idle"),
@@ -213,9 +231,231 @@ pub async fn serve_socket(upgraded: Upgraded, membership: Membership, shutdown: 
     }
 }
 
+async fn serve<S>(
+    ws: WebSocketStream<S>,
+    membership: Membership,
+    shutdown: CancellationToken,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    Socket<S>: Sink<Outbound, Error = io::Error>,
+{
+    let (outbound, inbound) = Socket {
+        ws,
+        queue: VecDeque::new(),
+        ended: false,
+    }
+    .split();
+    onair_chat::serve_with(
+        Connection::new(membership),
+        inbound,
+        outbound,
+        shutdown,
+        Delivery::Batches,
+    )
+    .await
+}
+
 /// Slices per `writev`: a flush rarely holds more than a few queue entries, and a longer
 /// backlog simply takes a few calls.
 const MAX_IOV: usize = 64;
+
+/// The bytes of a queue entry on the wire; `None` for [`Outbound::Drain`], which has none.
+fn encode(out: &Outbound) -> Option<Bytes> {
+    Some(match out {
+        Outbound::Text(text) => text.wire().clone(),
+        Outbound::Batch(batch) => batch.wire().clone(),
+        Outbound::Ping => Bytes::from_static(&[0x89, 0x00]),
+        Outbound::Close(reason) => {
+            let code: u16 = if *reason == "too slow" { 1008 } else { 1001 };
+            let mut frame = Vec::with_capacity(4 + reason.len());
+            ws_header(0x8, 2 + reason.len(), &mut frame);
+            frame.extend_from_slice(&code.to_be_bytes());
+            frame.extend_from_slice(reason.as_bytes());
+            Bytes::from(frame)
+        }
+        Outbound::Drain => return None,
+    })
+}
+
+/// Up to [`MAX_IOV`] pieces of `queue` as slices for one `writev`.
+fn slices(queue: &VecDeque<Bytes>) -> ([IoSlice<'_>; MAX_IOV], usize) {
+    let mut slices = [IoSlice::new(&[]); MAX_IOV];
+    let mut n = 0;
+    for b in queue.iter().take(MAX_IOV) {
+        slices[n] = IoSlice::new(b);
+        n += 1;
+    }
+    (slices, n)
+}
+
+/// A chat client's plain TCP socket, written by whoever has its next frame: the room's
+/// flush writes a window to each member in turn with one non-blocking `writev` (issue 13),
+/// and what the socket does not take at once waits in `backlog`, in order, for the client's
+/// own task, which is nudged to finish it when the socket drains. Anything offered while
+/// the backlog is not empty joins it, so bytes never pass each other; a backlog of
+/// `limit` pieces means the client is too slow for the room.
+struct Direct {
+    tracked: Tracked,
+    backlog: parking_lot::Mutex<Backlog>,
+    nudge: Nudge,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Backlog {
+    queue: VecDeque<Bytes>,
+    /// A write failed: the connection is over.
+    failed: bool,
+}
+
+impl Direct {
+    /// Writes `bytes` now, or keeps them behind the backlog. `control` (a ping, a close,
+    /// tungstenite's replies) is kept whatever the backlog's length: it is small, and a
+    /// goodbye must still go out behind a full backlog.
+    fn put(&self, bytes: Bytes, control: bool) -> Offered {
+        let mut backlog = self.backlog.lock();
+        if backlog.failed {
+            return Offered::Closed;
+        }
+        if !backlog.queue.is_empty() {
+            if backlog.queue.len() >= self.limit && !control {
+                return Offered::TooSlow;
+            }
+            backlog.queue.push_back(bytes);
+            return Offered::Kept;
+        }
+        match self.tracked.tcp().try_write(&bytes) {
+            Ok(n) => {
+                self.tracked.wrote(n);
+                if n == bytes.len() {
+                    return Offered::Written;
+                }
+                backlog.queue.push_back(bytes.slice(n..));
+                self.nudge.nudge();
+                Offered::Kept
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                backlog.queue.push_back(bytes);
+                self.nudge.nudge();
+                Offered::Kept
+            }
+            Err(_) => {
+                backlog.failed = true;
+                Offered::Closed
+            }
+        }
+    }
+
+    /// Writes the backlog, waiting for the socket as needed: the client's task, from its
+    /// sink's flush.
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            {
+                let mut backlog = self.backlog.lock();
+                if backlog.failed {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                }
+                if backlog.queue.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let (iov, n) = slices(&backlog.queue);
+                match self.tracked.tcp().try_write_vectored(&iov[..n]) {
+                    Ok(0) => {
+                        backlog.failed = true;
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    Ok(written) => {
+                        self.tracked.wrote(written);
+                        advance(&mut backlog.queue, written);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        backlog.failed = true;
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+            // Only this task waits on the socket's write readiness; the room's writes only
+            // try, and only while the backlog is empty, so none clears it from under us.
+            ready!(self.tracked.tcp().poll_write_ready(cx))?;
+        }
+    }
+}
+
+impl Wire for Direct {
+    fn offer(&self, out: &Outbound) -> Offered {
+        match encode(out) {
+            Some(bytes) => self.put(bytes, matches!(out, Outbound::Ping | Outbound::Close(_))),
+            None => Offered::Written,
+        }
+    }
+}
+
+/// What tungstenite reads from and writes to on plain TCP: reads come from the socket
+/// (first what hyper had read past the handshake); its writes (a pong, the reply to a
+/// close) join the [`Direct`] backlog in order, so they never land inside a room's frame.
+struct Shared {
+    direct: Arc<Direct>,
+    unread: Bytes,
+}
+
+impl AsyncRead for Shared {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        let tracked = &self.direct.tracked;
+        loop {
+            ready!(tracked.tcp().poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match tracked.tcp().try_read(unfilled) {
+                Ok(n) => {
+                    if n > 0 {
+                        tracked.read_some();
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.direct.put(Bytes::copy_from_slice(buf), true) {
+            Offered::Closed => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            _ => Poll::Ready(Ok(buf.len())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.direct.poll_drain(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.direct.poll_drain(cx))?;
+        let tcp = socket2::SockRef::from(self.direct.tracked.tcp());
+        Poll::Ready(match tcp.shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+            _ => Ok(()),
+        })
+    }
+}
 
 /// A chat WebSocket. tungstenite reads the client's frames (unmasking, fragments, UTF-8,
 /// the answers to pings and to a close); every frame the server sends is written here as
@@ -226,13 +466,13 @@ const MAX_IOV: usize = 64;
 /// The two writers never interleave inside a frame: tungstenite writes only while reading,
 /// and `serve` never reads while a flush of ours is unfinished; ours starts by finishing
 /// whatever tungstenite left buffered.
-struct Socket {
-    ws: WebSocketStream<TokioIo<Upgraded>>,
+struct Socket<S> {
+    ws: WebSocketStream<S>,
     queue: VecDeque<Bytes>,
     ended: bool,
 }
 
-impl Stream for Socket {
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Socket<S> {
     type Item = Inbound;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
@@ -249,7 +489,36 @@ impl Stream for Socket {
     }
 }
 
-impl Sink<Outbound> for Socket {
+/// On plain TCP everything goes through the [`Direct`] backlog, as the room's writes do.
+impl Sink<Outbound> for Socket<Shared> {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, out: Outbound) -> io::Result<()> {
+        match self.ws.get_ref().direct.offer(&out) {
+            Offered::Closed => Err(io::ErrorKind::BrokenPipe.into()),
+            // Too slow: the room kicks the client, and `serve` ends on that.
+            Offered::Written | Offered::Kept | Offered::TooSlow => Ok(()),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // tungstenite's own replies join the backlog here (see `Shared`); its errors are
+        // not ours, as below.
+        let _ = ready!(self.ws.poll_flush_unpin(cx));
+        self.ws.get_ref().direct.poll_drain(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(self.ws.get_mut()).poll_shutdown(cx)
+    }
+}
+
+impl Sink<Outbound> for Socket<TokioIo<Upgraded>> {
     type Error = io::Error;
 
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -258,20 +527,9 @@ impl Sink<Outbound> for Socket {
     }
 
     fn start_send(mut self: Pin<&mut Self>, out: Outbound) -> io::Result<()> {
-        let bytes = match out {
-            Outbound::Text(text) => text.wire().clone(),
-            Outbound::Batch(batch) => batch.wire().clone(),
-            Outbound::Ping => Bytes::from_static(&[0x89, 0x00]),
-            Outbound::Close(reason) => {
-                let code: u16 = if reason == "too slow" { 1008 } else { 1001 };
-                let mut frame = Vec::with_capacity(4 + reason.len());
-                ws_header(0x8, 2 + reason.len(), &mut frame);
-                frame.extend_from_slice(&code.to_be_bytes());
-                frame.extend_from_slice(reason.as_bytes());
-                Bytes::from(frame)
-            }
-        };
-        self.queue.push_back(bytes);
+        if let Some(bytes) = encode(&out) {
+            self.queue.push_back(bytes);
+        }
         Ok(())
     }
 
@@ -282,13 +540,8 @@ impl Sink<Outbound> for Socket {
         let _ = ready!(this.ws.poll_flush_unpin(cx));
         while !this.queue.is_empty() {
             let written = {
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let mut n = 0;
-                for b in this.queue.iter().take(MAX_IOV) {
-                    slices[n] = IoSlice::new(b);
-                    n += 1;
-                }
-                ready!(Pin::new(this.ws.get_mut()).poll_write_vectored(cx, &slices[..n]))?
+                let (iov, n) = slices(&this.queue);
+                ready!(Pin::new(this.ws.get_mut()).poll_write_vectored(cx, &iov[..n]))?
             };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));

@@ -441,6 +441,16 @@ pub fn render(src: Sources<'_>) -> String {
             chat.dropped_slow.load(Ordering::Relaxed),
         ),
         (
+            "onair_chat_wire_offers_total",
+            "chat frames and room batches written to a plain-TCP client's socket by the room itself, without waking the client's task",
+            chat.wire_offers.load(Ordering::Relaxed),
+        ),
+        (
+            "onair_chat_wire_kept_total",
+            "of those, the ones its socket did not take whole at once, finished by the client's task",
+            chat.wire_kept.load(Ordering::Relaxed),
+        ),
+        (
             "onair_chat_clients",
             "chat connections open now, over every room",
             chat_service.members_total(),

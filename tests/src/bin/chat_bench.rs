@@ -276,6 +276,9 @@ impl OrderSummary {
 #[derive(Debug, Default)]
 struct SenderStats {
     sent: AtomicU64,
+    /// Sent with a send time inside the measurement window: what every client should get.
+    /// Not `sent` over the window, which may count a message stamped just before it.
+    windowed: AtomicU64,
     acked: AtomicU64,
     refused: AtomicU64,
 }
@@ -540,6 +543,7 @@ async fn measure(cli: &Cli, servers: &mut Servers, k: usize) -> anyhow::Result<R
         .map(|&pid| server::memory(pid))
         .collect::<anyhow::Result<Vec<_>>>()?;
     tokio::time::sleep(DRAIN).await;
+    let windowed = senders.windowed.load(Ordering::Relaxed);
     let alive: Vec<bool> = servers
         .nodes_mut()
         .iter_mut()
@@ -563,7 +567,7 @@ async fn measure(cli: &Cli, servers: &mut Servers, k: usize) -> anyhow::Result<R
         .map(|(i, (node, clients))| NodeResult {
             name: node.name.clone(),
             clients: clients.orders.len(),
-            figures: Figures::of(&clients.shared, sent, clients.orders.len()),
+            figures: Figures::of(&clients.shared, windowed, clients.orders.len()),
             reordered: clients
                 .orders
                 .iter()
@@ -588,7 +592,7 @@ async fn measure(cli: &Cli, servers: &mut Servers, k: usize) -> anyhow::Result<R
         sent,
         secs,
         refused,
-        figures: Figures::of(&all, sent, k),
+        figures: Figures::of(&all, windowed, k),
         server_cpu: node_results.iter().map(|n| n.cpu).sum(),
         server_rss: node_results.iter().map(|n| n.rss).sum(),
         client_cpu: (client_cpu1.saturating_sub(client_cpu0)).as_secs_f64() / secs * 100.0,
@@ -646,9 +650,13 @@ async fn send(
             _ = stop.changed() => return Ok(()),
             _ = tick.tick() => {
                 seq += 1;
-                let text = format!("~b {seq} {}", shared.now_ns());
+                let stamp = shared.now_ns();
+                let text = format!("~b {seq} {stamp}");
                 ws.send(Message::text(json!({"type": "chat", "v": 1, "text": text}).to_string())).await?;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
+                if shared.counts(stamp) {
+                    stats.windowed.fetch_add(1, Ordering::Relaxed);
+                }
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {

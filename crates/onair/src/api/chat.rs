@@ -219,6 +219,7 @@ pub async fn socket(
         Err(other) => return ApiError::internal(other).into_response(),
     };
     let shutdown = state.ctx.shutdown.clone();
+    let client_queue = state.ctx.chat.config().client_queue;
     // Under the request's span (and the connection's, with the peer), so the socket's logs
     // say whose it is after the upgrade leaves the request behind. Tracked, so shutdown
     // waits for the goodbye frame.
@@ -226,7 +227,9 @@ pub async fn socket(
     state.ctx.tasks.spawn(
         async move {
             match on_upgrade.await {
-                Ok(upgraded) => crate::chat::serve_socket(upgraded, membership, shutdown).await,
+                Ok(upgraded) => {
+                    crate::chat::serve_socket(upgraded, membership, shutdown, client_queue).await
+                }
                 Err(e) => tracing::debug!(error = %e, "chat upgrade failed"),
             }
         }

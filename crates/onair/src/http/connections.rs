@@ -533,9 +533,26 @@ impl Drop for Slot {
 /// The socket as hyper (and, after an upgrade, a WebSocket) sees it: reads tell the
 /// connection's state that bytes came, and the slot goes with it.
 #[derive(Debug)]
-struct Tracked {
+pub(crate) struct Tracked {
     tcp: TcpStream,
     slot: Slot,
+}
+
+impl Tracked {
+    /// The socket, for a chat socket that the room writes to through a shared reference.
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// Counts bytes read from [`Tracked::tcp`] by a reader of its own.
+    pub(crate) fn read_some(&self) {
+        self.slot.conn.bytes_arrived();
+    }
+
+    /// Counts bytes written to [`Tracked::tcp`] by a writer of its own.
+    pub(crate) fn wrote(&self, n: usize) {
+        self.slot.conn.sent.add(n);
+    }
 }
 
 impl Drop for Tracked {
