@@ -118,8 +118,20 @@ struct Cli {
     /// them; 1 runs one server on SQLite.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// A setting for every server, as its environment variable, e.g.
+    /// `--env ONAIR_CHAT_BROADCAST_WINDOW=25ms` (repeatable). The bench's own
+    /// environment never reaches the server.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    server_env: Vec<(String, String)>,
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if key.starts_with("ONAIR_") => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{s:?} is not ONAIR_KEY=VALUE")),
+    }
 }
 
 /// What the clients of one node share.
@@ -417,13 +429,15 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_one(cli: &Cli, binary: &Path, k: usize) -> anyhow::Result<RunResult> {
     let core = (!cli.no_pin).then_some(cli.server_core);
-    let chat_limits: [(&str, &str); 5] = [
+    let mut chat_limits: Vec<(&str, &str)> = vec![
         ("ONAIR_HLS_ENABLED", "false"),
         ("ONAIR_AUTH_REGISTRATION", "true"),
         ("ONAIR_AUTH_LOGIN_ATTEMPTS_PER_MINUTE", "100000"),
         ("ONAIR_CHAT_USER_MESSAGES", "1000000"),
         ("ONAIR_CHAT_FLOOD_FRAMES_PER_SECOND", "100000"),
     ];
+    // Later entries win: the operator's settings go last.
+    chat_limits.extend(cli.server_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if cli.nodes > 1 {
         let names: Vec<String> = (1..=cli.nodes).map(|i| format!("node-{i}")).collect();
         let cluster = Cluster::start(&cli.cluster, binary, &names, core, &chat_limits).await?;
