@@ -1,5 +1,6 @@
 //! RTMPS and HTTPS with real clients: ffmpeg publishes over `rtmps://` and ffprobe plays it
-//! back over `rtmps://` and HTTPS HTTP-FLV, with certificates from a CA made in the test.
+//! back over `rtmps://` and HTTPS HTTP-FLV, with certificates from a CA made in the test;
+//! chat clients talk over `wss://`.
 //! Peers that do not speak TLS, or do not trust our certificate, are refused without
 //! disturbing a publish on the same port; a reload (SIGHUP's work, and SIGHUP itself on the
 //! real binary) swaps the certificate for new connections while a publish keeps going.
@@ -7,12 +8,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use onair::config::Config;
 use onair_e2e::binary::{Launch, OnairProcess, TempDir};
 use onair_e2e::tls::{IssuedCert, TestCa, connect, presented};
 use onair_e2e::{Ffmpeg, TestServer, ffprobe, require_ffmpeg, wait_until};
+use onair_store::{NewChannel, Role};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 const PUBLISH_SECONDS: u32 = 30;
 const LIVE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -169,6 +174,84 @@ async fn https_serves_http_flv_and_refuses_plain_http() {
     assert!(!got.starts_with(b"HTTP/"), "plain HTTP was answered");
     assert!(ffmpeg.is_running(), "ffmpeg stopped: {}", ffmpeg.stderr());
     ffmpeg.kill().await;
+    assert!(server.shutdown().await);
+}
+
+/// Chat over HTTPS. The room writes only plain TCP sockets itself (issue 13); a TLS
+/// client's frames go through its own task, which must still deliver the history, the
+/// room's broadcasts and a sender's ack after its own message.
+#[tokio::test]
+async fn chat_over_wss_delivers_history_broadcasts_and_acks() {
+    let dir = TempDir::new("onair-wss");
+    let ca = TestCa::new();
+    let (server, _) = tls_server(&ca, &dir, true).await;
+    let platform = server.platform();
+    let owner = platform
+        .create_user("owner", "password-123", Role::Streamer)
+        .await
+        .unwrap();
+    let (token, _) = platform.issue_access_token(&owner).await.unwrap();
+    platform
+        .store()
+        .create_channel(NewChannel {
+            slug: "secure".into(),
+            title: "secure".into(),
+            owner_id: owner.id,
+            category: String::new(),
+            tags: vec![],
+        })
+        .await
+        .unwrap();
+    let url = "wss://localhost/api/v1/channels/secure/chat";
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let tls = connect(server.http_addr, &ca.root())
+            .await
+            .expect("https handshake");
+        let (ws, _) = tokio_tungstenite::client_async(url, tls)
+            .await
+            .expect("websocket handshake over tls");
+        clients.push(ws);
+    }
+    let sender = &mut clients[0];
+    let auth = json!({"type": "auth", "v": 1, "token": token.expose()});
+    sender.send(Message::text(auth.to_string())).await.unwrap();
+    let chat = json!({"type": "chat", "v": 1, "text": "over tls", "nonce": "n1"});
+    sender.send(Message::text(chat.to_string())).await.unwrap();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let mut types = Vec::new();
+        // The sender's last frame is its ack; the other client's is the message.
+        let last = if i == 0 { "ack" } else { "chat" };
+        while types.last().map(String::as_str) != Some(last) {
+            let frame = tokio::time::timeout(IO_TIMEOUT, ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("the socket stays open")
+                .expect("a frame");
+            let Message::Text(text) = frame else { continue };
+            let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+            let kind = frame["type"].as_str().unwrap_or_default().to_owned();
+            if kind == "chat" {
+                assert_eq!(frame["text"], "over tls");
+            }
+            // The message's ack (not the auth frame's), history and chat: audience updates
+            // may come at any time.
+            let counted = match kind.as_str() {
+                "ack" => frame["nonce"] == "n1",
+                "history" | "chat" => true,
+                _ => false,
+            };
+            if counted {
+                types.push(kind);
+            }
+        }
+        let expected: &[&str] = if i == 0 {
+            &["history", "chat", "ack"]
+        } else {
+            &["history", "chat"]
+        };
+        assert_eq!(types, expected, "client {i}");
+    }
     assert!(server.shutdown().await);
 }
 

@@ -260,6 +260,11 @@ where
 /// backlog simply takes a few calls.
 const MAX_IOV: usize = 64;
 
+/// Pieces a [`Direct`] backlog may hold past its limit for control frames (pings, closes,
+/// pongs): room for a goodbye behind a full backlog, but a client that sends pings while
+/// reading nothing cannot grow it without end.
+const CONTROL_SLACK: usize = 16;
+
 /// The bytes of a queue entry on the wire; `None` for [`Outbound::Drain`], which has none.
 fn encode(out: &Outbound) -> Option<Bytes> {
     Some(match out {
@@ -311,15 +316,20 @@ struct Backlog {
 
 impl Direct {
     /// Writes `bytes` now, or keeps them behind the backlog. `control` (a ping, a close,
-    /// tungstenite's replies) is kept whatever the backlog's length: it is small, and a
-    /// goodbye must still go out behind a full backlog.
+    /// tungstenite's replies) may go [`CONTROL_SLACK`] pieces past the limit, so a goodbye
+    /// still goes out behind a full backlog.
     fn put(&self, bytes: Bytes, control: bool) -> Offered {
         let mut backlog = self.backlog.lock();
         if backlog.failed {
             return Offered::Closed;
         }
         if !backlog.queue.is_empty() {
-            if backlog.queue.len() >= self.limit && !control {
+            let limit = if control {
+                self.limit + CONTROL_SLACK
+            } else {
+                self.limit
+            };
+            if backlog.queue.len() >= limit {
                 return Offered::TooSlow;
             }
             backlog.queue.push_back(bytes);
@@ -438,8 +448,11 @@ impl AsyncWrite for Shared {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.direct.put(Bytes::copy_from_slice(buf), true) {
+            Offered::Written | Offered::Kept => Poll::Ready(Ok(buf.len())),
+            Offered::TooSlow => Poll::Ready(Err(io::Error::other(
+                "the client reads nothing of what it asks for",
+            ))),
             Offered::Closed => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-            _ => Poll::Ready(Ok(buf.len())),
         }
     }
 
