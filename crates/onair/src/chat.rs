@@ -33,9 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::config::Config;
-use crate::http::connections::Tracked;
 use crate::lives::Lives;
-use crate::net::advance;
+use crate::net::{Tracked, advance};
 use crate::platform::{Platform, PlatformError};
 
 /// Largest client frame read from a chat socket; a chat frame is a few hundred bytes.

@@ -33,7 +33,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use crate::net::BytesSent;
+use crate::net::{BytesSent, Tracked, Traffic};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ use http_body::Frame;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
@@ -530,88 +530,20 @@ impl Drop for Slot {
     }
 }
 
-/// The socket as hyper (and, after an upgrade, a WebSocket) sees it: reads tell the
-/// connection's state that bytes came, and the slot goes with it.
-#[derive(Debug)]
-pub(crate) struct Tracked {
-    tcp: TcpStream,
-    slot: Slot,
-}
-
-impl Tracked {
-    /// The socket, for a chat socket that the room writes to through a shared reference.
-    pub(crate) fn tcp(&self) -> &TcpStream {
-        &self.tcp
+/// What a connection's socket tells its slot: bytes came (the idle and head clocks), bytes
+/// went (the count HTTP-FLV compares with its body), and that the descriptor is about to
+/// close, after which nobody may ask it any more.
+impl Traffic for Slot {
+    fn arrived(&self) {
+        self.conn.bytes_arrived();
     }
 
-    /// Counts bytes read from [`Tracked::tcp`] by a reader of its own.
-    pub(crate) fn read_some(&self) {
-        self.slot.conn.bytes_arrived();
+    fn sent(&self, n: usize) {
+        self.conn.sent.add(n);
     }
 
-    /// Counts bytes written to [`Tracked::tcp`] by a writer of its own.
-    pub(crate) fn wrote(&self, n: usize) {
-        self.slot.conn.sent.add(n);
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        // The descriptor is about to close and may be reused: nobody may ask it any more.
-        self.slot.conn.sent.set_socket(None);
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.slot.conn.bytes_arrived();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.slot.conn.sent.add(n);
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.slot.conn.sent.add(n);
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    fn closing(&self) {
+        self.conn.sent.set_socket(None);
     }
 }
 
@@ -637,7 +569,7 @@ async fn drive(tcp: TcpStream, peer: SocketAddr, slot: Slot, app: Router, ctx: L
     let conn = slot.conn.clone();
     // Cleared when `Tracked` drops the stream (see its `Drop`).
     conn.sent.set_socket(Some(crate::net::SocketFd::of(&tcp)));
-    let tracked = Tracked { tcp, slot };
+    let tracked = Tracked::new(tcp, Box::new(slot));
     let Some(tls) = &ctx.tls else {
         return drive_io(tracked, conn, peer, app, ctx).await;
     };

@@ -11,7 +11,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod send_queue;
+mod tracked;
 pub use send_queue::{SocketFd, Unacknowledged};
+pub use tracked::{Tracked, Traffic};
 
 /// Slices per `writev`. Linux takes up to 1024, but a wake-up rarely has more than a few
 /// frames ready; a fixed array on the stack avoids an allocation per write per viewer, and a
