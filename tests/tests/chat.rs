@@ -943,6 +943,72 @@ async fn a_client_that_stops_reading_for_a_while_gets_every_message_in_order() {
     server.shutdown().await;
 }
 
+/// A history larger than a new socket takes at once: the rest is left to the client's task,
+/// which must be woken for it at once, not at the next ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_the_socket_cannot_take_at_once_still_arrives_whole_and_promptly() {
+    const MESSAGES: usize = 50;
+    let server = TestServer::start(|c: &mut Config| {
+        c.chat.history = MESSAGES as u32;
+        c.chat.max_message_chars = 10_000;
+        c.chat.user_messages = 100_000;
+        c.chat.flood_frames_per_second = 100_000;
+        // Far past the test's deadline: only the nudge can finish the history in time.
+        c.chat.ping_interval = Duration::from_secs(60);
+        c.chat.idle_timeout = Duration::from_secs(120);
+    })
+    .await;
+    let (owner, token) = account(&server, "owner", Role::Streamer).await;
+    channel(&server, &owner, "big").await;
+    let mut sender = Client::signed_in(&server, "big", &token).await;
+    for i in 0..MESSAGES {
+        let text = format!("{i:04} {}", "h".repeat(9_990));
+        sender
+            .send(json!({"type": "chat", "v": 1, "text": text}))
+            .await;
+        sender.next_of("ack").await;
+    }
+    let kept_before = metric(&server, "onair_chat_wire_kept_total").await;
+    // 500 KB of history into a 4 KiB receive buffer: the first write cannot take it all.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(server.http_addr).await.unwrap();
+    let url = format!("ws://{}/api/v1/channels/big/chat", server.http_addr);
+    let (mut joiner, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let history = loop {
+        match tokio::time::timeout(TIMEOUT, joiner.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let frame: Value = serde_json::from_str(t.as_str()).unwrap();
+                if frame["type"] == "history" {
+                    break frame;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no history within 10 s: {other:?}"),
+        }
+    };
+    assert_eq!(history["messages"].as_array().unwrap().len(), MESSAGES);
+    assert!(
+        metric(&server, "onair_chat_wire_kept_total").await > kept_before,
+        "the history went out in one write: this test did not test the rest"
+    );
+    sender
+        .send(json!({"type": "chat", "v": 1, "text": "after"}))
+        .await;
+    loop {
+        let frame = match tokio::time::timeout(TIMEOUT, joiner.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(t.as_str()).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no message after the history: {other:?}"),
+        };
+        if frame["type"] == "chat" {
+            assert_eq!(frame["text"], "after");
+            break;
+        }
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_dropped_after_the_idle_timeout() {
     let server = TestServer::start(|c: &mut Config| {

@@ -675,14 +675,26 @@ impl Membership {
     /// take at once (see [`Wire`]).
     pub fn attach(&mut self, wire: Arc<dyn Wire>) {
         let mut slot = self.outlet.wire.lock();
-        while let Ok(out) = self.rx.try_recv() {
-            if wire.offer(&out) == Offered::TooSlow && !self.kicked.is_cancelled() {
-                self.kicked.cancel();
-                self.room
-                    .metrics
-                    .dropped_slow
-                    .fetch_add(1, Ordering::Relaxed);
+        // Taken out first: a frame the socket does not take whole nudges this queue, and
+        // that nudge must stay in it for the task, not be read back here.
+        let queued: Vec<Outbound> = std::iter::from_fn(|| self.rx.try_recv().ok()).collect();
+        let metrics = &self.room.metrics;
+        for out in queued {
+            match wire.offer(&out) {
+                Offered::Written => {}
+                Offered::Kept => {
+                    metrics.wire_kept.fetch_add(1, Ordering::Relaxed);
+                }
+                Offered::TooSlow => {
+                    if !self.kicked.is_cancelled() {
+                        self.kicked.cancel();
+                        metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                Offered::Closed => continue,
             }
+            metrics.wire_offers.fetch_add(1, Ordering::Relaxed);
         }
         *slot = Some(wire);
     }

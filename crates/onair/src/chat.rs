@@ -236,7 +236,7 @@ async fn serve<S>(
     shutdown: CancellationToken,
 ) -> Ended
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + InputEnded + Unpin,
     Socket<S>: Sink<Outbound, Error = io::Error>,
 {
     let (outbound, inbound) = Socket {
@@ -311,17 +311,38 @@ struct Backlog {
     queue: VecDeque<Bytes>,
     /// A write failed: the connection is over.
     failed: bool,
+    /// Our close frame is written or queued: nothing may follow it (RFC 6455 §5.5.1).
+    sent_close: bool,
+    /// The client's close frame came: no data frame may go out any more, only
+    /// tungstenite's closing reply.
+    peer_closed: bool,
+}
+
+/// What a piece of a [`Direct`] socket's output is, for its backlog's rules.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    /// A text frame or a room batch.
+    Data,
+    /// A ping, or tungstenite's own writes (pongs, a close reply).
+    Control,
+    /// Our close frame.
+    Close,
 }
 
 impl Direct {
-    /// Writes `bytes` now, or keeps them behind the backlog. `control` (a ping, a close,
-    /// tungstenite's replies) may go [`CONTROL_SLACK`] pieces past the limit, so a goodbye
-    /// still goes out behind a full backlog.
-    fn put(&self, bytes: Bytes, control: bool) -> Offered {
+    /// Writes `bytes` now, or keeps them behind the backlog. Control pieces and the close
+    /// may go [`CONTROL_SLACK`] pieces past the limit, so a goodbye still goes out behind a
+    /// full backlog. After a close either way, data is refused as from a closed socket, so
+    /// the room forgets the client.
+    fn put(&self, bytes: Bytes, piece: Piece) -> Offered {
         let mut backlog = self.backlog.lock();
-        if backlog.failed {
+        if backlog.failed || backlog.sent_close || (backlog.peer_closed && piece == Piece::Data) {
             return Offered::Closed;
         }
+        if piece == Piece::Close {
+            backlog.sent_close = true;
+        }
+        let control = piece != Piece::Data;
         if !backlog.queue.is_empty() {
             let limit = if control {
                 self.limit + CONTROL_SLACK
@@ -395,8 +416,14 @@ impl Direct {
 
 impl Wire for Direct {
     fn offer(&self, out: &Outbound) -> Offered {
+        let piece = match out {
+            Outbound::Text(_) | Outbound::Batch(_) => Piece::Data,
+            Outbound::Ping => Piece::Control,
+            Outbound::Close(_) => Piece::Close,
+            Outbound::Drain => return Offered::Written,
+        };
         match encode(out) {
-            Some(bytes) => self.put(bytes, matches!(out, Outbound::Ping | Outbound::Close(_))),
+            Some(bytes) => self.put(bytes, piece),
             None => Offered::Written,
         }
     }
@@ -446,7 +473,7 @@ impl AsyncWrite for Shared {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.direct.put(Bytes::copy_from_slice(buf), true) {
+        match self.direct.put(Bytes::copy_from_slice(buf), Piece::Control) {
             Offered::Written | Offered::Kept => Poll::Ready(Ok(buf.len())),
             Offered::TooSlow => Poll::Ready(Err(io::Error::other(
                 "the client reads nothing of what it asks for",
@@ -484,7 +511,22 @@ struct Socket<S> {
     ended: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Socket<S> {
+/// What a chat socket's transport learns when the client's input ends (its close frame, an
+/// error, or EOF).
+trait InputEnded {
+    fn input_ended(&self) {}
+}
+
+impl InputEnded for TokioIo<Upgraded> {}
+
+impl InputEnded for Shared {
+    /// The room's writes stop here: nothing but tungstenite's reply may follow a close.
+    fn input_ended(&self) {
+        self.direct.backlog.lock().peer_closed = true;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + InputEnded + Unpin> Stream for Socket<S> {
     type Item = Inbound;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
@@ -497,6 +539,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Socket<S> {
             Some(Ok(_)) => Some(Inbound::Alive),
         };
         self.ended = inbound.is_none();
+        if self.ended {
+            self.ws.get_ref().input_ended();
+        }
         Poll::Ready(inbound)
     }
 }
