@@ -556,9 +556,11 @@ impl Sink<Outbound> for Socket<Shared> {
 
     fn start_send(self: Pin<&mut Self>, out: Outbound) -> io::Result<()> {
         match self.ws.get_ref().direct.offer(&out) {
+            Offered::Written | Offered::Kept => Ok(()),
+            // Only pings and closes come this way, refused only past the control slack: a
+            // client that reads nothing, in a room too quiet to have kicked it.
+            Offered::TooSlow => Err(io::Error::other("the client reads nothing")),
             Offered::Closed => Err(io::ErrorKind::BrokenPipe.into()),
-            // Too slow: the room kicks the client, and `serve` ends on that.
-            Offered::Written | Offered::Kept | Offered::TooSlow => Ok(()),
         }
     }
 
