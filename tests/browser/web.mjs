@@ -356,6 +356,12 @@ async function replayScenario() {
       video: Math.round(v.currentTime * 1000),
       shown: window.__shown.length,
     });
+    // The page pauses its danmaku on the video's `pause` event, which comes as a task of
+    // its own after `pause()`: on a busy machine a frame or two later. Up to `frames`
+    // frames are given for that; if it never happens, `play_states` below says so.
+    for (let i = 0; i < frames && anims().some((a) => a.playState !== 'paused'); i += 1) {
+      await new Promise((r) => requestAnimationFrame(r));
+    }
     const before = snap();
     for (let i = 0; i < frames; i += 1) await new Promise((r) => requestAnimationFrame(r));
     const after = snap();
