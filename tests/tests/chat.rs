@@ -713,6 +713,35 @@ async fn a_store_outage_gives_error_frames_while_the_video_goes_on() {
     server.shutdown().await;
 }
 
+/// A client of `slug`'s room with a 4 KiB receive buffer: the server's socket to it fills
+/// as soon as it stops reading.
+async fn small_buffer_client(
+    server: &TestServer,
+    slug: &str,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(server.http_addr).await.unwrap();
+    let url = format!("ws://{}/api/v1/channels/{slug}/chat", server.http_addr);
+    tokio_tungstenite::client_async(url, tcp).await.unwrap().0
+}
+
+/// Reads a sender's socket until `count` acks came (a sender that does not read would be
+/// the slow client itself).
+async fn read_acks<S>(mut socket: S, count: usize)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut acks = 0;
+    while acks < count {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains(r#""type":"ack""#) => acks += 1,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("sender socket after {acks} acks: {other:?}"),
+        }
+    }
+}
+
 /// Reads `socket` until the server ends it: the close frame's code and reason (`None` when the
 /// connection just ended) and how many `chat` frames came before.
 async fn read_to_end<S>(
@@ -790,14 +819,10 @@ async fn a_client_that_never_reads_is_dropped_while_others_keep_receiving() {
     let (owner, token) = account(&server, "owner", Role::Streamer).await;
     channel(&server, &owner, "slow").await;
     // A small receive buffer, so the server's socket fills after a few MB (its send buffer).
-    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
-    tcp.set_recv_buffer_size(4096).unwrap();
-    let tcp = tcp.connect(server.http_addr).await.unwrap();
-    let url = format!("ws://{}/api/v1/channels/slow/chat", server.http_addr);
-    let (mut stalled, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let mut stalled = small_buffer_client(&server, "slow").await;
 
     let mut watcher = Client::join(&server, "slow").await;
-    let (mut sender_tx, mut sender_rx) = Client::signed_in(&server, "slow", &token).await.0.split();
+    let (mut sender_tx, sender_rx) = Client::signed_in(&server, "slow", &token).await.0.split();
     // ~10 KB a message: 800 of them are more than the stalled client's socket buffers hold.
     const MESSAGES: usize = 800;
     let text = "x".repeat(10_000);
@@ -812,18 +837,7 @@ async fn a_client_that_never_reads_is_dropped_while_others_keep_receiving() {
         sender_tx
     });
     // The sender reads too (its own acks and broadcasts), or it would be the slow one.
-    let draining = tokio::spawn(async move {
-        let mut acks = 0;
-        while acks < MESSAGES {
-            match tokio::time::timeout(Duration::from_secs(30), sender_rx.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains(r#""type":"ack""#) => {
-                    acks += 1
-                }
-                Ok(Some(Ok(_))) => {}
-                other => panic!("sender socket after {acks} acks: {other:?}"),
-            }
-        }
-    });
+    let draining = tokio::spawn(read_acks(sender_rx, MESSAGES));
     let mut seen = 0;
     while seen < MESSAGES {
         watcher.next_of("chat").await;
@@ -869,28 +883,12 @@ async fn a_client_that_stops_reading_for_a_while_gets_every_message_in_order() {
     let (owner, token) = account(&server, "owner", Role::Streamer).await;
     channel(&server, &owner, "pause").await;
     // A small receive buffer: the server's socket fills long before 3 MB of messages.
-    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
-    tcp.set_recv_buffer_size(4096).unwrap();
-    let tcp = tcp.connect(server.http_addr).await.unwrap();
-    let url = format!("ws://{}/api/v1/channels/pause/chat", server.http_addr);
-    let (mut paused, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let mut paused = small_buffer_client(&server, "pause").await;
     let mut watcher = Client::join(&server, "pause").await;
     let kept_before = metric(&server, "onair_chat_wire_kept_total").await;
-    let (mut sender_tx, mut sender_rx) =
-        Client::signed_in(&server, "pause", &token).await.0.split();
+    let (mut sender_tx, sender_rx) = Client::signed_in(&server, "pause", &token).await.0.split();
     // The sender reads its acks and broadcasts, or it would be the one whose socket fills.
-    let draining = tokio::spawn(async move {
-        let mut acks = 0;
-        while acks < MESSAGES {
-            match tokio::time::timeout(Duration::from_secs(30), sender_rx.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) if t.as_str().contains(r#""type":"ack""#) => {
-                    acks += 1
-                }
-                Ok(Some(Ok(_))) => {}
-                other => panic!("sender socket after {acks} acks: {other:?}"),
-            }
-        }
-    });
+    let draining = tokio::spawn(read_acks(sender_rx, MESSAGES));
     let send = |i: usize| {
         let text = format!("{i:04} {}", "x".repeat(9_990));
         Message::text(json!({"type": "chat", "v": 1, "text": text}).to_string())
@@ -970,11 +968,7 @@ async fn a_history_the_socket_cannot_take_at_once_still_arrives_whole_and_prompt
     }
     let kept_before = metric(&server, "onair_chat_wire_kept_total").await;
     // 500 KB of history into a 4 KiB receive buffer: the first write cannot take it all.
-    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
-    tcp.set_recv_buffer_size(4096).unwrap();
-    let tcp = tcp.connect(server.http_addr).await.unwrap();
-    let url = format!("ws://{}/api/v1/channels/big/chat", server.http_addr);
-    let (mut joiner, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let mut joiner = small_buffer_client(&server, "big").await;
     let history = loop {
         match tokio::time::timeout(TIMEOUT, joiner.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
