@@ -167,7 +167,7 @@ impl Shared {
         }
     }
 
-    /// Counts messages sent inside `[start, end)` (since `epoch`) from now on.
+    /// Counts messages sent inside `[start, end)` (since `epoch`).
     fn open_window(&self, start: Duration, end: Duration) {
         self.window
             .1
@@ -541,12 +541,14 @@ async fn measure(cli: &Cli, servers: &mut Servers, k: usize) -> anyhow::Result<R
     };
     let start = epoch.elapsed() + cli.warmup;
     let end = start + cli.measure;
-    tokio::time::sleep_until((epoch + start).into()).await;
-    let sent0 = senders.sent.load(Ordering::Relaxed);
-    let refused0 = senders.refused.load(Ordering::Relaxed);
+    // Set before it starts: whether a message counts is then a matter of its send time
+    // alone, for its sender and its receivers alike.
     for node in &nodes {
         node.shared.open_window(start, end);
     }
+    tokio::time::sleep_until((epoch + start).into()).await;
+    let sent0 = senders.sent.load(Ordering::Relaxed);
+    let refused0 = senders.refused.load(Ordering::Relaxed);
     let (server_cpu0, client_cpu0) = (cpu_times()?, server::cpu_time(None)?);
     tokio::time::sleep_until((epoch + end).into()).await;
     let (server_cpu1, client_cpu1) = (cpu_times()?, server::cpu_time(None)?);
