@@ -337,22 +337,30 @@ impl Outlet {
     /// member is gone or kicked: the room forgets it.
     fn offer(&self, out: Outbound, metrics: &ChatMetrics) -> bool {
         let offered = match &*self.wire.lock() {
-            Some(wire) => {
-                let offered = wire.offer(&out);
-                if matches!(offered, Offered::Written | Offered::Kept) {
-                    metrics.wire_offers.fetch_add(1, Ordering::Relaxed);
-                }
-                if offered == Offered::Kept {
-                    metrics.wire_kept.fetch_add(1, Ordering::Relaxed);
-                }
-                offered
-            }
+            Some(wire) => return self.offer_to(wire.as_ref(), &out, metrics),
             None => match self.tx.try_send(out) {
                 Ok(()) => Offered::Kept,
                 Err(mpsc::error::TrySendError::Full(_)) => Offered::TooSlow,
                 Err(mpsc::error::TrySendError::Closed(_)) => Offered::Closed,
             },
         };
+        self.settle(offered, metrics)
+    }
+
+    /// [`Outlet::offer`] through `wire`, counted in the wire metrics.
+    fn offer_to(&self, wire: &dyn Wire, out: &Outbound, metrics: &ChatMetrics) -> bool {
+        let offered = wire.offer(out);
+        if matches!(offered, Offered::Written | Offered::Kept) {
+            metrics.wire_offers.fetch_add(1, Ordering::Relaxed);
+        }
+        if offered == Offered::Kept {
+            metrics.wire_kept.fetch_add(1, Ordering::Relaxed);
+        }
+        self.settle(offered, metrics)
+    }
+
+    /// Kicks a member too slow for `offered`; false when the room is to forget it.
+    fn settle(&self, offered: Offered, metrics: &ChatMetrics) -> bool {
         match offered {
             Offered::Written | Offered::Kept => true,
             Offered::TooSlow => {
@@ -678,23 +686,9 @@ impl Membership {
         // Taken out first: a frame the socket does not take whole nudges this queue, and
         // that nudge must stay in it for the task, not be read back here.
         let queued: Vec<Outbound> = std::iter::from_fn(|| self.rx.try_recv().ok()).collect();
-        let metrics = &self.room.metrics;
         for out in queued {
-            match wire.offer(&out) {
-                Offered::Written => {}
-                Offered::Kept => {
-                    metrics.wire_kept.fetch_add(1, Ordering::Relaxed);
-                }
-                Offered::TooSlow => {
-                    if !self.kicked.is_cancelled() {
-                        self.kicked.cancel();
-                        metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    }
-                    continue;
-                }
-                Offered::Closed => continue,
-            }
-            metrics.wire_offers.fetch_add(1, Ordering::Relaxed);
+            self.outlet
+                .offer_to(wire.as_ref(), &out, &self.room.metrics);
         }
         *slot = Some(wire);
     }

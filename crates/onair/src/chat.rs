@@ -6,7 +6,7 @@
 //! shared encoding, never copied per client.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -34,7 +34,7 @@ use tracing::debug;
 
 use crate::config::Config;
 use crate::lives::Lives;
-use crate::net::{Tracked, advance};
+use crate::net::{Tracked, advance, io_slices};
 use crate::platform::{Platform, PlatformError};
 
 /// Largest client frame read from a chat socket; a chat frame is a few hundred bytes.
@@ -255,10 +255,6 @@ where
     .await
 }
 
-/// Slices per `writev`: a flush rarely holds more than a few queue entries, and a longer
-/// backlog simply takes a few calls.
-const MAX_IOV: usize = 64;
-
 /// Pieces a [`Direct`] backlog may hold past its limit for control frames (pings, closes,
 /// pongs): room for a goodbye behind a full backlog, but a client that sends pings while
 /// reading nothing cannot grow it without end.
@@ -282,19 +278,8 @@ fn encode(out: &Outbound) -> Option<Bytes> {
     })
 }
 
-/// Up to [`MAX_IOV`] pieces of `queue` as slices for one `writev`.
-fn slices(queue: &VecDeque<Bytes>) -> ([IoSlice<'_>; MAX_IOV], usize) {
-    let mut slices = [IoSlice::new(&[]); MAX_IOV];
-    let mut n = 0;
-    for b in queue.iter().take(MAX_IOV) {
-        slices[n] = IoSlice::new(b);
-        n += 1;
-    }
-    (slices, n)
-}
-
 /// A chat client's plain TCP socket, written by whoever has its next frame: the room's
-/// flush writes a window to each member in turn with one non-blocking `writev` (issue 13),
+/// flush writes a window to each member in turn with one non-blocking `write` (issue 13),
 /// and what the socket does not take at once waits in `backlog`, in order, for the client's
 /// own task, which is nudged to finish it when the socket drains. Anything offered while
 /// the backlog is not empty joins it, so bytes never pass each other; a backlog of
@@ -389,7 +374,7 @@ impl Direct {
                 if backlog.queue.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
-                let (iov, n) = slices(&backlog.queue);
+                let (iov, n) = io_slices(&backlog.queue);
                 match self.tracked.tcp().try_write_vectored(&iov[..n]) {
                     Ok(0) => {
                         backlog.failed = true;
@@ -416,16 +401,16 @@ impl Direct {
 
 impl Wire for Direct {
     fn offer(&self, out: &Outbound) -> Offered {
+        let Some(bytes) = encode(out) else {
+            // `Drain` has no bytes: nothing to write, so nothing to wait for either.
+            return Offered::Written;
+        };
         let piece = match out {
             Outbound::Text(_) | Outbound::Batch(_) => Piece::Data,
-            Outbound::Ping => Piece::Control,
             Outbound::Close(_) => Piece::Close,
-            Outbound::Drain => return Offered::Written,
+            Outbound::Ping | Outbound::Drain => Piece::Control,
         };
-        match encode(out) {
-            Some(bytes) => self.put(bytes, piece),
-            None => Offered::Written,
-        }
+        self.put(bytes, piece)
     }
 }
 
@@ -599,7 +584,7 @@ impl Sink<Outbound> for Socket<TokioIo<Upgraded>> {
         let _ = ready!(this.ws.poll_flush_unpin(cx));
         while !this.queue.is_empty() {
             let written = {
-                let (iov, n) = slices(&this.queue);
+                let (iov, n) = io_slices(&this.queue);
                 ready!(Pin::new(this.ws.get_mut()).poll_write_vectored(cx, &iov[..n]))?
             };
             if written == 0 {

@@ -105,12 +105,7 @@ async fn write_some<W: AsyncWrite + Unpin>(
     queue: &mut VecDeque<Bytes>,
 ) -> io::Result<()> {
     let written = {
-        let mut slices = [IoSlice::new(&[]); MAX_IOV];
-        let mut n = 0;
-        for b in queue.iter().filter(|b| !b.is_empty()).take(MAX_IOV) {
-            slices[n] = IoSlice::new(b);
-            n += 1;
-        }
+        let (slices, n) = io_slices(queue);
         if n == 0 {
             queue.clear();
             return Ok(());
@@ -122,6 +117,18 @@ async fn write_some<W: AsyncWrite + Unpin>(
     }
     advance(queue, written);
     Ok(())
+}
+
+/// The first [`MAX_IOV`] non-empty pieces of `queue` as slices for one `writev`, and how
+/// many there are.
+pub(crate) fn io_slices(queue: &VecDeque<Bytes>) -> ([IoSlice<'_>; MAX_IOV], usize) {
+    let mut slices = [IoSlice::new(&[]); MAX_IOV];
+    let mut n = 0;
+    for b in queue.iter().filter(|b| !b.is_empty()).take(MAX_IOV) {
+        slices[n] = IoSlice::new(b);
+        n += 1;
+    }
+    (slices, n)
 }
 
 /// Drops `n` written bytes off the front of `queue` (and any empty pieces after them).
